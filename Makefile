@@ -1,0 +1,152 @@
+# smarty-gateway
+#
+#   make            build the nginx module, the emulator and the client
+#   make test       build everything and run the whole suite (prove over t/)
+#   make run        start Redis, the emulator and nginx+gateway on loopback
+#   make stop       stop exactly what `make run` started
+#   make asan-test  the suite against an ASan+UBSan build of everything ours
+#   make valgrind-test  the suite with nginx and the emulator under valgrind
+#   make fuzz       run every fuzz target (FUZZ_SECONDS each)
+#   make bench      benchmarks (see bench/README.md)
+#   make deps       install the Debian packages the project needs
+
+SHELL       := /bin/bash
+BUILD       ?= build
+NGX_SRC     ?= /usr/share/nginx/src
+CC          ?= cc
+SAN         ?=
+
+WARN        := -Wall -Wextra -Wno-unused-parameter -Wpointer-arith
+OPT         ?= -O2 -g
+CFLAGS_ALL  := $(OPT) $(WARN) -D_GNU_SOURCE -Isrc $(SAN) $(CFLAGS)
+LDFLAGS_ALL := $(SAN) $(LDFLAGS)
+
+MODULE      := $(BUILD)/ngx_http_smarty_module.so
+EMULATOR    := $(BUILD)/smarty-emulator
+CLIENT      := $(BUILD)/smarty
+
+# the Debian packages: build, run, test, bench, fuzz
+DEB_PKGS    := build-essential nginx nginx-dev libhiredis-dev libjansson-dev \
+               libssl-dev libcurl4-openssl-dev libmicrohttpd-dev \
+               redis-server perl wrk clang libclang-rt-14-dev valgrind \
+               docker-compose
+
+CORE_SRCS   := src/smarty_errors.c src/smarty_multipart.c src/smarty_meta.c
+CORE_HDRS   := $(wildcard src/smarty_*.h)
+MODULE_SRCS := $(wildcard src/*.c) $(wildcard src/*.h) config
+
+EMU_SRCS    := $(wildcard emulator/*.c)
+EMU_HDRS    := $(wildcard emulator/*.h)
+CLIENT_SRCS := $(wildcard client/*.c)
+CLIENT_HDRS := $(wildcard client/*.h)
+
+UNIT_SRCS   := $(wildcard t/unit/test_*.c)
+UNIT_BINS   := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
+
+.PHONY: all module emulator client unit test deps run stop asan asan-test \
+        valgrind-test fuzz bench clean
+
+all: module emulator client unit
+
+module: $(MODULE)
+emulator: $(EMULATOR)
+client: $(CLIENT)
+unit: $(UNIT_BINS)
+
+# --- the nginx module, against Debian's nginx-dev SDK -----------------------
+#
+# A private copy of the SDK tree is configured with the distro's own flags
+# (so the .so loads into /usr/sbin/nginx) plus --with-compat.
+
+NGX_CC_OPT  := -g -O2 -fstack-protector-strong -Wformat \
+               -Werror=format-security -fPIC -D_FORTIFY_SOURCE=2 $(SAN)
+NGX_LD_OPT  := -Wl,-z,relro -Wl,-z,now -fPIC $(SAN)
+
+$(BUILD)/nginx/objs/Makefile: config
+	@test -d $(NGX_SRC) || { echo "nginx-dev is missing: make deps"; exit 1; }
+	rm -rf $(BUILD)/nginx && mkdir -p $(BUILD) && cp -r $(NGX_SRC) $(BUILD)/nginx
+	cd $(BUILD)/nginx && source ./conf_flags && \
+	    ./configure "$${NGX_CONF_FLAGS[@]}" --with-compat \
+	        --with-cc-opt="$(NGX_CC_OPT)" --with-ld-opt="$(NGX_LD_OPT)" \
+	        --add-dynamic-module=$(CURDIR) > configure.log 2>&1 || \
+	    { tail -30 configure.log; exit 1; }
+
+$(MODULE): $(BUILD)/nginx/objs/Makefile $(MODULE_SRCS)
+	$(MAKE) -C $(BUILD)/nginx -f objs/Makefile modules
+	cp $(BUILD)/nginx/objs/ngx_http_smarty_module.so $@
+
+# --- the emulator and the client ---------------------------------------------
+
+$(EMULATOR): $(EMU_SRCS) $(EMU_HDRS)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS_ALL) -Iemulator -o $@ $(EMU_SRCS) $(LDFLAGS_ALL) \
+	    -lmicrohttpd -ljansson -lcrypto -lpthread -lm
+
+$(CLIENT): $(CLIENT_SRCS) $(CLIENT_HDRS)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS_ALL) -Iclient -o $@ $(CLIENT_SRCS) $(LDFLAGS_ALL) \
+	    -lcurl -ljansson -lcrypto
+
+# --- C unit tests (TAP) of the pure cores ------------------------------------
+
+$(BUILD)/unit/%: t/unit/%.c $(CORE_SRCS) $(CORE_HDRS) t/unit/tap.h
+	@mkdir -p $(BUILD)/unit
+	$(CC) $(CFLAGS_ALL) -It/unit -o $@ $< $(CORE_SRCS) $(LDFLAGS_ALL) \
+	    -ljansson -lcrypto
+
+# --- tests -------------------------------------------------------------------
+
+PROVE       ?= prove
+PROVE_FLAGS ?=
+
+test: all
+	SMARTY_BUILD=$(abspath $(BUILD)) $(PROVE) $(PROVE_FLAGS) -r t/
+
+deps:
+	@scripts/deps.sh $(DEB_PKGS)
+
+# everything ours with AddressSanitizer and UndefinedBehaviorSanitizer; nginx
+# itself is the distro's, so libasan is preloaded into it by the harness
+asan:
+	$(MAKE) BUILD=build-asan \
+	    SAN="-fsanitize=address,undefined -fno-omit-frame-pointer" OPT="-O1 -g" all
+
+asan-test: asan
+	SMARTY_BUILD=$(abspath build-asan) SMARTY_ASAN=1 \
+	    ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    $(PROVE) $(PROVE_FLAGS) -r t/
+
+valgrind-test: all
+	SMARTY_BUILD=$(abspath $(BUILD)) SMARTY_VALGRIND=1 \
+	    $(PROVE) $(PROVE_FLAGS) -r t/
+
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS := $(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c))
+
+fuzz:
+	@mkdir -p $(BUILD)/fuzz
+	@for t in $(FUZZ_TARGETS); do \
+	    clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Isrc \
+	        -o $(BUILD)/fuzz/$$t fuzz/$$t.c $(CORE_SRCS) -ljansson -lcrypto \
+	        || exit 1; \
+	    mkdir -p $(BUILD)/fuzz/corpus-$$t; \
+	    echo "== $$t ($(FUZZ_SECONDS)s)"; \
+	    $(BUILD)/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) \
+	        -artifact_prefix=$(BUILD)/fuzz/ \
+	        $(BUILD)/fuzz/corpus-$$t fuzz/corpus/$$t 2>&1 | tail -3 || exit 1; \
+	done
+
+# --- the stack on loopback ---------------------------------------------------
+
+run: deps all
+	@scripts/stack.sh start
+
+stop:
+	@scripts/stack.sh stop
+
+bench: all
+	@bench/run.sh
+
+clean:
+	rm -rf $(BUILD) build-asan

@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# Starts (or stops) the whole stack on loopback: Redis, the upstream
+# emulator and nginx with the gateway module.  Run state lives in .run/.
+#
+#   SMARTY_REDIS_PORT     (6390)  Redis
+#   SMARTY_EMULATOR_PORT  (8090)  the upstream emulator
+#   SMARTY_GATEWAY_PORT   (8080)  nginx with the gateway
+#   SMARTY_EMULATOR_ARGS  ("--per-image-ms 100")  emulator flags
+#   SMARTY_RUN_DIR        (.run)  run state
+#   SMARTY_BUILD          (build) where the module and programs are
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+run=${SMARTY_RUN_DIR:-$top/.run}
+build=${SMARTY_BUILD:-$top/build}
+redis_port=${SMARTY_REDIS_PORT:-6390}
+emu_port=${SMARTY_EMULATOR_PORT:-8090}
+gw_port=${SMARTY_GATEWAY_PORT:-8080}
+emu_args=${SMARTY_EMULATOR_ARGS:---per-image-ms 100}
+
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+wait_port() {
+    local port=$1 what=$2 i
+    for i in $(seq 1 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "$what did not come up on 127.0.0.1:$port" >&2
+    return 1
+}
+
+start() {
+    mkdir -p "$run"
+    chmod 700 "$run"
+
+    if alive "$run/nginx.pid" || alive "$run/emulator.pid" \
+        || alive "$run/redis.pid"
+    then
+        echo "the stack is already running (make stop first)"
+        examples
+        return 0
+    fi
+
+    # the upstream token: the emulator accepts it, the gateway injects it
+    if [ ! -s "$run/upstream.token" ]; then
+        (umask 077; openssl rand -hex 32 > "$run/upstream.token")
+    fi
+
+    # a demo client with every space and method
+    if [ ! -s "$run/demo.key" ] || [ ! -s "$run/clients.json" ]; then
+        out=$("$build/smarty" keygen --name demo --json)
+        (umask 077
+         printf '%s\n' "$out" | perl -MJSON::PP -e '
+            my $j = decode_json(join "", <STDIN>);
+            open my $k, ">", $ARGV[0] or die; print $k "$j->{key}\n";
+            open my $c, ">", $ARGV[1] or die;
+            print $c JSON::PP->new->canonical->pretty
+                ->encode({ clients => [ $j->{entry} ] });
+         ' "$run/demo.key" "$run/clients.json")
+    fi
+
+    scripts/make-photos.pl "$run/photos"
+
+    redis-server --port "$redis_port" --bind 127.0.0.1 --save '' \
+        --appendonly no --dir "$run" --daemonize yes \
+        --pidfile "$run/redis.pid" --logfile "$run/redis.log"
+    wait_port "$redis_port" Redis
+
+    # shellcheck disable=SC2086
+    nohup "$build/smarty-emulator" --listen 127.0.0.1 --port "$emu_port" \
+        --token-file "$run/upstream.token" $emu_args \
+        > "$run/emulator.log" 2>&1 &
+    echo $! > "$run/emulator.pid"
+    wait_port "$emu_port" "the emulator"
+
+    sed -e "s|@RUN@|$run|g" \
+        -e "s|@MODULE@|$build/ngx_http_smarty_module.so|g" \
+        -e "s|@GATEWAY_PORT@|$gw_port|g" \
+        -e "s|@EMULATOR_PORT@|$emu_port|g" \
+        conf/nginx.conf.in > "$run/nginx.conf"
+    nginx -p "$run" -c "$run/nginx.conf" -e "$run/nginx-error.log"
+    wait_port "$gw_port" "nginx"
+
+    echo "smarty-gateway is up:"
+    echo "  gateway   http://127.0.0.1:$gw_port  (nginx, $run/nginx.conf)"
+    echo "  emulator  http://127.0.0.1:$emu_port  (the upstream)"
+    echo "  redis     127.0.0.1:$redis_port"
+    examples
+}
+
+examples() {
+    cat <<EOT
+
+Try it (the demo key is in $run/demo.key, sample photos in $run/photos):
+
+  curl -s http://127.0.0.1:$gw_port/api/v1/persons/recognize \\
+    -H "Authorization: Bearer \$(cat $run/demo.key)" \\
+    -F 'meta={"space":"1","create_new":false,"images":[{"name":"file_0"}]};type=application/json' \\
+    -F file_0=@$run/photos/group.jpg
+
+  $build/smarty -u http://127.0.0.1:$gw_port/api/v1/persons/recognize \\
+    -k "\$(cat $run/demo.key)" -p $run/photos/group.jpg \\
+    --meta '{"space":"1","create_new":false}'
+
+Stop it with: make stop
+EOT
+}
+
+stop_pid() {
+    local pidfile=$1 what=$2 i
+    if alive "$pidfile"; then
+        kill "$(cat "$pidfile")"
+        for i in $(seq 1 100); do
+            alive "$pidfile" || break
+            sleep 0.1
+        done
+        if alive "$pidfile"; then
+            kill -9 "$(cat "$pidfile")" 2>/dev/null || true
+        fi
+        echo "stopped $what"
+    fi
+    rm -f "$pidfile"
+}
+
+stop() {
+    if alive "$run/nginx.pid"; then
+        nginx -p "$run" -c "$run/nginx.conf" -e "$run/nginx-error.log" \
+            -s quit 2>/dev/null || true
+    fi
+    stop_pid "$run/nginx.pid" nginx
+    stop_pid "$run/emulator.pid" "the emulator"
+    stop_pid "$run/redis.pid" Redis
+}
+
+case "${1:-}" in
+    start) start ;;
+    stop) stop ;;
+    *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+esac

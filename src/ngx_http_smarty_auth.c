@@ -1,0 +1,458 @@
+/*
+ * smarty-gateway: local clients, their keys and their rights.
+ *
+ * The clients file is JSON, read when the configuration is (so "nginx -s
+ * reload" picks up a changed file, and "nginx -t" reports its mistakes):
+ *
+ *   {"clients": [
+ *     {"name": "billing", "key_sha256": "<64 hex digits>",
+ *      "spaces": ["0", "1"] | "*",
+ *      "methods": ["persons/recognize", ...] | "*"}
+ *   ]}
+ *
+ * Only the SHA-256 of a key is stored.  A client presents its key as
+ * "Authorization: Bearer <key>" or, for scripts written for the API itself,
+ * as the "oauth_token" query parameter.  The presented key is hashed and
+ * compared with every client's hash in constant time.
+ */
+
+#include "ngx_http_smarty_module.h"
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+
+
+#define SMARTY_ALL_SPACES   0x3ff
+
+
+static ngx_int_t ngx_http_smarty_hex32(const char *hex, u_char *out);
+static ngx_int_t ngx_http_smarty_client_parse(ngx_conf_t *cf, ngx_str_t *path,
+    size_t i, json_t *e, ngx_http_smarty_client_t *c);
+static ngx_int_t ngx_http_smarty_get_key(ngx_http_request_t *r,
+    ngx_str_t *key);
+
+
+char *
+ngx_http_smarty_clients_load(ngx_conf_t *cf, ngx_str_t *path,
+    ngx_http_smarty_clients_t **out)
+{
+    size_t                      i, j;
+    json_t                     *root, *list, *e;
+    json_error_t                jerr;
+    ngx_http_smarty_client_t   *c, *cs;
+    ngx_http_smarty_clients_t  *clients;
+
+    if (ngx_conf_full_name(cf->cycle, path, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    root = json_load_file((const char *) path->data, JSON_REJECT_DUPLICATES,
+                          &jerr);
+    if (root == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "clients file \"%V\": %s (line %d)", path,
+                           jerr.text, jerr.line);
+        return NGX_CONF_ERROR;
+    }
+
+    list = json_object_get(root, "clients");
+    if (!json_is_array(list)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "clients file \"%V\": no \"clients\" array", path);
+        json_decref(root);
+        return NGX_CONF_ERROR;
+    }
+
+    clients = ngx_pcalloc(cf->pool, sizeof(ngx_http_smarty_clients_t));
+    if (clients == NULL
+        || ngx_array_init(&clients->clients, cf->pool,
+                          json_array_size(list) + 1,
+                          sizeof(ngx_http_smarty_client_t))
+           != NGX_OK)
+    {
+        json_decref(root);
+        return NGX_CONF_ERROR;
+    }
+
+    clients->path = *path;
+
+    json_array_foreach(list, i, e) {
+        c = ngx_array_push(&clients->clients);
+        if (c == NULL) {
+            json_decref(root);
+            return NGX_CONF_ERROR;
+        }
+
+        if (ngx_http_smarty_client_parse(cf, path, i, e, c) != NGX_OK) {
+            json_decref(root);
+            return NGX_CONF_ERROR;
+        }
+
+        cs = clients->clients.elts;
+
+        for (j = 0; j < i; j++) {
+            if (cs[j].name.len == c->name.len
+                && ngx_strncmp(cs[j].name.data, c->name.data, c->name.len)
+                   == 0)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "clients file \"%V\": client \"%V\" "
+                                   "is listed twice", path, &c->name);
+                json_decref(root);
+                return NGX_CONF_ERROR;
+            }
+
+            if (ngx_memcmp(cs[j].key_sha256, c->key_sha256,
+                           SMARTY_SHA256_LEN) == 0)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "clients file \"%V\": clients \"%V\" and "
+                                   "\"%V\" have the same key", path,
+                                   &cs[j].name, &c->name);
+                json_decref(root);
+                return NGX_CONF_ERROR;
+            }
+        }
+    }
+
+    json_decref(root);
+
+    *out = clients;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_smarty_client_parse(ngx_conf_t *cf, ngx_str_t *path, size_t i,
+    json_t *e, ngx_http_smarty_client_t *c)
+{
+    size_t                  k;
+    json_t                 *v, *x;
+    const char             *s;
+    const smarty_method_t  *m;
+
+    ngx_memzero(c, sizeof(ngx_http_smarty_client_t));
+
+    if (!json_is_object(e)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "clients file \"%V\": clients[%uz] is not an "
+                           "object", path, i);
+        return NGX_ERROR;
+    }
+
+    v = json_object_get(e, "name");
+    if (!json_is_string(v) || json_string_length(v) == 0
+        || json_string_length(v) > 64)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "clients file \"%V\": clients[%uz].name must be "
+                           "a string of 1 to 64 characters", path, i);
+        return NGX_ERROR;
+    }
+
+    c->name.len = json_string_length(v);
+    c->name.data = ngx_pstrdup(cf->pool, &(ngx_str_t) { c->name.len,
+                                          (u_char *) json_string_value(v) });
+    if (c->name.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (k = 0; k < c->name.len; k++) {
+        if (c->name.data[k] < 0x21 || c->name.data[k] > 0x7e
+            || c->name.data[k] == '"' || c->name.data[k] == '\\')
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "clients file \"%V\": clients[%uz].name must "
+                               "be printable ASCII without spaces or quotes",
+                               path, i);
+            return NGX_ERROR;
+        }
+    }
+
+    v = json_object_get(e, "key_sha256");
+    if (!json_is_string(v) || json_string_length(v) != 64
+        || ngx_http_smarty_hex32(json_string_value(v), c->key_sha256)
+           != NGX_OK)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "clients file \"%V\": client \"%V\": key_sha256 "
+                           "must be 64 hex digits (the SHA-256 of the key, "
+                           "see \"smarty keygen\")", path, &c->name);
+        return NGX_ERROR;
+    }
+
+    if (json_object_get(e, "key") != NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "clients file \"%V\": client \"%V\": keys are "
+                           "never stored, only \"key_sha256\"", path,
+                           &c->name);
+        return NGX_ERROR;
+    }
+
+    v = json_object_get(e, "spaces");
+    s = json_string_value(v);
+
+    if (s && ngx_strcmp(s, "*") == 0) {
+        c->spaces = SMARTY_ALL_SPACES;
+
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, k, x) {
+            s = json_string_value(x);
+            if (s == NULL || s[0] < '0' || s[0] > '9' || s[1] != '\0') {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "clients file \"%V\": client \"%V\": "
+                                   "spaces[%uz] must be a string \"0\" to "
+                                   "\"9\"", path, &c->name, k);
+                return NGX_ERROR;
+            }
+
+            c->spaces |= 1 << (s[0] - '0');
+        }
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "clients file \"%V\": client \"%V\": \"spaces\" "
+                           "must be \"*\" or an array of \"0\"..\"9\"", path,
+                           &c->name);
+        return NGX_ERROR;
+    }
+
+    v = json_object_get(e, "methods");
+    s = json_string_value(v);
+
+    if (s && ngx_strcmp(s, "*") == 0) {
+        c->methods = (1 << SMARTY_M_COUNT) - 1;
+
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, k, x) {
+            s = json_string_value(x);
+            m = s ? smarty_method_find(s, ngx_strlen(s)) : NULL;
+
+            if (m == NULL) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "clients file \"%V\": client \"%V\": "
+                                   "methods[%uz] is not an API method "
+                                   "such as \"persons/recognize\"", path,
+                                   &c->name, k);
+                return NGX_ERROR;
+            }
+
+            c->methods |= 1 << m->id;
+        }
+
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "clients file \"%V\": client \"%V\": \"methods\" "
+                           "must be \"*\" or an array of method paths", path,
+                           &c->name);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_smarty_hex32(const char *hex, u_char *out)
+{
+    ngx_int_t   n;
+    ngx_uint_t  i;
+
+    for (i = 0; i < SMARTY_SHA256_LEN; i++) {
+        n = ngx_hextoi((u_char *) hex + 2 * i, 2);
+        if (n == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        out[i] = (u_char) n;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Returns NGX_OK with ctx->client set, or an smarty_err_e: the client's key
+ * is missing, unknown, or may not call this method.
+ */
+
+ngx_int_t
+ngx_http_smarty_authenticate(ngx_http_request_t *r,
+    ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx)
+{
+    u_char                     digest[SMARTY_SHA256_LEN];
+    ngx_str_t                  key;
+    ngx_uint_t                 i;
+    ngx_http_smarty_client_t  *c, *found;
+
+    if (ngx_http_smarty_get_key(r, &key) != NGX_OK) {
+        return SMARTY_E_MISSING_KEY;
+    }
+
+    SHA256(key.data, key.len, digest);
+
+    /* look at every client, whatever matches, so that timing says nothing */
+
+    found = NULL;
+    c = slcf->clients->clients.elts;
+
+    for (i = 0; i < slcf->clients->clients.nelts; i++) {
+        if (CRYPTO_memcmp(c[i].key_sha256, digest, SMARTY_SHA256_LEN) == 0) {
+            found = &c[i];
+        }
+    }
+
+    ngx_memzero(digest, sizeof(digest));
+
+    if (found == NULL) {
+        return SMARTY_E_UNKNOWN_KEY;
+    }
+
+    ctx->client = found;
+
+    if (!(found->methods & (1 << ctx->method->id))) {
+        return SMARTY_E_METHOD_FORBIDDEN;
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_smarty_authorize_space(ngx_http_request_t *r,
+    ngx_http_smarty_ctx_t *ctx)
+{
+    if (ctx->m.space < 0) {
+        return NGX_OK;
+    }
+
+    if (!(ctx->client->spaces & (1 << ctx->m.space))) {
+        return SMARTY_E_SPACE_FORBIDDEN;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_smarty_get_key(ngx_http_request_t *r, ngx_str_t *key)
+{
+    u_char           *p, *dst;
+    ngx_str_t         v;
+    ngx_table_elt_t  *h;
+
+    h = r->headers_in.authorization;
+
+    if (h != NULL) {
+        v = h->value;
+
+        if (v.len <= sizeof("Bearer ") - 1
+            || ngx_strncasecmp(v.data, (u_char *) "Bearer ",
+                               sizeof("Bearer ") - 1) != 0)
+        {
+            return NGX_DECLINED;
+        }
+
+        p = v.data + sizeof("Bearer ") - 1;
+
+        while (p < v.data + v.len && *p == ' ') {
+            p++;
+        }
+
+        key->data = p;
+        key->len = v.data + v.len - p;
+
+        while (key->len && key->data[key->len - 1] == ' ') {
+            key->len--;
+        }
+
+        return key->len ? NGX_OK : NGX_DECLINED;
+    }
+
+    if (ngx_http_arg(r, (u_char *) "oauth_token", sizeof("oauth_token") - 1,
+                     &v)
+        != NGX_OK || v.len == 0)
+    {
+        return NGX_DECLINED;
+    }
+
+    dst = ngx_pnalloc(r->pool, v.len);
+    if (dst == NULL) {
+        return NGX_DECLINED;
+    }
+
+    key->data = dst;
+    p = v.data;
+    ngx_unescape_uri(&dst, &p, v.len, NGX_UNESCAPE_URI);
+    key->len = dst - key->data;
+
+    return key->len ? NGX_OK : NGX_DECLINED;
+}
+
+
+/*
+ * Copies args without the client's credentials: "oauth_token" and
+ * "oauth_provider" are dropped (redact == 0), or the value of oauth_token
+ * is replaced with "***" (redact == 1, for logs).
+ */
+
+ngx_int_t
+ngx_http_smarty_args_filter(ngx_pool_t *pool, ngx_str_t *args, ngx_str_t *out,
+    ngx_uint_t redact)
+{
+    u_char  *p, *end, *amp, *eq, *o;
+    size_t   nlen;
+
+    out->data = ngx_pnalloc(pool, args->len + sizeof("oauth_token=***"));
+    if (out->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    o = out->data;
+    p = args->data;
+    end = args->data + args->len;
+
+    while (p < end) {
+        amp = ngx_strlchr(p, end, '&');
+        if (amp == NULL) {
+            amp = end;
+        }
+
+        eq = ngx_strlchr(p, amp, '=');
+        nlen = (eq ? eq : amp) - p;
+
+        if (nlen == sizeof("oauth_token") - 1
+            && ngx_strncasecmp(p, (u_char *) "oauth_token", nlen) == 0)
+        {
+            if (redact) {
+                if (o != out->data) {
+                    *o++ = '&';
+                }
+
+                o = ngx_cpymem(o, "oauth_token=***", 15);
+            }
+
+        } else if (!redact
+                   && nlen == sizeof("oauth_provider") - 1
+                   && ngx_strncasecmp(p, (u_char *) "oauth_provider", nlen)
+                      == 0)
+        {
+            /* dropped */
+
+        } else if (amp > p) {
+            if (o != out->data) {
+                *o++ = '&';
+            }
+
+            o = ngx_cpymem(o, p, amp - p);
+        }
+
+        p = amp + 1;
+    }
+
+    out->len = o - out->data;
+
+    return NGX_OK;
+}

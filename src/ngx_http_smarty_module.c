@@ -1,0 +1,611 @@
+/*
+ * smarty-gateway: directives, configuration and the request flow.
+ *
+ * A location with "smarty_gateway on" gets this module's content handler.
+ * For every request it:
+ *
+ *   1. resolves the API method from the URI, authenticates the client key
+ *      and checks the method against the client's rights (no body read yet);
+ *   2. reads the body (nginx keeps it in memory buffers or a temp file),
+ *      parses the multipart stream where it lies, hashes every image and
+ *      validates "meta" (ngx_http_smarty_body.c);
+ *   3. checks the space against the client's rights;
+ *   4. forwards the client's body bytes, unchanged, through a subrequest to
+ *      the internal location named by "smarty_upstream" (nginx's own proxy:
+ *      TLS, keepalive and timeouts are proxy_* configuration there), with
+ *      the client's credentials removed and the gateway's token added
+ *      (ngx_http_smarty_upstream.c);
+ *   5. answers with the upstream's answer, or with an error in the API's
+ *      envelope (ngx_http_smarty_reply.c).
+ */
+
+#include "ngx_http_smarty_module.h"
+
+
+static ngx_int_t ngx_http_smarty_handler(ngx_http_request_t *r);
+static void ngx_http_smarty_body_handler(ngx_http_request_t *r);
+static void ngx_http_smarty_finish(ngx_http_request_t *r, ngx_int_t rc);
+static ngx_int_t ngx_http_smarty_reject(ngx_http_request_t *r,
+    ngx_http_smarty_ctx_t *ctx, smarty_err_e e, const char *msg);
+static void ngx_http_smarty_ctx_cleanup(void *data);
+
+static void *ngx_http_smarty_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_smarty_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static ngx_int_t ngx_http_smarty_preconfiguration(ngx_conf_t *cf);
+static char *ngx_http_smarty_gateway(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_smarty_error(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_smarty_error_handler(ngx_http_request_t *r);
+static char *ngx_http_smarty_token_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_smarty_clients_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_smarty_max_images(ngx_conf_t *cf, void *post,
+    void *data);
+
+
+static ngx_conf_post_handler_pt  ngx_http_smarty_max_images_p =
+    ngx_http_smarty_max_images;
+
+
+static ngx_command_t  ngx_http_smarty_commands[] = {
+
+    { ngx_string("smarty_gateway"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_http_smarty_gateway,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_smarty_loc_conf_t, enable),
+      NULL },
+
+    { ngx_string("smarty_error"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_smarty_error,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("smarty_api_prefix"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_smarty_loc_conf_t, api_prefix),
+      NULL },
+
+    { ngx_string("smarty_upstream"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_smarty_loc_conf_t, upstream),
+      NULL },
+
+    { ngx_string("smarty_upstream_provider"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_smarty_loc_conf_t, provider),
+      NULL },
+
+    { ngx_string("smarty_upstream_token_file"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_smarty_token_file,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("smarty_clients_file"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_smarty_clients_file,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("smarty_max_images"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_smarty_loc_conf_t, max_images),
+      &ngx_http_smarty_max_images_p },
+
+    { ngx_string("smarty_max_image_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_smarty_loc_conf_t, max_image_size),
+      NULL },
+
+    { ngx_string("smarty_max_meta_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_smarty_loc_conf_t, max_meta_size),
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_smarty_module_ctx = {
+    ngx_http_smarty_preconfiguration,      /* preconfiguration */
+    NULL,                                  /* postconfiguration */
+
+    NULL,                                  /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_smarty_create_loc_conf,       /* create location configuration */
+    ngx_http_smarty_merge_loc_conf         /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_smarty_module = {
+    NGX_MODULE_V1,
+    &ngx_http_smarty_module_ctx,           /* module context */
+    ngx_http_smarty_commands,              /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    NULL,                                  /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_int_t
+ngx_http_smarty_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                    rc;
+    ngx_str_t                    path;
+    ngx_pool_cleanup_t          *cln;
+    ngx_http_smarty_ctx_t       *ctx;
+    ngx_http_smarty_loc_conf_t  *slcf;
+
+    if (r != r->main) {
+        return NGX_DECLINED;
+    }
+
+    slcf = ngx_http_get_module_loc_conf(r, ngx_http_smarty_module);
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_smarty_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln->handler = ngx_http_smarty_ctx_cleanup;
+    cln->data = ctx;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_smarty_module);
+
+    /* the method, from the URI: <api_prefix><group>/<method> */
+
+    if (r->uri.len <= slcf->api_prefix.len
+        || ngx_strncmp(r->uri.data, slcf->api_prefix.data,
+                       slcf->api_prefix.len) != 0)
+    {
+        return ngx_http_smarty_reject(r, ctx, SMARTY_E_UNKNOWN_ENDPOINT, NULL);
+    }
+
+    path.data = r->uri.data + slcf->api_prefix.len;
+    path.len = r->uri.len - slcf->api_prefix.len;
+
+    ctx->method = smarty_method_find((const char *) path.data, path.len);
+    if (ctx->method == NULL) {
+        return ngx_http_smarty_reject(r, ctx, SMARTY_E_UNKNOWN_ENDPOINT, NULL);
+    }
+
+    if (r->method != NGX_HTTP_POST) {
+        return ngx_http_smarty_reject(r, ctx, SMARTY_E_METHOD_NOT_ALLOWED,
+                                      NULL);
+    }
+
+    /* who, and may they call this method: before a byte of body is read */
+
+    rc = ngx_http_smarty_authenticate(r, slcf, ctx);
+    if (rc != NGX_OK) {
+        return ngx_http_smarty_reject(r, ctx, (smarty_err_e) rc, NULL);
+    }
+
+    rc = ngx_http_smarty_body_begin(r, ctx);
+    if (rc != NGX_OK) {
+        return ngx_http_smarty_reject(r, ctx, ctx->body_err,
+                                      ctx->body_msg[0] ? ctx->body_msg : NULL);
+    }
+
+    ctx->state = SMARTY_STATE_BODY;
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_smarty_body_handler);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        if (rc == NGX_HTTP_REQUEST_ENTITY_TOO_LARGE) {
+            r->keepalive = 0;
+            r->lingering_close = 1;
+            return ngx_http_smarty_send_error(r, ctx, SMARTY_E_BODY_TOO_LARGE,
+                                              NULL);
+        }
+
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_smarty_body_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                    rc;
+    ngx_http_smarty_ctx_t       *ctx;
+    ngx_http_smarty_loc_conf_t  *slcf;
+
+    slcf = ngx_http_get_module_loc_conf(r, ngx_http_smarty_module);
+    ctx = ngx_http_get_module_ctx(r, ngx_http_smarty_module);
+
+    if (r->request_body == NULL) {
+        ngx_http_smarty_finish(r, ngx_http_smarty_send_error(r, ctx,
+                                          SMARTY_E_EMPTY_BODY, NULL));
+        return;
+    }
+
+    rc = ngx_http_smarty_body_parse(r, slcf, ctx);
+
+    if (rc == NGX_ERROR) {
+        ngx_http_smarty_finish(r, ngx_http_smarty_send_error(r, ctx,
+                                          SMARTY_E_INTERNAL, NULL));
+        return;
+    }
+
+    if (rc != NGX_OK) {
+        ngx_http_smarty_finish(r, ngx_http_smarty_send_error(r, ctx,
+                                          ctx->body_err,
+                                          ctx->body_msg[0] ? ctx->body_msg
+                                                           : NULL));
+        return;
+    }
+
+    rc = ngx_http_smarty_authorize_space(r, ctx);
+    if (rc != NGX_OK) {
+        ngx_http_smarty_finish(r, ngx_http_smarty_send_error(r, ctx,
+                                          (smarty_err_e) rc, NULL));
+        return;
+    }
+
+    ctx->state = SMARTY_STATE_UPSTREAM;
+
+    rc = ngx_http_smarty_upstream_start(r, slcf, ctx);
+    if (rc != NGX_OK) {
+        ngx_http_smarty_finish(r, ngx_http_smarty_send_error(r, ctx,
+                                          SMARTY_E_INTERNAL, NULL));
+        return;
+    }
+
+    /* ngx_http_smarty_upstream_done() goes on when the subrequest ends */
+}
+
+
+/*
+ * The subrequest to the upstream has ended (the parent's write event
+ * handler, posted by ngx_http_finalize_request() of the subrequest).
+ */
+
+void
+ngx_http_smarty_upstream_done(ngx_http_request_t *r)
+{
+    char                    msg[160];
+    smarty_err_e            e;
+    ngx_http_smarty_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_smarty_module);
+
+    if (ctx == NULL || ctx->state != SMARTY_STATE_UPSTREAM || !ctx->up_done) {
+        return;
+    }
+
+    ctx->state = SMARTY_STATE_DONE;
+    r->write_event_handler = ngx_http_request_empty_handler;
+
+    msg[0] = '\0';
+    e = ngx_http_smarty_upstream_result(r, ctx, msg, sizeof(msg));
+
+    if (e != SMARTY_OK) {
+        ngx_http_smarty_finish(r, ngx_http_smarty_send_error(r, ctx, e,
+                                                   msg[0] ? msg : NULL));
+        return;
+    }
+
+    ngx_http_smarty_finish(r, ngx_http_smarty_send_chain(r, ctx,
+                                   ctx->up_status, ctx->up_body,
+                                   ctx->up_len));
+}
+
+
+static void
+ngx_http_smarty_finish(ngx_http_request_t *r, ngx_int_t rc)
+{
+    ngx_http_finalize_request(r, rc);
+}
+
+
+/* an answer before the body is read: the body is discarded */
+
+static ngx_int_t
+ngx_http_smarty_reject(ngx_http_request_t *r, ngx_http_smarty_ctx_t *ctx,
+    smarty_err_e e, const char *msg)
+{
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        r->keepalive = 0;
+    }
+
+    return ngx_http_smarty_send_error(r, ctx, e, msg);
+}
+
+
+static void
+ngx_http_smarty_ctx_cleanup(void *data)
+{
+    ngx_http_smarty_ctx_t  *ctx = data;
+
+    if (ctx->md) {
+        EVP_MD_CTX_free(ctx->md);
+        ctx->md = NULL;
+    }
+
+    if (ctx->m_valid) {
+        smarty_meta_free(&ctx->m);
+        ctx->m_valid = 0;
+    }
+}
+
+
+/* --- configuration -------------------------------------------------------- */
+
+
+static void *
+ngx_http_smarty_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_smarty_loc_conf_t  *conf;
+
+    conf = ngx_pcalloc(cf->pool, sizeof(ngx_http_smarty_loc_conf_t));
+    if (conf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     conf->api_prefix = { 0, NULL };
+     *     conf->upstream = { 0, NULL };
+     *     conf->provider = { 0, NULL };
+     *     conf->token = { 0, NULL };
+     *     conf->token_file = { 0, NULL };
+     */
+
+    conf->enable = NGX_CONF_UNSET;
+    conf->clients = NGX_CONF_UNSET_PTR;
+    conf->max_images = NGX_CONF_UNSET_UINT;
+    conf->max_image_size = NGX_CONF_UNSET_SIZE;
+    conf->max_meta_size = NGX_CONF_UNSET_SIZE;
+    conf->error = NGX_CONF_UNSET;
+
+    return conf;
+}
+
+
+static char *
+ngx_http_smarty_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_smarty_loc_conf_t  *prev = parent;
+    ngx_http_smarty_loc_conf_t  *conf = child;
+
+    ngx_conf_merge_value(conf->enable, prev->enable, 0);
+
+    if (conf->error == NGX_CONF_UNSET) {
+        conf->error = -1;       /* not inherited */
+    }
+
+    ngx_conf_merge_str_value(conf->api_prefix, prev->api_prefix, "/api/v1/");
+    ngx_conf_merge_str_value(conf->upstream, prev->upstream, "");
+    ngx_conf_merge_str_value(conf->provider, prev->provider, "mcs");
+    ngx_conf_merge_str_value(conf->token, prev->token, "");
+    ngx_conf_merge_str_value(conf->token_file, prev->token_file, "");
+    ngx_conf_merge_ptr_value(conf->clients, prev->clients, NULL);
+    ngx_conf_merge_uint_value(conf->max_images, prev->max_images, 100);
+    ngx_conf_merge_size_value(conf->max_image_size, prev->max_image_size,
+                              4 * 1024 * 1024);
+    ngx_conf_merge_size_value(conf->max_meta_size, prev->max_meta_size,
+                              64 * 1024);
+
+    if (!conf->enable) {
+        return NGX_CONF_OK;
+    }
+
+    if (conf->upstream.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"smarty_gateway\" needs \"smarty_upstream\": "
+                           "the internal location that proxies to the API");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->token.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"smarty_gateway\" needs "
+                           "\"smarty_upstream_token_file\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->clients == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"smarty_gateway\" needs \"smarty_clients_file\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->api_prefix.data[0] != '/'
+        || conf->api_prefix.data[conf->api_prefix.len - 1] != '/')
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"smarty_api_prefix\" must start and end with "
+                           "\"/\", not \"%V\"", &conf->api_prefix);
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->upstream.data[0] != '/'
+        || conf->upstream.data[conf->upstream.len - 1] != '/')
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"smarty_upstream\" must be a location prefix "
+                           "that starts and ends with \"/\", not \"%V\"",
+                           &conf->upstream);
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->max_image_size == 0 || conf->max_meta_size == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"smarty_max_image_size\" and "
+                           "\"smarty_max_meta_size\" must not be zero");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * "smarty_error code": the location answers with that error in the API's
+ * envelope; for error_page, e.g. nginx's own 413 for client_max_body_size.
+ */
+
+static char *
+ngx_http_smarty_error(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_smarty_loc_conf_t  *slcf = conf;
+
+    ngx_str_t                 *value;
+    smarty_err_e               e;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (slcf->error != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    e = smarty_err_find((const char *) value[1].data, value[1].len);
+    if (e == SMARTY_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "unknown smarty error code \"%V\" (see the "
+                           "error codes in the documentation)", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    slcf->error = e;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_smarty_error_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_smarty_error_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                    rc;
+    ngx_http_smarty_loc_conf_t  *slcf;
+
+    slcf = ngx_http_get_module_loc_conf(r, ngx_http_smarty_module);
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        r->keepalive = 0;
+    }
+
+    return ngx_http_smarty_send_error(r,
+                       ngx_http_get_module_ctx(r, ngx_http_smarty_module),
+                       (smarty_err_e) slcf->error, NULL);
+}
+
+
+static ngx_int_t
+ngx_http_smarty_preconfiguration(ngx_conf_t *cf)
+{
+    return ngx_http_smarty_add_variables(cf);
+}
+
+
+static char *
+ngx_http_smarty_gateway(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char                      *rv;
+    ngx_http_core_loc_conf_t  *clcf;
+    ngx_http_smarty_loc_conf_t  *slcf = conf;
+
+    rv = ngx_conf_set_flag_slot(cf, cmd, conf);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    if (slcf->enable) {
+        clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+        clcf->handler = ngx_http_smarty_handler;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_smarty_token_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_smarty_loc_conf_t  *slcf = conf;
+
+    ngx_str_t  *value;
+
+    if (slcf->token_file.data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    slcf->token_file = value[1];
+
+    return ngx_http_smarty_token_load(cf, &slcf->token_file, &slcf->token);
+}
+
+
+static char *
+ngx_http_smarty_clients_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_smarty_loc_conf_t  *slcf = conf;
+
+    ngx_str_t  *value;
+
+    if (slcf->clients != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    return ngx_http_smarty_clients_load(cf, &value[1], &slcf->clients);
+}
+
+
+static char *
+ngx_http_smarty_max_images(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_uint_t  *np = data;
+
+    if (*np < 1 || *np > 10000) {
+        return "must be between 1 and 10000";
+    }
+
+    return NGX_CONF_OK;
+}

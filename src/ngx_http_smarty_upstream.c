@@ -1,0 +1,298 @@
+/*
+ * smarty-gateway: forwarding to the upstream.
+ *
+ * The request goes upstream as a subrequest to the internal location named
+ * by "smarty_upstream", which holds nginx's own proxy_pass: TLS, keepalive,
+ * timeouts and retries stay proxy_* configuration.  The subrequest:
+ *
+ *   - is a POST carrying the client's body bytes unchanged (it shares the
+ *     parent's request_body: memory buffers or the temp file as they are);
+ *   - has the client's headers minus Authorization, the client's key;
+ *   - has the client's query string minus oauth_token and oauth_provider,
+ *     plus the gateway's oauth_provider and oauth_token;
+ *   - keeps the answer in memory (NGX_HTTP_SUBREQUEST_IN_MEMORY), so the
+ *     gateway decides what the client sees: the upstream's answer, or an
+ *     error in the API's envelope (502, 504) when the upstream failed.
+ *
+ * The answer must fit in the proxy_buffer_size of that location.
+ */
+
+#include "ngx_http_smarty_module.h"
+
+
+static ngx_int_t ngx_http_smarty_upstream_post(ngx_http_request_t *sr,
+    void *data, ngx_int_t rc);
+static ngx_int_t ngx_http_smarty_strip_credentials(ngx_http_request_t *r,
+    ngx_http_request_t *sr);
+
+
+ngx_int_t
+ngx_http_smarty_upstream_start(ngx_http_request_t *r,
+    ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx)
+{
+    u_char                       *p;
+    size_t                        plen;
+    ngx_str_t                     uri, args, client_args;
+    ngx_http_request_t           *sr;
+    ngx_http_post_subrequest_t   *ps;
+
+    plen = ngx_strlen(ctx->method->path);
+
+    uri.len = slcf->upstream.len + plen;
+    uri.data = ngx_pnalloc(r->pool, uri.len);
+    if (uri.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(uri.data, slcf->upstream.data, slcf->upstream.len);
+    ngx_memcpy(p, ctx->method->path, plen);
+
+    if (ngx_http_smarty_args_filter(r->pool, &r->args, &client_args, 0)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    args.len = client_args.len + sizeof("&oauth_provider=") - 1
+               + slcf->provider.len + sizeof("&oauth_token=") - 1
+               + slcf->token.len;
+
+    args.data = ngx_pnalloc(r->pool, args.len);
+    if (args.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = args.data;
+
+    if (client_args.len) {
+        p = ngx_cpymem(p, client_args.data, client_args.len);
+        *p++ = '&';
+    }
+
+    p = ngx_cpymem(p, "oauth_provider=", sizeof("oauth_provider=") - 1);
+    p = ngx_cpymem(p, slcf->provider.data, slcf->provider.len);
+    p = ngx_cpymem(p, "&oauth_token=", sizeof("&oauth_token=") - 1);
+    p = ngx_cpymem(p, slcf->token.data, slcf->token.len);
+    args.len = p - args.data;
+
+    ps = ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t));
+    if (ps == NULL) {
+        return NGX_ERROR;
+    }
+
+    ps->handler = ngx_http_smarty_upstream_post;
+    ps->data = ctx;
+
+    if (ngx_http_subrequest(r, &uri, &args, &sr, ps,
+                            NGX_HTTP_SUBREQUEST_IN_MEMORY)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    sr->method = NGX_HTTP_POST;
+    sr->method_name = r->method_name;
+    sr->request_body = r->request_body;
+    sr->header_only = 0;
+
+    if (ngx_http_smarty_strip_credentials(r, sr) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ctx->sr = sr;
+    ctx->up_done = 0;
+
+    r->write_event_handler = ngx_http_smarty_upstream_done;
+
+    return NGX_OK;
+}
+
+
+/* the subrequest's headers: the client's, without its key */
+
+static ngx_int_t
+ngx_http_smarty_strip_credentials(ngx_http_request_t *r,
+    ngx_http_request_t *sr)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h, *nh;
+
+    if (ngx_list_init(&sr->headers_in.headers, r->pool, 16,
+                      sizeof(ngx_table_elt_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == sizeof("Authorization") - 1
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "Authorization",
+                               sizeof("Authorization") - 1) == 0)
+        {
+            continue;
+        }
+
+        nh = ngx_list_push(&sr->headers_in.headers);
+        if (nh == NULL) {
+            return NGX_ERROR;
+        }
+
+        *nh = h[i];
+    }
+
+    sr->headers_in.authorization = NULL;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_smarty_upstream_post(ngx_http_request_t *sr, void *data,
+    ngx_int_t rc)
+{
+    ngx_http_smarty_ctx_t  *ctx = data;
+
+    size_t                 len;
+    ngx_buf_t             *b;
+    ngx_chain_t           *cl, **ll;
+    ngx_http_upstream_t   *u;
+
+    if (ctx->up_done) {
+        return rc;
+    }
+
+    ctx->up_done = 1;
+    ctx->up_rc = rc;
+    ctx->up_status = sr->headers_out.status;
+
+    u = sr->upstream;
+
+    if (u != NULL && rc == NGX_OK && u->headers_in.status_n) {
+        ctx->up_status = u->headers_in.status_n;
+
+        /* the answer, as the proxy's input filter left it */
+
+        len = 0;
+        ll = &ctx->up_body;
+
+        for (cl = u->out_bufs; cl; cl = cl->next) {
+            if (cl->buf->last == cl->buf->pos) {
+                continue;
+            }
+
+            b = ngx_calloc_buf(sr->pool);
+            if (b == NULL) {
+                ctx->up_rc = NGX_ERROR;
+                break;
+            }
+
+            b->pos = cl->buf->pos;
+            b->last = cl->buf->last;
+            b->memory = 1;
+
+            *ll = ngx_alloc_chain_link(sr->pool);
+            if (*ll == NULL) {
+                ctx->up_rc = NGX_ERROR;
+                break;
+            }
+
+            (*ll)->buf = b;
+            (*ll)->next = NULL;
+            ll = &(*ll)->next;
+            len += b->last - b->pos;
+        }
+
+        ctx->up_len = len;
+    }
+
+    if (rc == NGX_HTTP_CLIENT_CLOSED_REQUEST || sr->connection->error) {
+        /* the client is gone: nothing to answer */
+        return rc;
+    }
+
+    /*
+     * Otherwise the gateway answers for the subrequest, whatever happened
+     * upstream: no error page of nginx's may reach the client.  The parent
+     * goes on in ngx_http_smarty_upstream_done().
+     */
+
+    return NGX_OK;
+}
+
+
+/*
+ * What the upstream's outcome means for the client: SMARTY_OK (the answer is
+ * in ctx->up_body) or the error to answer with.
+ */
+
+smarty_err_e
+ngx_http_smarty_upstream_result(ngx_http_request_t *r,
+    ngx_http_smarty_ctx_t *ctx, char *msg, size_t len)
+{
+    ngx_http_request_t  *sr;
+
+    sr = ctx->sr;
+
+    if (sr->upstream == NULL) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "smarty: the \"smarty_upstream\" location did not "
+                      "proxy the request (status %i)", ctx->up_rc);
+        return SMARTY_E_INTERNAL;
+    }
+
+    if (ctx->up_rc == NGX_HTTP_GATEWAY_TIME_OUT) {
+        return SMARTY_E_UPSTREAM_TIMEOUT;
+    }
+
+    if (ctx->up_rc == NGX_ERROR && ctx->up_status == NGX_HTTP_OK) {
+        ngx_snprintf((u_char *) msg, len - 1,
+                     "the recognition service's answer is larger than the "
+                     "gateway's buffer%Z");
+        return SMARTY_E_UPSTREAM_BAD_ANSWER;
+    }
+
+    if (ctx->up_rc != NGX_OK || ctx->up_status == 0) {
+        return SMARTY_E_UPSTREAM_UNAVAILABLE;
+    }
+
+    if (ctx->up_status == NGX_HTTP_UNAUTHORIZED
+        || ctx->up_status == NGX_HTTP_FORBIDDEN)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "smarty: the upstream rejected the gateway's token "
+                      "(HTTP %ui); check smarty_upstream_token_file",
+                      ctx->up_status);
+        return SMARTY_E_UPSTREAM_AUTH;
+    }
+
+    if (ctx->up_status >= NGX_HTTP_INTERNAL_SERVER_ERROR) {
+        ngx_snprintf((u_char *) msg, len - 1,
+                     "the recognition service failed (HTTP %ui)%Z",
+                     ctx->up_status);
+        return SMARTY_E_UPSTREAM_ERROR;
+    }
+
+    if (ctx->up_len == 0) {
+        ngx_snprintf((u_char *) msg, len - 1,
+                     "the recognition service answered HTTP %ui with no "
+                     "body%Z", ctx->up_status);
+        return SMARTY_E_UPSTREAM_BAD_ANSWER;
+    }
+
+    return SMARTY_OK;
+}

@@ -1,0 +1,567 @@
+package SmartyTest;
+
+# The test harness: starts Redis, the emulator and nginx with the built
+# module on free loopback ports, waits for them with a deadline, stops them
+# at the end.  Core Perl only.
+
+use strict;
+use warnings;
+
+use Cwd qw(abs_path getcwd);
+use File::Temp ();
+use File::Path qw(make_path);
+use IO::Socket::INET;
+use POSIX qw(:sys_wait_h);
+use Time::HiRes qw(time sleep);
+use JSON::PP;
+use HTTP::Tiny;
+use Digest::SHA qw(sha256_hex);
+
+our $TOP = abs_path(getcwd());
+our $BUILD = $ENV{SMARTY_BUILD} // "$TOP/build";
+our @PROCS;
+our $JSON = JSON::PP->new->canonical(1);
+
+my $tempdir;
+
+sub tempdir_path {
+    $tempdir //= File::Temp::tempdir('smarty-t-XXXXXX', TMPDIR => 1,
+                         CLEANUP => !$ENV{SMARTY_KEEP});
+    return $tempdir;
+}
+
+sub tempdir { return tempdir_path() }
+
+sub client_path { return "$BUILD/smarty" }
+sub emulator_path { return "$BUILD/smarty-emulator" }
+sub module_path { return "$BUILD/ngx_http_smarty_module.so" }
+
+sub free_port {
+    my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1',
+                                  LocalPort => 0, Proto => 'tcp', ReuseAddr => 1)
+        or die "no free port: $!";
+    my $port = $s->sockport;
+    close $s;
+    return $port;
+}
+
+# Polls $cond until it returns true or $timeout seconds pass; returns the
+# last value of $cond.
+sub wait_until {
+    my ($cond, $timeout) = @_;
+    $timeout //= 10;
+    my $deadline = time + $timeout;
+    my $delay = 0.005;
+    while (1) {
+        my $v = $cond->();
+        return $v if $v;
+        return $v if time > $deadline;
+        sleep $delay;
+        $delay *= 2 if $delay < 0.1;
+    }
+}
+
+sub port_open {
+    my ($port) = @_;
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+                                  Proto => 'tcp', Timeout => 1);
+    return 0 unless $s;
+    close $s;
+    return 1;
+}
+
+sub wrap_cmd {
+    my (@cmd) = @_;
+    if ($ENV{SMARTY_VALGRIND}) {
+        my $log = tempdir_path() . "/valgrind.%p.log";
+        unshift @cmd, 'valgrind', '--error-exitcode=99', '--quiet',
+            "--log-file=$log", '--trace-children=no';
+    }
+    return @cmd;
+}
+
+# Spawns a process with stdout/stderr to $log; remembers it for stop_all.
+sub spawn {
+    my ($name, $log, $env, @cmd) = @_;
+    my $pid = fork() // die "fork: $!";
+    if ($pid == 0) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>>', $log or die "open $log: $!";
+        open STDERR, '>&', \*STDOUT;
+        %ENV = (%ENV, %$env) if $env;
+        exec @cmd or die "exec $cmd[0]: $!";
+    }
+    my $p = { name => $name, pid => $pid, log => $log };
+    push @PROCS, $p;
+    return $p;
+}
+
+sub stop_proc {
+    my ($p, $sig) = @_;
+    return unless $p && $p->{pid};
+    kill($sig // 'TERM', $p->{pid});
+    my $gone = wait_until(sub { waitpid($p->{pid}, WNOHANG) != 0 }, 10);
+    unless ($gone) {
+        kill 'KILL', $p->{pid};
+        waitpid($p->{pid}, 0);
+    }
+    $p->{status} = $?;
+    $p->{pid} = 0;
+}
+
+sub stop_all {
+    for my $p (reverse @PROCS) {
+        stop_proc($p) if $p->{pid};
+    }
+    @PROCS = ();
+}
+
+END {
+    my $rc = $?;
+    stop_all();
+    $? = $rc;
+}
+
+sub slurp {
+    my ($f) = @_;
+    open my $fh, '<:raw', $f or return '';
+    local $/;
+    my $d = <$fh>;
+    return $d // '';
+}
+
+sub spew {
+    my ($f, $d) = @_;
+    open my $fh, '>:raw', $f or die "open $f: $!";
+    print $fh $d;
+    close $fh;
+}
+
+# --- servers -----------------------------------------------------------------
+
+sub start_redis {
+    my (%o) = @_;
+    my $port = $o{port} // free_port();
+    my $dir = tempdir_path() . "/redis-$port";
+    make_path($dir);
+    my $p = spawn('redis', "$dir/redis.log", undef,
+        'redis-server', '--port', $port, '--bind', '127.0.0.1',
+        '--save', '', '--appendonly', 'no', '--dir', $dir,
+        '--daemonize', 'no', @{ $o{args} // [] });
+    wait_until(sub { port_open($port) }, 10)
+        or die "redis did not start: " . slurp("$dir/redis.log");
+    $p->{port} = $port;
+    return $p;
+}
+
+sub start_emulator {
+    my (%o) = @_;
+    my $port = $o{port} // free_port();
+    my $dir = tempdir_path() . "/emulator-$port";
+    make_path($dir);
+    my @tok;
+    if (defined $o{token}) {
+        spew("$dir/token", $o{token});
+        @tok = ('--token-file', "$dir/token");
+    }
+    my $p = spawn('emulator', "$dir/emulator.log", undef,
+        wrap_cmd(emulator_path(), '--listen', '127.0.0.1', '--port', $port,
+                 @tok, @{ $o{args} // [] }));
+    wait_until(sub { port_open($port) }, 20)
+        or die "emulator did not start: " . slurp("$dir/emulator.log");
+    $p->{port} = $port;
+    $p->{url} = "http://127.0.0.1:$port";
+    $p->{dir} = $dir;
+    return $p;
+}
+
+sub emulator_stats {
+    my ($emu) = @_;
+    my $r = http('GET', "$emu->{url}/_emulator/stats");
+    return $r->{json};
+}
+
+# nginx.conf around an http{} block's content.  %o: port, http (text inside
+# http{} after the defaults; "%%PORT%%" is replaced), main (text before
+# events{}), error_level.
+sub nginx_conf {
+    my (%o) = @_;
+    my $dir = $o{dir};
+    my $module = module_path();
+    my $level = $o{error_level} // 'info';
+    my $http = $o{http} // '';
+    $http =~ s/%%PORT%%/$o{port}/g;
+    $http =~ s/%%DIR%%/$dir/g;
+    my $main = $o{main} // '';
+    my $workers = $o{workers} // 1;
+    return <<"EOF";
+load_module $module;
+daemon off;
+master_process on;
+worker_processes $workers;
+error_log $dir/error.log $level;
+pid $dir/nginx.pid;
+$main
+events { worker_connections 1024; }
+http {
+    access_log $dir/access.log;
+    client_body_temp_path $dir/body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
+$http
+}
+EOF
+}
+
+sub nginx_env {
+    my %env;
+    if ($ENV{SMARTY_ASAN}) {
+        my $lib = `gcc -print-file-name=libasan.so`;
+        chomp $lib;
+        my $ub = `gcc -print-file-name=libubsan.so`;
+        chomp $ub;
+        $env{LD_PRELOAD} = "$lib $ub";
+    }
+    return \%env;
+}
+
+# Runs `nginx -t` on a config; returns (exit status, output).
+sub nginx_test {
+    my (%o) = @_;
+    my $dir = $o{dir} // tempdir_path() . "/nginx-t-" . int(rand(1e9));
+    make_path($dir);
+    $o{dir} = $dir;
+    $o{port} //= free_port();
+    spew("$dir/nginx.conf", nginx_conf(%o));
+    my $env = nginx_env();
+    local %ENV = (%ENV, %$env);
+    my $out = `nginx -p $dir -c $dir/nginx.conf -t 2>&1`;
+    return ($? >> 8, $out);
+}
+
+sub start_nginx {
+    my (%o) = @_;
+    my $port = $o{port} // free_port();
+    my $dir = $o{dir} // tempdir_path() . "/nginx-$port";
+    make_path($dir);
+    $o{dir} = $dir;
+    $o{port} = $port;
+    spew("$dir/nginx.conf", nginx_conf(%o));
+    my @cmd = ('nginx', '-p', $dir, '-c', "$dir/nginx.conf");
+    if ($ENV{SMARTY_VALGRIND}) {
+        # one process, so that valgrind sees the worker
+        my $c = slurp("$dir/nginx.conf");
+        $c =~ s/master_process on;/master_process off;/;
+        spew("$dir/nginx.conf", $c);
+        @cmd = wrap_cmd(@cmd);
+    }
+    my $p = spawn('nginx', "$dir/stderr.log", nginx_env(), @cmd);
+    wait_until(sub { port_open($port) }, $ENV{SMARTY_VALGRIND} ? 60 : 10)
+        or die "nginx did not start: " . slurp("$dir/stderr.log")
+               . slurp("$dir/error.log");
+    $p->{port} = $port;
+    $p->{url} = "http://127.0.0.1:$port";
+    $p->{dir} = $dir;
+    return $p;
+}
+
+sub nginx_reload {
+    my ($ngx) = @_;
+    my $env = nginx_env();
+    local %ENV = (%ENV, %$env);
+    my $out = `nginx -p $ngx->{dir} -c $ngx->{dir}/nginx.conf -s reload 2>&1`;
+    return ($? >> 8, $out);
+}
+
+sub error_log { my ($ngx) = @_; return slurp("$ngx->{dir}/error.log") }
+sub access_log { my ($ngx) = @_; return slurp("$ngx->{dir}/access.log") }
+
+# --- content -----------------------------------------------------------------
+
+# A valid baseline JPEG (8x8, grey), with one COM segment per face annotation
+# "face=<id>@l,t,r,b" and pad bytes of filler in further COM segments.
+sub jpeg {
+    my (%o) = @_;
+    my $out = "\xFF\xD8";
+    my $com = sub {
+        my ($text) = @_;
+        return "\xFF\xFE" . pack('n', length($text) + 2) . $text;
+    };
+    for my $f (@{ $o{faces} // [] }) {
+        $out .= $com->("face=$f");
+    }
+    my $pad = $o{pad} // 0;
+    my $seed = $o{seed} // 0;
+    my $chunk = 0;
+    while ($pad > 0) {
+        my $n = $pad > 65000 ? 65000 : $pad;
+        # filler that never contains "face=" nor a multipart delimiter
+        my $fill = substr(("pad$seed." . $chunk . ".") x (1 + $n / 4), 0, $n);
+        $out .= $com->($fill);
+        $pad -= $n;
+        $chunk++;
+    }
+    $out .= $com->("seed=$seed") if defined $o{seed};
+    # DQT: table 0, all ones
+    $out .= "\xFF\xDB" . pack('n', 67) . "\x00" . ("\x01" x 64);
+    # SOF0: 8 bits, 8x8, 1 component (id 1, 1x1, table 0)
+    $out .= "\xFF\xC0" . pack('n', 11) . "\x08" . pack('nn', 8, 8)
+        . "\x01" . "\x01\x11\x00";
+    # DHT: DC table 0 and AC table 0, each one 1-bit code for symbol 0
+    my $bits = "\x01" . ("\x00" x 15);
+    $out .= "\xFF\xC4" . pack('n', 2 + 17 + 1) . "\x00" . $bits . "\x00";
+    $out .= "\xFF\xC4" . pack('n', 2 + 17 + 1) . "\x10" . $bits . "\x00";
+    # SOS: 1 component, tables 0/0, spectral 0..63, approx 0
+    $out .= "\xFF\xDA" . pack('n', 8) . "\x01" . "\x01\x00" . "\x00\x3F\x00";
+    # DC diff 0 (code 0), AC EOB (code 0), padded with ones
+    $out .= "\x3F";
+    $out .= "\xFF\xD9";
+    return $out;
+}
+
+# parts: [ [name, filename|undef, content-type|undef, data], ... ]
+# Returns (body, content-type header value).
+sub multipart {
+    my (%o) = @_;
+    my $b = $o{boundary} // ('smarty' . int(rand(1e12)) . 'x');
+    my $body = $o{preamble} // '';
+    for my $p (@{ $o{parts} }) {
+        my ($name, $fn, $ct, $data) = @$p;
+        my $cdh = $o{lower_headers} ? 'content-disposition'
+                                    : 'Content-Disposition';
+        my $cth = $o{lower_headers} ? 'content-type' : 'Content-Type';
+        $body .= "--$b\r\n";
+        $body .= qq{$cdh: form-data; name="$name"};
+        $body .= qq{; filename="$fn"} if defined $fn;
+        $body .= "\r\n";
+        $body .= "$cth: $ct\r\n" if defined $ct;
+        $body .= "\r\n$data\r\n";
+    }
+    $body .= "--$b--\r\n" . ($o{epilogue} // '');
+    my $ctype = $o{quote_boundary} ? qq{multipart/form-data; boundary="$b"}
+                                   : "multipart/form-data; boundary=$b";
+    return ($body, $ctype);
+}
+
+# A request body from meta and images: images => [ [name, bytes], ... ]
+sub api_body {
+    my (%o) = @_;
+    my @parts;
+    push @parts, ['meta', undef, 'application/json',
+                  ref $o{meta} ? $JSON->encode($o{meta}) : $o{meta}]
+        if defined $o{meta};
+    for my $i (@{ $o{images} // [] }) {
+        push @parts, [$i->[0], "$i->[0].jpg", 'image/jpeg', $i->[1]];
+    }
+    return multipart(%o, parts => \@parts);
+}
+
+# --- HTTP --------------------------------------------------------------------
+
+sub http {
+    my ($method, $url, %o) = @_;
+    my $ua = HTTP::Tiny->new(timeout => $o{timeout} // 30, keep_alive => 0);
+    my %args;
+    $args{headers} = $o{headers} if $o{headers};
+    $args{content} = $o{body} if defined $o{body};
+    my $r = $ua->request($method, $url, \%args);
+    my $res = { status => $r->{status}, headers => $r->{headers},
+                content => $r->{content}, reason => $r->{reason} };
+    $res->{json} = eval { JSON::PP->new->decode($r->{content}) }
+        if defined $r->{content} && length $r->{content};
+    return $res;
+}
+
+# POST an API call through the gateway: %o: key (Bearer), query, meta,
+# images, and anything multipart() takes.
+sub call {
+    my ($base, $path, %o) = @_;
+    my ($body, $ctype) = api_body(%o);
+    my %h = ('Content-Type' => $ctype);
+    $h{Authorization} = "Bearer $o{key}" if defined $o{key};
+    %h = (%h, %{ $o{headers} }) if $o{headers};
+    my $url = "$base/api/v1/$path";
+    $url .= "?$o{query}" if defined $o{query};
+    my $r = http('POST', $url, headers => \%h, body => $body,
+                 timeout => $o{timeout});
+    $r->{request_body} = $body;
+    return $r;
+}
+
+# Sends raw bytes on a new connection and reads the whole answer
+# (Connection: close expected).  Returns {status, headers, content, json}.
+sub raw_request {
+    my ($port, $bytes, %o) = @_;
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+                                  Proto => 'tcp', Timeout => 10)
+        or die "connect: $!";
+    binmode $s;
+    print $s $bytes;
+    shutdown($s, 1) if $o{half_close};
+    local $/;
+    my $data = <$s> // '';
+    close $s;
+    my ($head, $content) = split /\r\n\r\n/, $data, 2;
+    my @lines = split /\r\n/, $head // '';
+    my $sl = shift @lines // '';
+    my ($status) = $sl =~ m{^HTTP/\d\.\d (\d+)};
+    my %h;
+    for (@lines) { my ($k, $v) = split /:\s*/, $_, 2; $h{lc $k} = $v; }
+    my $res = { status => $status // 0, headers => \%h, content => $content };
+    $res->{json} = eval { JSON::PP->new->decode($content) }
+        if defined $content && length $content;
+    return $res;
+}
+
+# --- clients ------------------------------------------------------------------
+
+# Writes a clients file; entries: [ {name, key, spaces, methods}, ... ]
+# (the key is hashed here).  Returns the path.
+sub clients_file {
+    my ($path, @clients) = @_;
+    my @e;
+    for my $c (@clients) {
+        my %e = %$c;
+        $e{key_sha256} = sha256_hex(delete $e{key}) if exists $e{key};
+        $e{spaces} //= '*';
+        $e{methods} //= '*';
+        push @e, \%e;
+    }
+    spew($path, $JSON->encode({ clients => \@e }));
+    return $path;
+}
+
+# --- the whole stack -----------------------------------------------------------
+
+our @FRIENDS = qw(rachel ross monica chandler joey phoebe);
+
+# The walkthrough's photos: six people, and each of them alone.
+sub group_photo {
+    my $i = 0;
+    return jpeg(faces => [ map { my $l = 10 + 60 * $i++;
+                                 "$_\@$l,20," . ($l + 50) . ",80" } @FRIENDS ]);
+}
+
+sub alone_photo {
+    my ($who, %o) = @_;
+    return jpeg(faces => ["$who\@30,30,130,150"], %o);
+}
+
+sub random_hex {
+    my ($n) = @_;
+    return join '', map { sprintf '%02x', int rand 256 } 1 .. $n;
+}
+
+# The http{} content of a gateway in front of the emulator.  %o: emu_port,
+# token_file, clients_file, read_timeout, body_buffer, gateway (extra
+# directives in the API location), server (extra server directives), http.
+sub gateway_http_conf {
+    my (%o) = @_;
+    my $rt = $o{read_timeout} // '10s';
+    my $bb = $o{body_buffer} // '1m';
+    my $gw = $o{gateway} // '';
+    my $srv = $o{server} // '';
+    my $http = $o{http} // '';
+    my $upstream = $o{upstream_server} // "127.0.0.1:$o{emu_port}";
+    for ($gw, $srv, $http) {
+        s/%%TOKEN_FILE%%/$o{token_file}/g;
+        s/%%CLIENTS_FILE%%/$o{clients_file}/g;
+    }
+    return <<"EOF";
+    log_format smarty '\$remote_addr "\$request_method \$uri?\$smarty_redacted_args" '
+                      '\$status client=\$smarty_client method=\$smarty_method '
+                      'space=\$smarty_space images=\$smarty_images '
+                      'error=\$smarty_error upstream=\$smarty_upstream_status '
+                      'sha256=\$smarty_image_sha256';
+    upstream smarty_api {
+        server $upstream;
+        keepalive 8;
+    }
+$http
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        access_log %%DIR%%/gateway.log smarty;
+        client_max_body_size 64m;
+        client_body_buffer_size $bb;
+        error_page 413 = \@smarty_too_large;
+
+        location /api/v1/ {
+            smarty_gateway on;
+            smarty_upstream /_smarty_upstream/;
+            smarty_upstream_token_file $o{token_file};
+            smarty_clients_file $o{clients_file};
+$gw
+        }
+
+        location /_smarty_upstream/ {
+            internal;
+            proxy_pass http://smarty_api/api/v1/;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_connect_timeout 2s;
+            proxy_read_timeout $rt;
+            proxy_buffer_size 1m;
+        }
+
+        location \@smarty_too_large {
+            smarty_error body_too_large;
+        }
+
+        location / {
+            smarty_error unknown_endpoint;
+        }
+$srv
+    }
+EOF
+}
+
+# Emulator + nginx with the gateway.  %o: token, emu_args, emu (an emulator
+# already started), clients (list of {name, key, spaces, methods}), and
+# gateway_http_conf()'s options.  Returns {emu, ngx, url, token, keys, dir}.
+sub start_gateway {
+    my (%o) = @_;
+    my $dir = tempdir_path() . '/gw-' . random_hex(4);
+    make_path($dir);
+    my $token = $o{token} // 'upstream-' . random_hex(16);
+    spew("$dir/upstream.token", "$token\n");
+    chmod 0600, "$dir/upstream.token";
+
+    my $emu = $o{emu} // start_emulator(token => $token,
+                                        args => $o{emu_args} // []);
+    my @clients = @{ $o{clients} // [
+        { name => 'demo', spaces => '*', methods => '*' },
+        { name => 'reader', spaces => ['1'],
+          methods => ['persons/recognize'] },
+        { name => 'space2', spaces => ['2'], methods => '*' },
+    ] };
+    my %keys;
+    for my $c (@clients) {
+        $c->{key} //= "sgw_$c->{name}_" . random_hex(16);
+        $keys{$c->{name}} = $c->{key};
+    }
+    clients_file("$dir/clients.json", @clients);
+
+    my $ngx = start_nginx(%o, http => gateway_http_conf(
+        %o, emu_port => $emu->{port},
+        token_file => "$dir/upstream.token",
+        clients_file => "$dir/clients.json"));
+    return { emu => $emu, ngx => $ngx, url => $ngx->{url}, token => $token,
+             keys => \%keys, dir => $dir, clients => \@clients };
+}
+
+# The image objects of an answer, by name.
+sub objects_by_name {
+    my ($res) = @_;
+    my %o;
+    for my $x (@{ $res->{json}{body}{objects} // [] }) { $o{$x->{name}} = $x }
+    return \%o;
+}
+
+sub tags {
+    my ($obj) = @_;
+    return [ map { $_->{tag} } @{ $obj->{persons} // [] } ];
+}
+
+1;
