@@ -1,0 +1,290 @@
+/*
+ * smarty-emulator: /_emulator/, the endpoints of tests (no token):
+ *
+ *   GET  /_emulator/stats    counters
+ *   GET  /_emulator/last     the last request to /api/v1/
+ *   POST /_emulator/faults?fail_5xx=P&temp_error=P&hang=P&reset=P
+ *                          &latency_ms=N&per_image_ms=N
+ *                            changes the knobs given; answers all of them
+ *   GET  /_emulator/faults   the knobs
+ *   POST /_emulator/reset[?tokens=1]
+ *                            forgets spaces, counters, the last request
+ *                            (and the issued tokens)
+ */
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "emu.h"
+
+
+static pthread_mutex_t  emu_stats_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static struct {
+    json_int_t   requests_total;
+    json_int_t   requests;
+    json_int_t   images;
+    json_int_t   tokens_issued;
+    json_int_t   fail_5xx;
+    json_int_t   temp_error;
+    json_int_t   hang;
+    json_int_t   reset;
+    json_t      *by_path;
+    json_t      *last;
+} emu_stats;
+
+
+void
+emu_stats_request_total(void)
+{
+    pthread_mutex_lock(&emu_stats_lock);
+    emu_stats.requests_total++;
+    pthread_mutex_unlock(&emu_stats_lock);
+}
+
+
+void
+emu_stats_request(const char *path)
+{
+    json_t  *n;
+
+    pthread_mutex_lock(&emu_stats_lock);
+
+    emu_stats.requests++;
+
+    if (emu_stats.by_path == NULL) {
+        emu_stats.by_path = json_object();
+    }
+
+    n = json_object_get(emu_stats.by_path, path);
+    json_object_set_new(emu_stats.by_path, path,
+                        json_integer(json_integer_value(n) + 1));
+
+    pthread_mutex_unlock(&emu_stats_lock);
+}
+
+
+void
+emu_stats_images(size_t n)
+{
+    pthread_mutex_lock(&emu_stats_lock);
+    emu_stats.images += n;
+    pthread_mutex_unlock(&emu_stats_lock);
+}
+
+
+void
+emu_stats_token_issued(void)
+{
+    pthread_mutex_lock(&emu_stats_lock);
+    emu_stats.tokens_issued++;
+    pthread_mutex_unlock(&emu_stats_lock);
+}
+
+
+void
+emu_stats_fault(const char *which)
+{
+    pthread_mutex_lock(&emu_stats_lock);
+
+    if (strcmp(which, "fail_5xx") == 0) {
+        emu_stats.fail_5xx++;
+
+    } else if (strcmp(which, "temp_error") == 0) {
+        emu_stats.temp_error++;
+
+    } else if (strcmp(which, "hang") == 0) {
+        emu_stats.hang++;
+
+    } else {
+        emu_stats.reset++;
+    }
+
+    pthread_mutex_unlock(&emu_stats_lock);
+}
+
+
+/* takes the reference */
+void
+emu_last_set(json_t *last)
+{
+    json_t  *old;
+
+    pthread_mutex_lock(&emu_stats_lock);
+    old = emu_stats.last;
+    emu_stats.last = last;
+    pthread_mutex_unlock(&emu_stats_lock);
+
+    json_decref(old);
+}
+
+
+static json_t *
+emu_stats_json(void)
+{
+    json_t  *j, *by_path;
+
+    pthread_mutex_lock(&emu_stats_lock);
+
+    /* a copy, so that the answer does not share the live object */
+    by_path = emu_stats.by_path ? json_deep_copy(emu_stats.by_path)
+                                : json_object();
+
+    j = json_pack("{s:I,s:I,s:I,s:o,s:I,s:{s:I,s:I,s:I,s:I}}",
+                  "requests", emu_stats.requests,
+                  "requests_total", emu_stats.requests_total,
+                  "images", emu_stats.images,
+                  "by_path", by_path,
+                  "tokens_issued", emu_stats.tokens_issued,
+                  "faults",
+                  "fail_5xx", emu_stats.fail_5xx,
+                  "temp_error", emu_stats.temp_error,
+                  "hang", emu_stats.hang,
+                  "reset", emu_stats.reset);
+
+    pthread_mutex_unlock(&emu_stats_lock);
+
+    return j;
+}
+
+
+static void
+emu_stats_clear(void)
+{
+    json_t  *by_path, *last;
+
+    pthread_mutex_lock(&emu_stats_lock);
+
+    by_path = emu_stats.by_path;
+    last = emu_stats.last;
+    memset(&emu_stats, 0, sizeof(emu_stats));
+
+    pthread_mutex_unlock(&emu_stats_lock);
+
+    json_decref(by_path);
+    json_decref(last);
+}
+
+
+static json_t *
+emu_knobs_json(const emu_knobs_t *k)
+{
+    return json_pack("{s:f,s:f,s:f,s:f,s:I,s:I}",
+                     "fail_5xx", k->fail_5xx,
+                     "temp_error", k->temp_error,
+                     "hang", k->hang,
+                     "reset", k->reset,
+                     "latency_ms", (json_int_t) k->latency_ms,
+                     "per_image_ms", (json_int_t) k->per_image_ms);
+}
+
+
+static enum MHD_Result
+emu_faults(struct MHD_Connection *c, emu_req_t *r)
+{
+    static const char  *probs[] = { "fail_5xx", "temp_error", "hang",
+                                    "reset" };
+    static const char  *times[] = { "latency_ms", "per_image_ms" };
+    emu_knobs_t         k;
+    emu_err_t           err;
+    const char         *v;
+    double             *pp[4];
+    long               *tp[2];
+    size_t              i;
+
+    emu_knobs_get(&k);
+
+    if (strcmp(r->method, MHD_HTTP_METHOD_POST) == 0) {
+        pp[0] = &k.fail_5xx;
+        pp[1] = &k.temp_error;
+        pp[2] = &k.hang;
+        pp[3] = &k.reset;
+        tp[0] = &k.latency_ms;
+        tp[1] = &k.per_image_ms;
+
+        for (i = 0; i < 4; i++) {
+            v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
+                                            probs[i]);
+            if (v != NULL && emu_parse_prob(v, pp[i]) != 0) {
+                emu_err_set(&err, 400, "bad_fault",
+                            "%s must be a number from 0 to 1", probs[i]);
+                return emu_send_error(c, r, &err);
+            }
+        }
+
+        for (i = 0; i < 2; i++) {
+            v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
+                                            times[i]);
+            if (v != NULL && emu_parse_long(v, 0, 3600000, tp[i]) != 0) {
+                emu_err_set(&err, 400, "bad_fault",
+                            "%s must be an integer from 0 to 3600000",
+                            times[i]);
+                return emu_send_error(c, r, &err);
+            }
+        }
+
+        emu_knobs_set(&k);
+        emu_log("faults: fail_5xx=%g temp_error=%g hang=%g reset=%g "
+                "latency_ms=%ld per_image_ms=%ld", k.fail_5xx, k.temp_error,
+                k.hang, k.reset, k.latency_ms, k.per_image_ms);
+    }
+
+    return emu_send_json(c, r, 200, emu_knobs_json(&k));
+}
+
+
+enum MHD_Result
+emu_control_handle(struct MHD_Connection *c, emu_req_t *r)
+{
+    const char  *what, *v;
+    json_t      *last;
+    emu_err_t    err;
+    int          get, post;
+
+    what = r->path + sizeof("/_emulator/") - 1;
+    get = strcmp(r->method, MHD_HTTP_METHOD_GET) == 0;
+    post = strcmp(r->method, MHD_HTTP_METHOD_POST) == 0;
+
+    if (strcmp(what, "stats") == 0 && get) {
+        return emu_send_json(c, r, 200, emu_stats_json());
+    }
+
+    if (strcmp(what, "last") == 0 && get) {
+        pthread_mutex_lock(&emu_stats_lock);
+        last = emu_stats.last ? json_deep_copy(emu_stats.last)
+                              : json_object();
+        pthread_mutex_unlock(&emu_stats_lock);
+
+        return emu_send_json(c, r, 200, last);
+    }
+
+    if (strcmp(what, "faults") == 0 && (get || post)) {
+        return emu_faults(c, r);
+    }
+
+    if (strcmp(what, "reset") == 0 && post) {
+        emu_persons_reset();
+        emu_stats_clear();
+
+        v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "tokens");
+        if (v != NULL && strcmp(v, "1") == 0) {
+            emu_tokens_reset();
+        }
+
+        emu_log("reset%s", (v && strcmp(v, "1") == 0) ? " (and tokens)" : "");
+
+        return emu_send_json(c, r, 200, json_pack("{s:b}", "reset", 1));
+    }
+
+    if (strcmp(what, "stats") == 0 || strcmp(what, "last") == 0
+        || strcmp(what, "faults") == 0 || strcmp(what, "reset") == 0)
+    {
+        emu_err_set(&err, 405, "method_not_allowed",
+                    "wrong HTTP method for /_emulator/%s", what);
+        return emu_send_error(c, r, &err);
+    }
+
+    emu_err_set(&err, 404, "unknown_endpoint", "no such emulator endpoint");
+    return emu_send_error(c, r, &err);
+}

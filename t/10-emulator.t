@@ -1,0 +1,657 @@
+# The upstream emulator on its own: the token check, the walkthrough of
+# upstream-api.md, per-image statuses, limits, /_emulator/, the OAuth
+# endpoint, fault injection, keep-alive, and a clean stop.
+use strict;
+use warnings;
+use Test::More;
+use lib 't/lib';
+use SmartyTest;
+use JSON::PP;
+use Digest::SHA qw(sha256_hex);
+use IO::Socket::INET;
+use Time::HiRes qw(time);
+
+my $token = 'emu-token-' . SmartyTest::random_hex(16);
+my $emu = SmartyTest::start_emulator(token => "$token\n",
+                                     args => [ '--per-image-ms', '0' ]);
+my $url = $emu->{url};
+my $Q = "oauth_provider=mcs&oauth_token=$token";
+my $JSON = JSON::PP->new->canonical(1);
+
+my $group = SmartyTest::group_photo();
+my $rachel = SmartyTest::alone_photo('rachel');
+
+ok(SmartyTest::wait_until(sub {
+       SmartyTest::slurp("$emu->{dir}/emulator.log")
+           =~ /^smarty-emulator listening on 127\.0\.0\.1:$emu->{port}$/m }, 5),
+   'the start line on stderr');
+
+# --- helpers -------------------------------------------------------------------
+
+sub api {
+    my ($path, %o) = @_;
+    my $q = exists $o{query} ? delete $o{query} : $Q;
+    return SmartyTest::call($url, $path, query => $q, %o);
+}
+
+sub stats { return SmartyTest::emulator_stats($emu) }
+
+sub last_request {
+    return SmartyTest::http('GET', "$url/_emulator/last")->{json};
+}
+
+sub faults {
+    my ($q) = @_;
+    my $r = SmartyTest::http('POST', "$url/_emulator/faults?$q");
+    is($r->{status}, 200, "faults: $q");
+    return $r->{json};
+}
+
+sub recognize {
+    my ($space, $photo, %o) = @_;
+    return api('persons/recognize',
+        meta => { space => $space,
+                  create_new => $o{create_new} ? JSON::PP::true
+                                               : JSON::PP::false,
+                  images => [ { name => 'file_0' } ] },
+        images => [ [ 'file_0', $photo ] ], %o);
+}
+
+sub set_person {
+    my ($space, $photo, $id) = @_;
+    return api('persons/set',
+        meta => { space => $space,
+                  images => [ { name => 'file_0', person_id => $id } ] },
+        images => [ [ 'file_0', $photo ] ]);
+}
+
+sub tags_of {
+    my ($r, $name) = @_;
+    return SmartyTest::tags(SmartyTest::objects_by_name($r)->{$name // 'file_0'});
+}
+
+sub is_envelope_error {
+    my ($r, $status, $code, $name) = @_;
+    subtest $name => sub {
+        is($r->{status}, $status, "HTTP $status");
+        like($r->{content} // '',
+             qr/^\{"status":$status,"body":\{"error":"(?:[^"\\]|\\.)+","code":"\Q$code\E"\},"htmlencoded":false,"last_modified":0\}$/,
+             "the error envelope, code $code") or diag $r->{content};
+        is($r->{headers}{'content-type'}, 'application/json', 'JSON');
+    };
+}
+
+sub token_call {
+    my ($e, $body) = @_;
+    return SmartyTest::http('POST', "$e->{url}/auth/oauth/v1/token",
+        headers => { 'Content-Type' => 'application/json' },
+        body => ref $body ? $JSON->encode($body) : $body);
+}
+
+sub client_credentials {
+    my ($e, %o) = @_;
+    return token_call($e, { client_id => $o{id} // 'smarty-emulator',
+                            client_secret => $o{secret} // 'smarty-emulator-secret',
+                            grant_type => 'client_credentials' });
+}
+
+sub refresh {
+    my ($e, $rt) = @_;
+    return token_call($e, { client_id => 'smarty-emulator',
+                            refresh_token => $rt,
+                            grant_type => 'refresh_token' });
+}
+
+sub truncate_with {
+    my ($e, $tok) = @_;
+    return SmartyTest::call($e->{url}, 'persons/truncate',
+        query => "oauth_provider=mcs&oauth_token=$tok",
+        meta => { space => '9' });
+}
+
+# --- the token check -------------------------------------------------------------
+
+{
+    my $before = stats();
+    is_envelope_error(recognize('1', $rachel, query => undef), 401,
+                      'missing_oauth', 'no oauth parameters: 401');
+    is_envelope_error(recognize('1', $rachel, query => "oauth_token=$token"),
+                      401, 'missing_oauth', 'no oauth_provider: 401');
+    is_envelope_error(recognize('1', $rachel,
+                                query => "oauth_provider=&oauth_token=$token"),
+                      401, 'missing_oauth', 'an empty oauth_provider: 401');
+    is_envelope_error(recognize('1', $rachel,
+                                query => 'oauth_provider=mcs&oauth_token='),
+                      401, 'missing_oauth', 'an empty oauth_token: 401');
+    is_envelope_error(recognize('1', $rachel,
+                                query => 'oauth_provider=mcs&oauth_token=nope'),
+                      401, 'invalid_token', 'a wrong token: 401');
+    is_envelope_error(recognize('1', $rachel,
+                                query => "oauth_provider=mcs&oauth_token=$token%0A"),
+                      401, 'invalid_token',
+                      'the token with the file\'s newline: 401');
+    my $after = stats();
+    is($after->{requests_total} - $before->{requests_total}, 6,
+       'refused requests count in requests_total');
+    is($after->{requests} - $before->{requests}, 0,
+       'and not in requests');
+
+    my $r = recognize('1', $rachel);
+    is($r->{status}, 200, 'the service token (file, trailing newline stripped)');
+    is($r->{headers}{'content-type'}, 'application/json', 'JSON');
+    like($r->{content},
+         qr/^\{"status":200,"body":\{.*\},"htmlencoded":false,"last_modified":0\}$/s,
+         'the success envelope');
+    is(stats()->{requests} - $after->{requests}, 1, 'counted in requests');
+}
+
+# --- the walkthrough ---------------------------------------------------------------
+
+{
+    my $r = recognize('1', $group);
+    is($r->{json}{status}, 200, 'step 1: envelope 200');
+    is_deeply(tags_of($r), [ ('undefined') x 6 ], 'step 1: six undefined faces');
+    ok(JSON::PP::is_bool($r->{json}{body}{aliases_changed})
+       && !$r->{json}{body}{aliases_changed}, 'step 1: aliases_changed false');
+    my @p = @{ SmartyTest::objects_by_name($r)->{file_0}{persons} };
+    is_deeply($p[0]{coord}, [ 10, 20, 60, 80 ], 'step 1: the annotated box');
+    ok(!(grep { $_->{confidence} <= 0.99 || $_->{confidence} > 1 } @p),
+       'step 1: confidence above 0.99 for annotated faces');
+    ok(!(grep { $_->{similarity} < 0 || $_->{similarity} > 1
+                || $_->{awesomeness} < 0 || $_->{awesomeness} > 1 } @p),
+       'step 1: similarity and awesomeness within 0..1');
+    is($JSON->encode(recognize('1', $group)->{json}), $JSON->encode($r->{json}),
+       'recognize without create_new is deterministic');
+
+    $r = set_person('1', $rachel, 1);
+    is($r->{status}, 200, 'step 2: set answers 200');
+    is_deeply(SmartyTest::objects_by_name($r)->{file_0},
+              { name => 'file_0', status => 0 }, 'step 2: image status 0');
+
+    $r = recognize('1', $group);
+    is_deeply(tags_of($r), [ 'person1', ('undefined') x 5 ],
+              'step 3: Rachel is person1, the five others undefined');
+
+    $r = recognize('3', $group, create_new => 1);
+    is_deeply(tags_of($r), [ map { "person$_" } 1 .. 6 ],
+              'step 4: create_new makes person1..person6');
+    $r = recognize('3', $rachel);
+    is_deeply(tags_of($r), [ 'person1' ], 'step 4: Rachel alone is found');
+    is_deeply(tags_of(recognize('3', SmartyTest::alone_photo('phoebe'))),
+              [ 'person6' ], 'step 4: and Phoebe alone');
+
+    is_deeply(tags_of(recognize('2', $group)), [ ('undefined') x 6 ],
+              'step 5: space 2 knows none of space 1');
+
+    $r = api('persons/delete',
+             meta => { space => '1', images => [ { name => 'del', person_id => 1 } ] });
+    is($r->{status}, 200, 'step 6: delete answers 200');
+    is_deeply(SmartyTest::objects_by_name($r)->{del}, { name => 'del', status => 0 },
+              'step 6: delete status 0');
+    is_deeply(tags_of(recognize('1', $group)), [ ('undefined') x 6 ],
+              'step 6: Rachel is undefined again');
+    $r = api('persons/delete',
+             meta => { space => '1', images => [ { name => 'del', person_id => 1 } ] });
+    is_deeply(SmartyTest::objects_by_name($r)->{del},
+              { name => 'del', status => 1, error => 'person not found' },
+              'step 6: deleting an unknown person: status 1');
+
+    $r = api('persons/truncate', meta => { space => '3' });
+    is($r->{status}, 200, 'step 6: truncate answers 200');
+    is_deeply($r->{json}{body}, {}, 'step 6: truncate body is {}');
+    is_deeply(tags_of(recognize('3', $group)), [ ('undefined') x 6 ],
+              'step 6: after truncate nobody is known');
+
+    # create_new numbers from one above the highest id in use
+    set_person('5', $rachel, 41);
+    is_deeply(tags_of(recognize('5', SmartyTest::alone_photo('ross'), create_new => 1)),
+              [ 'person42' ], 'create_new takes one above the highest id');
+    # set links the largest face
+    set_person('5', SmartyTest::jpeg(faces => [ 'small@0,0,10,10', 'big@0,0,100,100' ]), 7);
+    is_deeply(tags_of(recognize('5', SmartyTest::jpeg(faces => [ 'small@0,0,5,5', 'big@1,1,9,9' ]))),
+              [ 'undefined', 'person7' ], 'set links the largest face only');
+}
+
+# --- per-image answers ---------------------------------------------------------------
+
+my ($noface, $faces3);
+{
+    # unannotated photos: 0 to 3 faces from the bytes; find one with none
+    # and one with some, asking the emulator
+    for my $seed (1 .. 200) {
+        my $img = SmartyTest::jpeg(seed => $seed);
+        my $n = scalar @{ tags_of(recognize('8', $img)) };
+        $noface //= $img if $n == 0;
+        $faces3 //= $img if $n >= 2;
+        last if $noface && $faces3;
+    }
+    ok($noface, 'an unannotated photo without faces exists');
+    ok($faces3, 'an unannotated photo with faces exists');
+
+    my $r = set_person('8', $noface, 3);
+    is_deeply(SmartyTest::objects_by_name($r)->{file_0},
+              { name => 'file_0', status => 1, error => 'no face found' },
+              'set on a photo without a face: status 1, no face found');
+
+    $r = recognize('8', $faces3, create_new => 1);
+    my $tags = tags_of($r);
+    ok(!(grep { !/^person\d+$/ } @$tags), "unannotated faces get persons (@$tags)");
+    is_deeply(tags_of(recognize('8', $faces3)), $tags, 'the same bytes show the same persons');
+    my $other = tags_of(recognize('8', $faces3 . 'x'));
+    is_deeply($other, [ ('undefined') x @$other ], 'other bytes share no person');
+
+    $r = api('persons/recognize',
+             meta => { space => '1', images => [ { name => 'b' }, { name => 'text' },
+                                                 { name => 'gone' }, { name => 'a' } ] },
+             images => [ [ 'a', $rachel ], [ 'text', 'hello, not an image' ],
+                         [ 'b', SmartyTest::alone_photo('ross') ] ]);
+    is($r->{status}, 200, 'a request with bad images answers 200');
+    my @o = @{ $r->{json}{body}{objects} };
+    is_deeply([ map { $_->{name} } @o ], [ qw(b text gone a) ], 'objects in meta order');
+    is_deeply($o[1], { name => 'text', status => 1,
+                       error => 'The memory contains data of an unknown image type' },
+              'an unknown image type: status 1');
+    is($o[2]{status}, 1, 'an entry naming no part: status 1');
+    ok(!exists $o[0]{error}, 'no error when status is 0');
+    is($o[3]{persons}[0]{tag}, 'undefined', 'the others are answered');
+
+    my %sig = (png => "\x89PNG\r\n\x1a\n", gif => 'GIF89a', bmp => 'BM',
+               webp => "RIFF\0\0\0\0WEBPVP8 ");
+    for my $t (sort keys %sig) {
+        $r = recognize('1', $sig{$t} . 'tEXtface=monica@1,2,3,4');
+        is_deeply(tags_of($r), [ 'undefined' ], "a $t with an annotation");
+    }
+    $r = recognize('1', "\xFF\xD8\xFF" . 'face=a@1,2,1,4 face=b@5,6,7 face=@1,2,3,4 '
+                   . 'face=' . ('x' x 65) . '@1,2,3,4 face=ok@5,6,7,8');
+    is_deeply([ map { $_->{coord} } @{ SmartyTest::objects_by_name($r)->{file_0}{persons} } ],
+              [ [ 5, 6, 7, 8 ] ], 'malformed annotations are no faces');
+}
+
+# --- stateless detectors ----------------------------------------------------------------
+
+{
+    my $r = api('objects/detect', meta => { images => [ { name => 'file_0' } ] },
+                images => [ [ 'file_0', $group ] ]);
+    is($r->{status}, 200, 'objects/detect: 200');
+    is_deeply([ keys %{ $r->{json}{body} } ], [ 'object_labels' ], 'default mode: object');
+    my $labels = $r->{json}{body}{object_labels}[0]{labels};
+    is(scalar(grep { $_->{eng} eq 'Person' } @$labels), 6, 'a Person per face');
+
+    my @modes = qw(object scene car_number multiobject pedestrian);
+    $r = api('objects/detect',
+             meta => { mode => \@modes, images => [ { name => 'b' }, { name => 'a' } ] },
+             images => [ [ 'a', $group ], [ 'b', 'not an image' ] ]);
+    is_deeply([ sort keys %{ $r->{json}{body} } ], [ sort map { "${_}_labels" } @modes ],
+              'one list per mode');
+    is_deeply([ map { $_->{name} } @{ $r->{json}{body}{scene_labels} } ], [ 'b', 'a' ],
+              'images in meta order');
+    is($r->{json}{body}{scene_labels}[0]{status}, 1, 'an unknown type: status 1');
+    my $again = api('objects/detect',
+             meta => { mode => \@modes, images => [ { name => 'b' }, { name => 'a' } ] },
+             images => [ [ 'a', $group ], [ 'b', 'not an image' ] ]);
+    is($JSON->encode($again->{json}), $JSON->encode($r->{json}), 'deterministic');
+
+    is_envelope_error(api('objects/detect', meta => { mode => ['faces'], images => [ { name => 'a' } ] },
+                          images => [ [ 'a', $group ] ]),
+                      400, 'bad_mode', 'an unknown mode: 400');
+
+    for my $m (qw(docs/detect docs/recognize text/recognize adult/detect)) {
+        $r = api($m, meta => { images => [ { name => 'x' } ] }, images => [ [ 'x', $group ] ]);
+        is($r->{status}, 200, "$m: 200");
+        is_deeply([ map { [ $_->{name}, $_->{status} ] } @{ $r->{json}{body}{objects} } ],
+                  [ [ 'x', 0 ] ], "$m: one object, status 0");
+    }
+}
+
+# --- request-level errors and limits ----------------------------------------------------
+
+{
+    is_envelope_error(api('persons/none', meta => { space => '1' }), 404,
+                      'unknown_endpoint', 'an unknown method: 404');
+    is_envelope_error(SmartyTest::http('GET', "$url/api/v1/persons/recognize?$Q"),
+                      405, 'method_not_allowed', 'GET: 405');
+    is_envelope_error(api('persons/recognize', images => [ [ 'file_0', $rachel ] ]),
+                      400, 'missing_meta', 'no meta: 400');
+    is_envelope_error(api('persons/recognize', meta => '{"space":',
+                          images => [ [ 'file_0', $rachel ] ]),
+                      400, 'bad_meta', 'meta not JSON: 400');
+    is_envelope_error(api('persons/recognize', meta => '[1]',
+                          images => [ [ 'file_0', $rachel ] ]),
+                      400, 'bad_meta', 'meta not an object: 400');
+    is_envelope_error(api('persons/recognize', meta => { space => '10', images => [ { name => 'file_0' } ] },
+                          images => [ [ 'file_0', $rachel ] ]),
+                      400, 'bad_space', 'space "10": 400');
+    is_envelope_error(api('persons/recognize', meta => { space => 1, images => [ { name => 'file_0' } ] },
+                          images => [ [ 'file_0', $rachel ] ]),
+                      400, 'bad_space', 'space as a number: 400');
+    is_envelope_error(api('persons/set', meta => { space => '1', images => [ { name => 'file_0' } ] },
+                          images => [ [ 'file_0', $rachel ] ]),
+                      400, 'bad_person_id', 'set without person_id: 400');
+    is_envelope_error(api('persons/recognize', meta => { space => '1' },
+                          images => [ [ 'file_0', $rachel ] ]),
+                      400, 'bad_images', 'no meta.images: 400');
+    is_envelope_error(SmartyTest::http('POST', "$url/api/v1/persons/recognize?$Q",
+                          headers => { 'Content-Type' => 'application/json' }, body => '{}'),
+                      400, 'bad_content_type', 'not multipart: 400');
+    {
+        my ($body, $ct) = SmartyTest::api_body(meta => { space => '1', images => [ { name => 'a' } ] },
+                                               images => [ [ 'a', $rachel ] ]);
+        $body =~ s/--\r\n\z//;
+        is_envelope_error(SmartyTest::http('POST', "$url/api/v1/persons/recognize?$Q",
+                              headers => { 'Content-Type' => $ct }, body => $body),
+                          400, 'bad_multipart', 'no closing delimiter: 400');
+    }
+    {
+        # quoted boundary, lower-case part headers, a preamble
+        my $r = api('persons/recognize', meta => { space => '1', images => [ { name => 'a' } ] },
+                    images => [ [ 'a', $rachel ] ], quote_boundary => 1, lower_headers => 1,
+                    preamble => "preamble\r\n");
+        is($r->{status}, 200, 'quoted boundary, lower-case headers, preamble');
+    }
+
+    my @hundred = map { [ "file_$_", $rachel ] } 0 .. 99;
+    my $r = api('persons/recognize',
+                meta => { space => '1', images => [ map { { name => $_->[0] } } @hundred ] },
+                images => \@hundred);
+    is($r->{status}, 200, '100 images: 200');
+    is(scalar @{ $r->{json}{body}{objects} }, 100, '100 answers');
+    my @many = map { [ "file_$_", $rachel ] } 0 .. 100;
+    is_envelope_error(api('persons/recognize',
+                          meta => { space => '1', images => [ map { { name => $_->[0] } } @many ] },
+                          images => \@many),
+                      413, 'too_many_images', '101 images: 413');
+    is_envelope_error(api('persons/recognize',
+                          meta => { space => '1', images => [ map { { name => $_->[0] } } @many ] },
+                          images => [ $many[0] ]),
+                      413, 'too_many_images', '101 entries in meta.images: 413');
+
+    my $four = $rachel . ("\0" x (4 * 1024 * 1024 - length $rachel));
+    $r = recognize('1', $four);
+    is($r->{status}, 200, 'an image of exactly 4 MB: 200');
+    is_deeply(tags_of($r), [ 'undefined' ], 'its face is found');
+    is_envelope_error(recognize('1', $four . "\0"), 413, 'image_too_large',
+                      '4 MB and one byte: 413');
+    is_envelope_error(SmartyTest::http('POST', "$url/nowhere"), 404,
+                      'unknown_endpoint', 'a path outside the API: 404');
+}
+
+# --- /_emulator/: last, stats, faults, reset ----------------------------------------------
+
+{
+    my $q = "$Q&x=a%20b&y=%2F";
+    my $r = recognize('1', $rachel, query => $q,
+                      headers => { 'X-Test' => 'yes' });
+    my $last = last_request();
+    is($last->{path}, 'persons/recognize', 'last: path');
+    is($last->{query}, $q, 'last: the raw query string');
+    is($last->{body_sha256}, sha256_hex($r->{request_body}), 'last: body_sha256');
+    is($last->{body_length}, length $r->{request_body}, 'last: body_length');
+    like($last->{content_type}, qr{^multipart/form-data; boundary=}, 'last: content_type');
+    is($last->{headers}{'x-test'}, 'yes', 'last: headers, lower-case names');
+    is($last->{headers}{'content-type'}, $last->{content_type}, 'last: content-type header');
+
+    # a binary body with every byte value, and CRLFs that are no delimiter
+    my $bin = $rachel . join('', map { chr } 0 .. 255) . "\r\n--x\r\n" . ("\r\n" x 5);
+    $r = recognize('1', $bin);
+    is($r->{status}, 200, 'a binary image');
+    is(last_request()->{body_sha256}, sha256_hex($r->{request_body}),
+       'last: body_sha256 of binary bytes');
+
+    my $s0 = stats();
+    api('persons/truncate', meta => { space => '7' });
+    recognize('1', $group);
+    api('persons/recognize', meta => { space => '1', images => [ { name => 'a' }, { name => 'b' } ] },
+        images => [ [ 'a', $rachel ], [ 'b', $group ] ]);
+    my $s1 = stats();
+    is($s1->{requests} - $s0->{requests}, 3, 'stats: requests');
+    is($s1->{images} - $s0->{images}, 3, 'stats: images');
+    is(($s1->{by_path}{'persons/recognize'} // 0) - ($s0->{by_path}{'persons/recognize'} // 0),
+       2, 'stats: by_path persons/recognize');
+    is(($s1->{by_path}{'persons/truncate'} // 0) - ($s0->{by_path}{'persons/truncate'} // 0),
+       1, 'stats: by_path persons/truncate');
+
+    my $k = SmartyTest::http('GET', "$url/_emulator/faults")->{json};
+    is_deeply($k, { fail_5xx => 0, temp_error => 0, hang => 0, reset => 0,
+                    latency_ms => 0, per_image_ms => 0 }, 'faults: the defaults');
+    $k = faults('latency_ms=5&temp_error=0.25');
+    is_deeply($k, { fail_5xx => 0, temp_error => 0.25, hang => 0, reset => 0,
+                    latency_ms => 5, per_image_ms => 0 }, 'faults: changes only what is given');
+    is_envelope_error(SmartyTest::http('POST', "$url/_emulator/faults?hang=2&latency_ms=0"),
+                      400, 'bad_fault', 'faults: a share above 1');
+    is(SmartyTest::http('GET', "$url/_emulator/faults")->{json}{latency_ms}, 5,
+       'faults: nothing changed by a bad request');
+    faults('latency_ms=0&temp_error=0');
+
+    set_person('4', $rachel, 1);
+    my $r2 = SmartyTest::http('POST', "$url/_emulator/reset");
+    is_deeply($r2->{json}, { reset => JSON::PP::true }, 'reset answers');
+    my $s = stats();
+    is_deeply([ @$s{qw(requests requests_total images tokens_issued)} ], [ 0, 0, 0, 0 ],
+              'reset: counters are zero');
+    is_deeply($s->{by_path}, {}, 'reset: by_path empty');
+    is_deeply(last_request(), {}, 'reset: no last request');
+    is_deeply(tags_of(recognize('4', $rachel)), [ 'undefined' ], 'reset: spaces are empty');
+}
+
+# --- fault injection ----------------------------------------------------------------------
+
+{
+    faults('fail_5xx=1');
+    my %codes;
+    for (1 .. 6) {
+        my $r = set_person('6', $rachel, 5);
+        $codes{ $r->{status} }++;
+        ok(($r->{status} == 500 && $r->{json}{body}{code} eq 'internal_error')
+           || ($r->{status} == 503 && $r->{json}{body}{code} eq 'service_unavailable'),
+           "fail_5xx=1: a 5xx envelope ($r->{status})");
+        is($r->{json}{status}, $r->{status}, 'the envelope repeats the status');
+    }
+    faults('fail_5xx=0');
+    is_deeply(tags_of(recognize('6', $rachel)), [ 'undefined' ],
+              'a failed set changed nothing');
+
+    faults('temp_error=1');
+    my $r = api('persons/recognize', meta => { space => '6', images => [ { name => 'a' }, { name => 'b' } ] },
+                images => [ [ 'a', $rachel ], [ 'b', $group ] ]);
+    is($r->{status}, 200, 'temp_error=1: 200');
+    is_deeply($r->{json}{body}{objects},
+              [ map { { name => $_, status => 2, error => 'temporary error, retry later' } } qw(a b) ],
+              'temp_error=1: every image status 2');
+    $r = set_person('6', $rachel, 5);
+    is(SmartyTest::objects_by_name($r)->{file_0}{status}, 2, 'temp_error=1: set status 2');
+    faults('temp_error=0');
+    is_deeply(tags_of(recognize('6', $rachel)), [ 'undefined' ],
+              'a set answered status 2 changed nothing');
+
+    faults('reset=1');
+    my $n = stats()->{faults}{reset};
+    $r = recognize('1', $rachel);
+    is($r->{status}, 599, 'reset=1: no answer (connection closed)');
+    is(stats()->{faults}{reset}, $n + 1, 'reset counted');
+    faults('reset=0');
+    is(recognize('1', $rachel)->{status}, 200, 'reset=0: answers again');
+
+    faults('latency_ms=300');
+    my $t0 = time;
+    is(recognize('1', $rachel)->{status}, 200, 'latency_ms=300: 200');
+    cmp_ok(time - $t0, '>=', 0.29, 'latency_ms=300: it took 300 ms');
+    faults('latency_ms=0&per_image_ms=100');
+    $t0 = time;
+    api('persons/recognize', meta => { space => '1', images => [ map { { name => "f$_" } } 1 .. 4 ] },
+        images => [ map { [ "f$_", $rachel ] } 1 .. 4 ]);
+    cmp_ok(time - $t0, '>=', 0.39, 'per_image_ms=100: four images took 400 ms');
+    faults('per_image_ms=0');
+
+    # a hang ends when the client gives up
+    faults('hang=1');
+    $t0 = time;
+    $r = recognize('1', $rachel, timeout => 1);
+    is($r->{status}, 599, 'hang=1: no answer before the client gives up');
+    cmp_ok(time - $t0, '<', 5, 'the client gave up after its timeout');
+    ok(SmartyTest::wait_until(sub {
+           SmartyTest::slurp("$emu->{dir}/emulator.log") =~ /hang over/ }, 10),
+       'the hang ended when the client left');
+
+    # a hanging request blocks no other
+    my ($body, $ct) = SmartyTest::api_body(meta => { space => '1', images => [ { name => 'a' } ] },
+                                           images => [ [ 'a', $rachel ] ]);
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $emu->{port},
+                                  Proto => 'tcp', Timeout => 5) or die "connect: $!";
+    binmode $s;
+    print $s "POST /api/v1/persons/recognize?$Q HTTP/1.1\r\nHost: x\r\n"
+           . "Content-Type: $ct\r\nContent-Length: " . length($body) . "\r\n\r\n$body";
+    ok(SmartyTest::wait_until(sub { stats()->{faults}{hang} >= 2 }, 10),
+       'a second request hangs');
+    faults('hang=0');
+    $t0 = time;
+    is(recognize('1', $rachel)->{status}, 200, 'another request is answered meanwhile');
+    cmp_ok(time - $t0, '<', 1, 'at once');
+    close $s;
+    ok(SmartyTest::wait_until(sub {
+           my @l = SmartyTest::slurp("$emu->{dir}/emulator.log") =~ /hang over/g;
+           @l >= 2 }, 10),
+       'the second hang ended when its client closed');
+}
+
+# --- keep-alive -----------------------------------------------------------------------------
+
+sub read_response {
+    my ($s) = @_;
+    my $head = '';
+    while ($head !~ /\r\n\r\n\z/) {
+        sysread($s, my $c, 1) or return undef;
+        $head .= $c;
+    }
+    my ($status) = $head =~ m{^HTTP/1\.1 (\d{3})};
+    my ($len) = $head =~ /^Content-Length:\s*(\d+)/mi;
+    my $body = '';
+    while (length $body < ($len // 0)) {
+        sysread($s, my $c, $len - length $body) or last;
+        $body .= $c;
+    }
+    return { status => $status, head => $head, content => $body };
+}
+
+{
+    my ($body, $ct) = SmartyTest::api_body(meta => { space => '1', images => [ { name => 'a' } ] },
+                                           images => [ [ 'a', $rachel ] ]);
+    my $req = "POST /api/v1/persons/recognize?$Q HTTP/1.1\r\nHost: x\r\n"
+              . "Content-Type: $ct\r\nContent-Length: " . length($body) . "\r\n\r\n$body";
+    my $bad = "POST /api/v1/persons/recognize?oauth_provider=mcs&oauth_token=no HTTP/1.1\r\n"
+              . "Host: x\r\nContent-Type: $ct\r\nContent-Length: " . length($body)
+              . "\r\n\r\n$body";
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $emu->{port},
+                                  Proto => 'tcp', Timeout => 5) or die "connect: $!";
+    binmode $s;
+    local $SIG{ALRM} = sub { die "keep-alive test timed out\n" };
+    alarm 20;
+    my @st;
+    for my $x ($req, $bad, $req) {
+        print $s $x;
+        my $res = read_response($s);
+        push @st, $res ? $res->{status} : 'none';
+    }
+    alarm 0;
+    close $s;
+    is_deeply(\@st, [ 200, 401, 200 ], 'three requests on one connection (keep-alive)');
+}
+
+# --- the OAuth endpoint -------------------------------------------------------------------
+
+{
+    my $e = SmartyTest::start_emulator(args => [ '--quiet', '--token', 'plain-token' ]);
+    is(truncate_with($e, 'plain-token')->{status}, 200, '--token TOKEN is a service token');
+    my $r = client_credentials($e);
+    is($r->{status}, 200, 'client_credentials: 200');
+    is_deeply([ sort keys %{ $r->{json} } ], [ qw(access_token expires_in refresh_token) ],
+              'access_token, refresh_token, expires_in');
+    is($r->{json}{expires_in}, 3600, 'expires_in 3600 by default');
+    like($r->{json}{access_token}, qr/^[0-9a-f]{64}$/, 'a random hex token');
+    my ($at, $rt) = @{ $r->{json} }{qw(access_token refresh_token)};
+    is(truncate_with($e, $at)->{status}, 200, 'the access token opens the API');
+    is(truncate_with($e, $rt)->{status}, 401, 'the refresh token does not');
+
+    $r = refresh($e, $rt);
+    is($r->{status}, 200, 'refresh_token: 200');
+    my ($at2, $rt2) = @{ $r->{json} }{qw(access_token refresh_token)};
+    isnt($at2, $at, 'a new access token');
+    is(truncate_with($e, $at2)->{status}, 200, 'the new access token works');
+    is(truncate_with($e, $at)->{status}, 401, 'the old one is revoked');
+    is_envelope_error(refresh($e, $rt), 400, 'invalid_grant', 'a used refresh token: 400');
+    is_envelope_error(client_credentials($e, secret => 'wrong'), 401, 'invalid_client',
+                      'a wrong client_secret: 401');
+    is_envelope_error(client_credentials($e, id => 'other'), 401, 'invalid_client',
+                      'a wrong client_id: 401');
+    is_envelope_error(token_call($e, { client_id => 'smarty-emulator', grant_type => 'password' }),
+                      400, 'unsupported_grant_type', 'another grant_type: 400');
+    is_envelope_error(token_call($e, 'client_id=x'), 400, 'invalid_request', 'not JSON: 400');
+
+    # 25 active tokens at most: one is active, 24 more
+    my @ok = grep { client_credentials($e)->{status} == 200 } 1 .. 24;
+    is(scalar @ok, 24, '24 more tokens (25 active)');
+    is_envelope_error(client_credentials($e), 429, 'too_many_tokens', 'the 26th: 429');
+    $r = refresh($e, $rt2);
+    is($r->{status}, 200, 'a refresh at the cap rotates the pair');
+    is(truncate_with($e, $r->{json}{access_token})->{status}, 200, 'and its token works');
+    is(SmartyTest::emulator_stats($e)->{tokens_issued}, 27, 'tokens_issued');
+
+    # no token in the log (the emulator's own log, without --quiet)
+    my $log = SmartyTest::slurp("$emu->{dir}/emulator.log");
+    ok(length $log, 'the emulator logs');
+    is(index($log, $token), -1, 'the service token is in no log line');
+
+    SmartyTest::stop_proc($e);
+}
+
+{
+    my $e = SmartyTest::start_emulator(args => [ '--token-lifetime', '1', '--refresh-lifetime', '1',
+                                                 '--max-tokens', '2' ]);
+    my $r = client_credentials($e);
+    is($r->{json}{expires_in}, 1, '--token-lifetime 1: expires_in 1');
+    my $at = $r->{json}{access_token};
+    is(truncate_with($e, $at)->{status}, 200, 'the token works at first');
+    is(client_credentials($e)->{status}, 200, 'a second token');
+    is_envelope_error(client_credentials($e), 429, 'too_many_tokens', '--max-tokens 2: the third 429');
+    ok(SmartyTest::wait_until(sub { truncate_with($e, $at)->{status} == 401 }, 10),
+       'the access token expires');
+    ok(SmartyTest::wait_until(sub { client_credentials($e)->{status} == 200 }, 10),
+       'expired tokens no longer count against the cap');
+    unlike(SmartyTest::slurp("$e->{dir}/emulator.log"), qr/$at/, 'no access token in the log');
+    SmartyTest::stop_proc($e);
+}
+
+# --- flags and a clean stop ---------------------------------------------------------------
+
+{
+    my $help = `$SmartyTest::BUILD/smarty-emulator --help`;
+    is($? >> 8, 0, '--help exits 0');
+    for my $f (qw(listen port token token-file client-id client-secret token-lifetime
+                  refresh-lifetime max-tokens max-images max-image-bytes max-body-bytes
+                  latency-ms per-image-ms fail-5xx temp-error hang hang-max-s reset seed
+                  quiet help)) {
+        like($help, qr/^\s+--\Q$f\E\b/m, "--help lists --$f");
+    }
+    my $out = `$SmartyTest::BUILD/smarty-emulator --fail-5xx 2 2>&1`;
+    isnt($? >> 8, 0, 'a bad flag value is refused');
+
+    my $e = SmartyTest::start_emulator(token => 't', args => [ '--hang', '1' ]);
+    # a request hangs; SIGTERM stops the emulator at once anyway
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $e->{port},
+                                  Proto => 'tcp', Timeout => 5) or die "connect: $!";
+    my ($body, $ct) = SmartyTest::api_body(meta => { space => '1', images => [ { name => 'a' } ] },
+                                           images => [ [ 'a', $rachel ] ]);
+    print $s "POST /api/v1/persons/recognize?oauth_provider=mcs&oauth_token=t HTTP/1.1\r\n"
+           . "Host: x\r\nContent-Type: $ct\r\nContent-Length: " . length($body) . "\r\n\r\n$body";
+    ok(SmartyTest::wait_until(sub { SmartyTest::emulator_stats($e)->{faults}{hang} == 1 }, 10),
+       'a request hangs');
+    my $t0 = time;
+    SmartyTest::stop_proc($e);
+    cmp_ok(time - $t0, '<', 5, 'SIGTERM stops the emulator despite the hang');
+    is($e->{status}, 0, 'and it exits 0');
+    close $s;
+}
+
+SmartyTest::stop_proc($emu);
+is($emu->{status}, 0, 'the emulator exits 0 on SIGTERM');
+
+done_testing;
