@@ -34,17 +34,9 @@ wait_port() {
     return 1
 }
 
-start() {
+secrets() {
     mkdir -p "$run"
-    chmod 700 "$run"
-
-    if alive "$run/nginx.pid" || alive "$run/emulator.pid" \
-        || alive "$run/redis.pid"
-    then
-        echo "the stack is already running (make stop first)"
-        examples
-        return 0
-    fi
+    chmod 711 "$run"   # nginx workers keep temp files below it
 
     # the upstream token: the emulator accepts it, the gateway injects it
     if [ ! -s "$run/upstream.token" ]; then
@@ -64,6 +56,21 @@ start() {
          ' "$run/demo.key" "$run/clients.json")
     fi
 
+}
+
+start() {
+    mkdir -p "$run"
+    chmod 711 "$run"   # nginx workers keep temp files below it
+
+    if alive "$run/nginx.pid" || alive "$run/emulator.pid" \
+        || alive "$run/redis.pid"
+    then
+        echo "the stack is already running (make stop first)"
+        examples
+        return 0
+    fi
+
+    secrets
     scripts/make-photos.pl "$run/photos"
 
     redis-server --port "$redis_port" --bind 127.0.0.1 --save '' \
@@ -139,6 +146,7 @@ stop() {
 
 case "${1:-}" in
     start) start ;;
+    secrets) secrets ;;
     stop) stop ;;
-    *) echo "usage: $0 start|stop" >&2; exit 2 ;;
+    *) echo "usage: $0 start|stop|secrets" >&2; exit 2 ;;
 esac

@@ -66,7 +66,7 @@ ngx_http_smarty_body_begin(ngx_http_request_t *r, ngx_http_smarty_ctx_t *ctx)
     rc = smarty_mp_boundary((const char *) ct->value.data, ct->value.len,
                             boundary, &blen);
 
-    if (rc == -1) {
+    if (rc == SMARTY_MP_ERR_TYPE) {
         ctx->body_err = SMARTY_E_BAD_CONTENT_TYPE;
         return NGX_DECLINED;
     }

@@ -33,6 +33,13 @@ static void *ngx_http_smarty_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_smarty_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static ngx_int_t ngx_http_smarty_preconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_http_smarty_postconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_http_smarty_post_read(ngx_http_request_t *r);
+static u_char *ngx_http_smarty_log_error(ngx_http_request_t *r,
+    ngx_http_request_t *sr, u_char *buf, size_t len);
+
+
+static ngx_http_log_handler_pt  ngx_http_smarty_orig_log_handler;
 static char *ngx_http_smarty_gateway(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_smarty_error(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -128,7 +135,7 @@ static ngx_command_t  ngx_http_smarty_commands[] = {
 
 static ngx_http_module_t  ngx_http_smarty_module_ctx = {
     ngx_http_smarty_preconfiguration,      /* preconfiguration */
-    NULL,                                  /* postconfiguration */
+    ngx_http_smarty_postconfiguration,     /* postconfiguration */
 
     NULL,                                  /* create main configuration */
     NULL,                                  /* init main configuration */
@@ -539,6 +546,86 @@ static ngx_int_t
 ngx_http_smarty_preconfiguration(ngx_conf_t *cf)
 {
     return ngx_http_smarty_add_variables(cf);
+}
+
+
+static ngx_int_t
+ngx_http_smarty_postconfiguration(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_POST_READ_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_smarty_post_read;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Secrets in the error log.  nginx's error lines carry the request line
+ * ("request: ...", with a client key sent as oauth_token) and the upstream's
+ * URI ("upstream: ...", with the gateway's token), at error level, not only
+ * at debug.  Every request gets a log handler that writes nginx's context
+ * and then replaces every oauth_token value in it with "***".
+ */
+
+static ngx_int_t
+ngx_http_smarty_post_read(ngx_http_request_t *r)
+{
+    if (r->log_handler != ngx_http_smarty_log_error) {
+        ngx_http_smarty_orig_log_handler = r->log_handler;
+        r->log_handler = ngx_http_smarty_log_error;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+static u_char *
+ngx_http_smarty_log_error(ngx_http_request_t *r, ngx_http_request_t *sr,
+    u_char *buf, size_t len)
+{
+    u_char  *p, *end, *v, *e;
+
+    end = ngx_http_smarty_orig_log_handler(r, sr, buf, len);
+
+    for (p = buf; p + sizeof("oauth_token=") - 1 <= end; /* void */) {
+
+        if (ngx_strncasecmp(p, (u_char *) "oauth_token=",
+                            sizeof("oauth_token=") - 1) != 0)
+        {
+            p++;
+            continue;
+        }
+
+        v = p + sizeof("oauth_token=") - 1;
+
+        for (e = v; e < end; e++) {
+            if (*e == '&' || *e == ' ' || *e == '"' || *e == ',') {
+                break;
+            }
+        }
+
+        if (e - v >= 3) {
+            ngx_memcpy(v, "***", 3);
+            ngx_memmove(v + 3, e, end - e);
+            end -= (e - v) - 3;
+
+        } else {
+            ngx_memset(v, '*', e - v);
+        }
+
+        p = v;
+    }
+
+    return end;
 }
 
 

@@ -14,7 +14,8 @@
  *     gateway decides what the client sees: the upstream's answer, or an
  *     error in the API's envelope (502, 504) when the upstream failed.
  *
- * The answer must fit in the proxy_buffer_size of that location.
+ * The answer must fit in the subrequest_output_buffer_size of that
+ * location.
  */
 
 #include "ngx_http_smarty_module.h"
@@ -167,10 +168,7 @@ ngx_http_smarty_upstream_post(ngx_http_request_t *sr, void *data,
 {
     ngx_http_smarty_ctx_t  *ctx = data;
 
-    size_t                 len;
-    ngx_buf_t             *b;
-    ngx_chain_t           *cl, **ll;
-    ngx_http_upstream_t   *u;
+    ngx_buf_t  *b;
 
     if (ctx->up_done) {
         return rc;
@@ -178,46 +176,20 @@ ngx_http_smarty_upstream_post(ngx_http_request_t *sr, void *data,
 
     ctx->up_done = 1;
     ctx->up_rc = rc;
-    ctx->up_status = sr->headers_out.status;
 
-    u = sr->upstream;
+    if (sr->upstream && sr->upstream->headers_in.status_n) {
+        ctx->up_status = sr->upstream->headers_in.status_n;
+    }
 
-    if (u != NULL && rc == NGX_OK && u->headers_in.status_n) {
-        ctx->up_status = u->headers_in.status_n;
+    /* the answer, as the postpone filter gathered it in memory */
 
-        /* the answer, as the proxy's input filter left it */
+    if (rc == NGX_OK && sr->out && sr->out->buf) {
+        b = sr->out->buf;
 
-        len = 0;
-        ll = &ctx->up_body;
-
-        for (cl = u->out_bufs; cl; cl = cl->next) {
-            if (cl->buf->last == cl->buf->pos) {
-                continue;
-            }
-
-            b = ngx_calloc_buf(sr->pool);
-            if (b == NULL) {
-                ctx->up_rc = NGX_ERROR;
-                break;
-            }
-
-            b->pos = cl->buf->pos;
-            b->last = cl->buf->last;
-            b->memory = 1;
-
-            *ll = ngx_alloc_chain_link(sr->pool);
-            if (*ll == NULL) {
-                ctx->up_rc = NGX_ERROR;
-                break;
-            }
-
-            (*ll)->buf = b;
-            (*ll)->next = NULL;
-            ll = &(*ll)->next;
-            len += b->last - b->pos;
+        if (b->last > b->pos) {
+            ctx->up_body = sr->out;
+            ctx->up_len = b->last - b->pos;
         }
-
-        ctx->up_len = len;
     }
 
     if (rc == NGX_HTTP_CLIENT_CLOSED_REQUEST || sr->connection->error) {
@@ -261,8 +233,8 @@ ngx_http_smarty_upstream_result(ngx_http_request_t *r,
 
     if (ctx->up_rc == NGX_ERROR && ctx->up_status == NGX_HTTP_OK) {
         ngx_snprintf((u_char *) msg, len - 1,
-                     "the recognition service's answer is larger than the "
-                     "gateway's buffer%Z");
+                     "the recognition service's answer is larger than "
+                     "subrequest_output_buffer_size%Z");
         return SMARTY_E_UPSTREAM_BAD_ANSWER;
     }
 

@@ -34,6 +34,8 @@
 #define SMARTY_MP_ERR_NO_NAME      -4   /* part without Content-Disposition
                                            form-data; name="..." */
 #define SMARTY_MP_ERR_TRUNCATED    -5   /* body ended before closing delimiter */
+#define SMARTY_MP_ERR_TYPE         -7   /* Content-Type is not
+                                           multipart/form-data */
 #define SMARTY_MP_ERR_STOPPED      -6   /* feed after an error or after DONE
                                            with non-whitespace epilogue is
                                            ignored; this is never returned
@@ -97,7 +99,8 @@ typedef struct {
  * quoted or token boundary, optional whitespace.  Copies the boundary into
  * out (at least SMARTY_MP_BOUNDARY_MAX + 1 bytes), NUL-terminated.
  *
- * Returns 0 on success; -1 if the type is not multipart/form-data;
+ * Returns 0 on success; SMARTY_MP_ERR_TYPE if the type is not
+ * multipart/form-data;
  * SMARTY_MP_ERR_BOUNDARY if the boundary is missing or malformed (empty,
  * longer than 70, characters outside RFC 2046 bchars, trailing space).
  */

@@ -27,6 +27,8 @@ my $tempdir;
 sub tempdir_path {
     $tempdir //= File::Temp::tempdir('smarty-t-XXXXXX', TMPDIR => 1,
                          CLEANUP => !$ENV{SMARTY_KEEP});
+    # nginx's workers (user nobody under a root master) write temp files
+    chmod 0755, $tempdir;
     return $tempdir;
 }
 
@@ -502,7 +504,7 @@ $gw
             proxy_set_header Connection "";
             proxy_connect_timeout 2s;
             proxy_read_timeout $rt;
-            proxy_buffer_size 1m;
+            subrequest_output_buffer_size 1m;
         }
 
         location \@smarty_too_large {

@@ -1,0 +1,60 @@
+# `make run` / `make stop` (scripts/stack.sh) as the README gives them: the
+# stack comes up on loopback, the printed examples work, a second start does
+# not start a second copy, stop stops everything.
+use strict;
+use warnings;
+use Test::More;
+use lib 't/lib';
+use SmartyTest;
+use JSON::PP;
+
+my $run = SmartyTest::tempdir() . '/run';
+my %port = (gw => SmartyTest::free_port(), emu => SmartyTest::free_port(),
+            redis => SmartyTest::free_port());
+local $ENV{SMARTY_RUN_DIR} = $run;
+local $ENV{SMARTY_GATEWAY_PORT} = $port{gw};
+local $ENV{SMARTY_EMULATOR_PORT} = $port{emu};
+local $ENV{SMARTY_REDIS_PORT} = $port{redis};
+local $ENV{SMARTY_EMULATOR_ARGS} = '--per-image-ms 0';
+local $ENV{SMARTY_BUILD} = $SmartyTest::BUILD;
+
+my $out = `scripts/stack.sh start 2>&1`;
+is($?, 0, 'stack.sh start') or diag $out;
+END { system("scripts/stack.sh stop >/dev/null 2>&1") if $run }
+
+ok(SmartyTest::port_open($port{$_}), "$_ listens") for sort keys %port;
+ok(-s "$run/upstream.token", 'an upstream token was generated');
+is((stat "$run/upstream.token")[2] & 077, 0, 'readable by its owner only');
+ok(-s "$run/demo.key", 'a demo key was generated');
+my $key = SmartyTest::slurp("$run/demo.key");
+chomp $key;
+unlike(SmartyTest::slurp("$run/clients.json"), qr/\Q$key\E/, 'the clients file holds no key');
+
+# the printed curl example, as printed
+my ($curl) = $out =~ /^(  curl .*?group\.jpg)$/ms;
+ok($curl, 'a curl example is printed') or diag $out;
+$curl =~ s/\\\n//g;
+my $answer = `$curl`;
+my $j = eval { decode_json($answer) };
+is($j->{status}, 200, 'the curl example answers 200') or diag $answer;
+is(scalar @{ $j->{body}{objects}[0]{persons} // [] }, 6, 'six faces on the group photo');
+
+my ($smarty) = $out =~ /^(  \S+\/smarty -u .*?\}')$/ms;
+ok($smarty, 'a smarty example is printed') or diag $out;
+$smarty =~ s/\\\n//g;
+$answer = `$smarty`;
+is($?, 0, 'the smarty example exits 0') or diag $answer;
+$j = eval { decode_json($answer) };
+is($j->{status}, 200, 'the smarty example answers 200');
+
+my $again = `scripts/stack.sh start 2>&1`;
+is($?, 0, 'a second start');
+like($again, qr/already running/, 'says it is already running');
+
+$out = `scripts/stack.sh stop 2>&1`;
+is($?, 0, 'stack.sh stop') or diag $out;
+ok(SmartyTest::wait_until(sub { !grep { SmartyTest::port_open($port{$_}) } keys %port }, 10),
+   'nothing listens any more');
+ok(!-e "$run/$_.pid", "no $_.pid left") for qw(nginx emulator redis);
+
+done_testing;
