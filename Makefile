@@ -29,7 +29,7 @@ CLIENT      := $(BUILD)/smarty
 DEB_PKGS    := build-essential nginx nginx-dev libhiredis-dev libjansson-dev \
                libssl-dev libcurl4-openssl-dev libmicrohttpd-dev \
                redis-server perl wrk clang libclang-rt-14-dev valgrind \
-               docker-compose
+               docker-compose openssl curl
 
 CORE_SRCS   := src/smarty_errors.c src/smarty_multipart.c src/smarty_meta.c
 CORE_HDRS   := $(wildcard src/smarty_*.h)
@@ -44,7 +44,7 @@ UNIT_SRCS   := $(wildcard t/unit/test_*.c)
 UNIT_BINS   := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
 
 .PHONY: all module emulator client unit test deps run stop asan asan-test \
-        valgrind-test fuzz bench clean
+        valgrind-test fuzz bench clean compose-secrets
 
 all: module emulator client unit
 
@@ -71,7 +71,14 @@ $(BUILD)/nginx/objs/Makefile: config
 	        --add-dynamic-module=$(CURDIR) > configure.log 2>&1 || \
 	    { tail -30 configure.log; exit 1; }
 
-$(MODULE): $(BUILD)/nginx/objs/Makefile $(MODULE_SRCS)
+# the Redis Lua scripts as C (config generates them too, at configure time)
+LUA_C       := $(BUILD)/nginx/objs/ngx_http_smarty_redis_lua.c
+
+$(LUA_C): $(BUILD)/nginx/objs/Makefile src/lua $(wildcard src/lua/*.lua) \
+          scripts/embed-lua.sh
+	scripts/embed-lua.sh src/lua $@
+
+$(MODULE): $(BUILD)/nginx/objs/Makefile $(MODULE_SRCS) $(LUA_C)
 	$(MAKE) -C $(BUILD)/nginx -f objs/Makefile modules
 	cp $(BUILD)/nginx/objs/ngx_http_smarty_module.so $@
 
@@ -99,7 +106,7 @@ $(BUILD)/unit/%: t/unit/%.c $(CORE_SRCS) $(CORE_HDRS) t/unit/tap.h
 PROVE       ?= prove
 PROVE_FLAGS ?=
 
-test: all
+test: deps all
 	SMARTY_BUILD=$(abspath $(BUILD)) $(PROVE) $(PROVE_FLAGS) -r t/
 
 deps:
@@ -126,7 +133,7 @@ FUZZ_TARGETS := $(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c))
 
 fuzz:
 	@mkdir -p $(BUILD)/fuzz
-	@for t in $(FUZZ_TARGETS); do \
+	@set -o pipefail; for t in $(FUZZ_TARGETS); do \
 	    clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Isrc \
 	        -o $(BUILD)/fuzz/$$t fuzz/$$t.c $(CORE_SRCS) -ljansson -lcrypto \
 	        || exit 1; \
@@ -144,6 +151,10 @@ run: deps all
 
 stop:
 	@scripts/stack.sh stop
+
+# the secrets docker-compose.yml mounts: .run/upstream.token, .run/clients.json
+compose-secrets: client
+	@scripts/stack.sh secrets
 
 bench: all
 	@bench/run.sh

@@ -98,7 +98,8 @@ fi
     echo "#define NGX_HTTP_SMARTY_REDIS_LUA_N  $n"
     echo
     echo
-    echo "extern const ngx_http_smarty_redis_lua_t  ngx_http_smarty_redis_lua[];"
+    echo "extern const ngx_http_smarty_redis_lua_t" \
+         " ngx_http_smarty_redis_lua[];"
     echo
     echo "#endif /* $guard */"
 } >> "$tmp_h"

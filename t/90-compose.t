@@ -35,7 +35,10 @@ $conf =~ s{listen 8080;}{listen 127.0.0.1:$port;};
 my $temps = "client_body_temp_path $dir/body; proxy_temp_path $dir/proxy;";
 $conf =~ s{^http \x7b}{http \x7b\n    $temps}m;
 SmartyTest::spew("$dir/nginx.conf", $conf);
-$out = `nginx -p $dir -c $dir/nginx.conf -t 2>&1`;
+{
+    local %ENV = (%ENV, %{ SmartyTest::nginx_env() });
+    $out = `nginx -p $dir -c $dir/nginx.conf -t 2>&1`;
+}
 is($?, 0, 'nginx -t accepts docker/nginx.conf') or diag $out;
 
 done_testing;

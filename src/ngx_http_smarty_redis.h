@@ -1,0 +1,124 @@
+/*
+ * smarty-gateway: Redis, without ever blocking a worker.
+ *
+ * The module ngx_http_smarty_redis_module keeps one persistent, pipelined
+ * hiredis connection per worker, driven by nginx's event loop, with a
+ * timeout on every wait and a circuit breaker.  Redis trouble costs a
+ * caller at most its command's timeout, and usually nothing: when Redis is
+ * down the answer is "unavailable" at once.
+ *
+ * The contract of a command:
+ *
+ *   - ngx_http_smarty_redis_command() and _script() return a handle, or
+ *     NULL only when memory ran out (then the handler is never called).
+ *
+ *   - The handler is called exactly once, unless the command is cancelled
+ *     first, and never from inside the call that issued the command: a
+ *     command refused at once (no Redis configured, not connected, breaker
+ *     open) is answered from a posted event, in the same event loop
+ *     iteration.  After the handler returns the handle is gone: never
+ *     cancel it then.
+ *
+ *   - status NGX_HTTP_SMARTY_REDIS_OK comes with a reply (which may be a
+ *     Redis error reply, REDIS_REPLY_ERROR, e.g. a script's error); every
+ *     other status comes with reply NULL.  The reply belongs to hiredis and
+ *     is freed when the handler returns: copy what you keep.
+ *
+ *   - The handler may issue new commands and cancel other ones.  It must
+ *     not retry a refused command in a loop from inside itself.
+ *
+ *   - The command's memory is its own (the heap), never the caller's: a
+ *     caller whose request may go away keeps the handle in its request
+ *     context, clears it in the handler, and cancels it from the request's
+ *     cleanup (see the health handler in ngx_http_smarty_redis.c).  A
+ *     late reply then finds nothing to touch.
+ *
+ *   - "timeout" 0 means smarty_redis_timeout.  The timer runs from the
+ *     call: it covers queueing, the round trip and, for a script, the
+ *     NOSCRIPT reload.
+ *
+ * A test of ngx_http_smarty_redis_available() before issuing commands is
+ * a cheap way to skip Redis entirely while it is known to be unavailable;
+ * it is true as well when the breaker would let a probe through, so that
+ * callers who test it first still let the breaker close again.
+ */
+
+#ifndef NGX_HTTP_SMARTY_REDIS_H
+#define NGX_HTTP_SMARTY_REDIS_H
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <hiredis/hiredis.h>
+
+/* generated from src/lua/ *.lua: NGX_HTTP_SMARTY_REDIS_LUA_<NAME> indexes */
+#include "ngx_http_smarty_redis_lua.h"
+
+
+typedef enum {
+    NGX_HTTP_SMARTY_REDIS_OK = 0,         /* a reply, maybe an error reply */
+    NGX_HTTP_SMARTY_REDIS_TIMEOUT,        /* no reply within the timeout */
+    NGX_HTTP_SMARTY_REDIS_NOT_CONNECTED,  /* no connection, or it was lost
+                                             before the reply came */
+    NGX_HTTP_SMARTY_REDIS_BREAKER_OPEN,   /* refused by the open breaker */
+    NGX_HTTP_SMARTY_REDIS_NOT_CONFIGURED, /* no "smarty_redis" */
+    NGX_HTTP_SMARTY_REDIS_ERROR           /* out of memory, hiredis refused
+                                             the command */
+} ngx_http_smarty_redis_status_e;
+
+
+typedef struct ngx_http_smarty_redis_cmd_s  ngx_http_smarty_redis_cmd_t;
+
+typedef void (*ngx_http_smarty_redis_handler_pt)(
+    ngx_http_smarty_redis_status_e status, redisReply *reply, void *data);
+
+
+/*
+ * Any Redis command: argc arguments, argv[0] the command's name; the
+ * arguments are copied before the call returns.
+ */
+ngx_http_smarty_redis_cmd_t *ngx_http_smarty_redis_command(ngx_msec_t timeout,
+    ngx_http_smarty_redis_handler_pt handler, void *data, int argc,
+    const char **argv, const size_t *argvlen);
+
+/*
+ * EVALSHA of an embedded script (NGX_HTTP_SMARTY_REDIS_LUA_<NAME>): argv
+ * holds the nkeys keys and then the other arguments, argc in all.  The
+ * SHA1s are computed when the configuration is read.  On NOSCRIPT (Redis
+ * restarted, SCRIPT FLUSH) the command is sent again once as EVAL, which
+ * loads the script for the next ones; the caller sees one reply.
+ */
+ngx_http_smarty_redis_cmd_t *ngx_http_smarty_redis_script(ngx_uint_t script,
+    ngx_msec_t timeout, ngx_http_smarty_redis_handler_pt handler, void *data,
+    int nkeys, int argc, const char **argv, const size_t *argvlen);
+
+/*
+ * The caller is gone: its handler will never be called.  The command's
+ * memory is freed when hiredis and the timer are done with it.  Must not
+ * be called after the handler was.
+ */
+void ngx_http_smarty_redis_cancel(ngx_http_smarty_redis_cmd_t *cmd);
+
+/*
+ * Whether a command issued now would be sent: connected (and ready), and
+ * the breaker closed or ready to let a probe through.
+ */
+ngx_int_t ngx_http_smarty_redis_available(void);
+
+/*
+ * What a command issued now would get at once: NGX_HTTP_SMARTY_REDIS_OK
+ * when it would be sent or queued (the connection being established),
+ * else NOT_CONFIGURED, NOT_CONNECTED or BREAKER_OPEN.
+ */
+ngx_http_smarty_redis_status_e ngx_http_smarty_redis_state(void);
+
+/* "ok", "timeout", "not_connected", "breaker_open", "not_configured",
+ * "error" */
+const char *ngx_http_smarty_redis_status_text(
+    ngx_http_smarty_redis_status_e status);
+
+
+extern ngx_module_t  ngx_http_smarty_redis_module;
+
+#endif /* NGX_HTTP_SMARTY_REDIS_H */
