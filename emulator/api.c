@@ -314,6 +314,7 @@ emu_api_call(struct MHD_Connection *c, emu_req_t *r, const char *path,
     call.path = path;
     call.parts = &parts;
     call.temp_error = knobs->temp_error;
+    call.aliases_changed = knobs->aliases_changed;
 
     body = m->handler(&call);
 

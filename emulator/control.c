@@ -4,6 +4,7 @@
  *   GET  /_emulator/stats    counters
  *   GET  /_emulator/last     the last request to /api/v1/
  *   POST /_emulator/faults?fail_5xx=P&temp_error=P&hang=P&reset=P
+ *                         &aliases_changed=P
  *                          &latency_ms=N&per_image_ms=N
  *                            changes the knobs given; answers all of them
  *   GET  /_emulator/faults   the knobs
@@ -170,11 +171,12 @@ emu_stats_clear(void)
 static json_t *
 emu_knobs_json(const emu_knobs_t *k)
 {
-    return json_pack("{s:f,s:f,s:f,s:f,s:I,s:I}",
+    return json_pack("{s:f,s:f,s:f,s:f,s:f,s:I,s:I}",
                      "fail_5xx", k->fail_5xx,
                      "temp_error", k->temp_error,
                      "hang", k->hang,
                      "reset", k->reset,
+                     "aliases_changed", k->aliases_changed,
                      "latency_ms", (json_int_t) k->latency_ms,
                      "per_image_ms", (json_int_t) k->per_image_ms);
 }
@@ -184,12 +186,12 @@ static enum MHD_Result
 emu_faults(struct MHD_Connection *c, emu_req_t *r)
 {
     static const char  *probs[] = { "fail_5xx", "temp_error", "hang",
-                                    "reset" };
+                                    "reset", "aliases_changed" };
     static const char  *times[] = { "latency_ms", "per_image_ms" };
     emu_knobs_t         k;
     emu_err_t           err;
     const char         *v;
-    double             *pp[4];
+    double             *pp[5];
     long               *tp[2];
     size_t              i;
 
@@ -200,10 +202,11 @@ emu_faults(struct MHD_Connection *c, emu_req_t *r)
         pp[1] = &k.temp_error;
         pp[2] = &k.hang;
         pp[3] = &k.reset;
+        pp[4] = &k.aliases_changed;
         tp[0] = &k.latency_ms;
         tp[1] = &k.per_image_ms;
 
-        for (i = 0; i < 4; i++) {
+        for (i = 0; i < 5; i++) {
             v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
                                             probs[i]);
             if (v != NULL && emu_parse_prob(v, pp[i]) != 0) {

@@ -42,6 +42,8 @@ typedef struct {
     double       temp_error;
     double       hang;
     double       reset;
+    double       aliases_changed;   /* share of recognize answers saying
+                                       aliases_changed: true */
     long         latency_ms;
     long         per_image_ms;
 } emu_knobs_t;
@@ -115,6 +117,7 @@ typedef struct {
     json_t             *meta;
     const emu_parts_t  *parts;
     double              temp_error;
+    double              aliases_changed;
     size_t              images;     /* out: images answered */
     emu_err_t           err;        /* out: when the method returns NULL */
 } emu_call_t;

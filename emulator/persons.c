@@ -494,7 +494,7 @@ emu_persons_recognize(emu_call_t *call)
     emu_seen_free(seen, json_array_size(images));
 
     return json_pack("{s:o,s:b}", "objects", objects,
-                     "aliases_changed", 0);
+                     "aliases_changed", emu_chance(call->aliases_changed));
 }
 
 

@@ -412,10 +412,18 @@ my ($noface, $faces3);
 
     my $k = SmartyTest::http('GET', "$url/_emulator/faults")->{json};
     is_deeply($k, { fail_5xx => 0, temp_error => 0, hang => 0, reset => 0,
-                    latency_ms => 0, per_image_ms => 0 }, 'faults: the defaults');
+                    aliases_changed => 0, latency_ms => 0, per_image_ms => 0 },
+              'faults: the defaults');
     $k = faults('latency_ms=5&temp_error=0.25');
     is_deeply($k, { fail_5xx => 0, temp_error => 0.25, hang => 0, reset => 0,
-                    latency_ms => 5, per_image_ms => 0 }, 'faults: changes only what is given');
+                    aliases_changed => 0, latency_ms => 5, per_image_ms => 0 },
+              'faults: changes only what is given');
+    $k = faults('aliases_changed=1');
+    my $ac = SmartyTest::call($url, 'persons/recognize', query => $Q,
+        meta => { space => '9', images => [ { name => 'a' } ] },
+        images => [ [ 'a', SmartyTest::alone_photo('zed') ] ]);
+    is($ac->{json}{body}{aliases_changed}, JSON::PP::true, 'faults: aliases_changed=1');
+    faults('aliases_changed=0');
     is_envelope_error(SmartyTest::http('POST', "$url/_emulator/faults?hang=2&latency_ms=0"),
                       400, 'bad_fault', 'faults: a share above 1');
     is(SmartyTest::http('GET', "$url/_emulator/faults")->{json}{latency_ms}, 5,
