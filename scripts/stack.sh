@@ -89,6 +89,7 @@ start() {
         -e "s|@MODULE@|$build/ngx_http_smarty_module.so|g" \
         -e "s|@GATEWAY_PORT@|$gw_port|g" \
         -e "s|@EMULATOR_PORT@|$emu_port|g" \
+        -e "s|@REDIS_PORT@|$redis_port|g" \
         conf/nginx.conf.in > "$run/nginx.conf"
     nginx -p "$run" -c "$run/nginx.conf" -e "$run/nginx-error.log"
     wait_port "$gw_port" "nginx"

@@ -93,6 +93,9 @@ ngx_http_smarty_body_begin(ngx_http_request_t *r, ngx_http_smarty_ctx_t *ctx)
         return NGX_ERROR;
     }
 
+    ngx_memcpy(ctx->boundary, boundary, blen);
+    ctx->boundary_len = blen;
+
     /* the callbacks' user data is set in ngx_http_smarty_body_parse() */
     smarty_mp_init(ctx->mp, boundary, blen, &ngx_http_smarty_mp_cb, NULL);
 
@@ -417,4 +420,188 @@ ngx_http_smarty_body_fail(ngx_http_smarty_ctx_t *ctx, smarty_err_e e,
     }
 
     return SMARTY_BODY_STOP;
+}
+
+
+/*
+ * A body for some of the images only (the others were cached): a new meta
+ * part, then each kept part's own header and data bytes, referenced where
+ * they lie (memory or temp file), not copied.
+ */
+
+static ngx_int_t ngx_http_smarty_body_range(ngx_http_request_t *r,
+    uint64_t from, uint64_t to, ngx_chain_t ***ll);
+static ngx_int_t ngx_http_smarty_body_mem(ngx_http_request_t *r, u_char *p,
+    size_t len, ngx_chain_t ***ll);
+
+
+ngx_int_t
+ngx_http_smarty_body_subset(ngx_http_request_t *r,
+    ngx_http_smarty_ctx_t *ctx, ngx_uint_t *idx, ngx_uint_t n,
+    u_char *meta, size_t meta_len, ngx_http_request_body_t **rbp,
+    off_t *lenp)
+{
+    u_char                   *p, *head;
+    off_t                     len;
+    ngx_uint_t                i;
+    ngx_chain_t              *out, **ll;
+    ngx_http_smarty_part_t   *parts, *part;
+    ngx_http_request_body_t  *rb;
+
+    parts = ctx->parts.elts;
+    out = NULL;
+    ll = &out;
+    len = 0;
+
+    head = ngx_pnalloc(r->pool, 2 * ctx->boundary_len + 160);
+    if (head == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_sprintf(head, "--%*s\r\nContent-Disposition: form-data; "
+                    "name=\"meta\"\r\nContent-Type: application/json"
+                    "\r\n\r\n", ctx->boundary_len, ctx->boundary);
+
+    if (ngx_http_smarty_body_mem(r, head, p - head, &ll) != NGX_OK
+        || ngx_http_smarty_body_mem(r, meta, meta_len, &ll) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    len += (p - head) + meta_len;
+
+    for (i = 0; i < n; i++) {
+        part = &parts[ctx->m.images[idx[i]].part];
+
+        p = ngx_pnalloc(r->pool, ctx->boundary_len + 6);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        /* CRLF ends the previous part, then the delimiter line */
+        head = p;
+        p = ngx_sprintf(p, "\r\n--%*s\r\n", ctx->boundary_len,
+                        ctx->boundary);
+
+        if (ngx_http_smarty_body_mem(r, head, p - head, &ll) != NGX_OK
+            || ngx_http_smarty_body_range(r, part->start, part->data_end, &ll)
+               != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        len += (p - head) + (part->data_end - part->start);
+    }
+
+    p = ngx_pnalloc(r->pool, ctx->boundary_len + 8);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    head = p;
+    p = ngx_sprintf(p, "\r\n--%*s--\r\n", ctx->boundary_len,
+                    ctx->boundary);
+
+    if (ngx_http_smarty_body_mem(r, head, p - head, &ll) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    len += p - head;
+
+    rb = ngx_pcalloc(r->pool, sizeof(ngx_http_request_body_t));
+    if (rb == NULL) {
+        return NGX_ERROR;
+    }
+
+    rb->bufs = out;
+    rb->rest = 0;
+
+    *rbp = rb;
+    *lenp = len;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_smarty_body_mem(ngx_http_request_t *r, u_char *p, size_t len,
+    ngx_chain_t ***ll)
+{
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    b = ngx_calloc_buf(r->pool);
+    cl = ngx_alloc_chain_link(r->pool);
+
+    if (b == NULL || cl == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->pos = p;
+    b->last = p + len;
+    b->memory = 1;
+
+    cl->buf = b;
+    cl->next = NULL;
+    **ll = cl;
+    *ll = &cl->next;
+
+    return NGX_OK;
+}
+
+
+/* bytes [from, to) of the client's body, as buffers over where they lie */
+
+static ngx_int_t
+ngx_http_smarty_body_range(ngx_http_request_t *r, uint64_t from, uint64_t to,
+    ngx_chain_t ***ll)
+{
+    off_t         size;
+    uint64_t      off, start, end;
+    ngx_buf_t    *b, *nb;
+    ngx_chain_t  *cl, *ncl;
+
+    off = 0;
+
+    for (cl = r->request_body->bufs; cl && off < to; cl = cl->next) {
+        b = cl->buf;
+        size = ngx_buf_size(b);
+
+        if (size == 0) {
+            continue;
+        }
+
+        start = ngx_max(from, off);
+        end = ngx_min(to, off + size);
+
+        if (start < end) {
+            nb = ngx_calloc_buf(r->pool);
+            ncl = ngx_alloc_chain_link(r->pool);
+
+            if (nb == NULL || ncl == NULL) {
+                return NGX_ERROR;
+            }
+
+            if (ngx_buf_in_memory(b)) {
+                nb->pos = b->pos + (start - off);
+                nb->last = b->pos + (end - off);
+                nb->memory = 1;
+
+            } else {
+                nb->file = b->file;
+                nb->file_pos = b->file_pos + (start - off);
+                nb->file_last = b->file_pos + (end - off);
+                nb->in_file = 1;
+            }
+
+            ncl->buf = nb;
+            ncl->next = NULL;
+            **ll = ncl;
+            *ll = &ncl->next;
+        }
+
+        off += size;
+    }
+
+    return NGX_OK;
 }

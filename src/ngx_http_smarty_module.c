@@ -129,6 +129,41 @@ static ngx_command_t  ngx_http_smarty_commands[] = {
       offsetof(ngx_http_smarty_loc_conf_t, max_meta_size),
       NULL },
 
+    { ngx_string("smarty_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_smarty_loc_conf_t, cache),
+      NULL },
+
+    { ngx_string("smarty_cache_prefix"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_smarty_loc_conf_t, cache_prefix),
+      NULL },
+
+    { ngx_string("smarty_cache_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_smarty_loc_conf_t, cache_ttl),
+      NULL },
+
+    { ngx_string("smarty_cache_wait"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_smarty_loc_conf_t, cache_wait),
+      NULL },
+
+    { ngx_string("smarty_cache_status1"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_smarty_loc_conf_t, cache_status1),
+      NULL },
+
       ngx_null_command
 };
 
@@ -259,44 +294,75 @@ ngx_http_smarty_body_handler(ngx_http_request_t *r)
     ctx = ngx_http_get_module_ctx(r, ngx_http_smarty_module);
 
     if (r->request_body == NULL) {
-        ngx_http_smarty_finish(r, ngx_http_smarty_send_error(r, ctx,
-                                          SMARTY_E_EMPTY_BODY, NULL));
+        ngx_http_smarty_fail(r, ctx, SMARTY_E_EMPTY_BODY, NULL);
         return;
     }
 
     rc = ngx_http_smarty_body_parse(r, slcf, ctx);
 
     if (rc == NGX_ERROR) {
-        ngx_http_smarty_finish(r, ngx_http_smarty_send_error(r, ctx,
-                                          SMARTY_E_INTERNAL, NULL));
+        ngx_http_smarty_fail(r, ctx, SMARTY_E_INTERNAL, NULL);
         return;
     }
 
     if (rc != NGX_OK) {
-        ngx_http_smarty_finish(r, ngx_http_smarty_send_error(r, ctx,
-                                          ctx->body_err,
-                                          ctx->body_msg[0] ? ctx->body_msg
-                                                           : NULL));
+        ngx_http_smarty_fail(r, ctx, ctx->body_err,
+                             ctx->body_msg[0] ? ctx->body_msg : NULL);
         return;
     }
 
     rc = ngx_http_smarty_authorize_space(r, ctx);
     if (rc != NGX_OK) {
-        ngx_http_smarty_finish(r, ngx_http_smarty_send_error(r, ctx,
-                                          (smarty_err_e) rc, NULL));
+        ngx_http_smarty_fail(r, ctx, (smarty_err_e) rc, NULL);
         return;
     }
 
+    rc = ngx_http_smarty_cache_start(r, slcf, ctx);
+
+    if (rc == NGX_AGAIN) {
+        /* the cache goes on with the request when Redis answers */
+        return;
+    }
+
+    if (rc == NGX_ERROR) {
+        ngx_http_smarty_fail(r, ctx, SMARTY_E_INTERNAL, NULL);
+        return;
+    }
+
+    ngx_http_smarty_forward(r, slcf, ctx);
+}
+
+
+/* to the upstream: ngx_http_smarty_upstream_done() goes on when it ends */
+
+void
+ngx_http_smarty_forward(ngx_http_request_t *r,
+    ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx)
+{
     ctx->state = SMARTY_STATE_UPSTREAM;
 
-    rc = ngx_http_smarty_upstream_start(r, slcf, ctx);
-    if (rc != NGX_OK) {
-        ngx_http_smarty_finish(r, ngx_http_smarty_send_error(r, ctx,
-                                          SMARTY_E_INTERNAL, NULL));
-        return;
+    if (ngx_http_smarty_upstream_start(r, slcf, ctx) != NGX_OK) {
+        ngx_http_smarty_fail(r, ctx, SMARTY_E_INTERNAL, NULL);
     }
+}
 
-    /* ngx_http_smarty_upstream_done() goes on when the subrequest ends */
+
+void
+ngx_http_smarty_answer(ngx_http_request_t *r, ngx_http_smarty_ctx_t *ctx,
+    ngx_uint_t status, ngx_chain_t *body, size_t len)
+{
+    ctx->state = SMARTY_STATE_DONE;
+    ngx_http_smarty_finish(r, ngx_http_smarty_send_chain(r, ctx, status,
+                                                         body, len));
+}
+
+
+void
+ngx_http_smarty_fail(ngx_http_request_t *r, ngx_http_smarty_ctx_t *ctx,
+    smarty_err_e e, const char *msg)
+{
+    ctx->state = SMARTY_STATE_DONE;
+    ngx_http_smarty_finish(r, ngx_http_smarty_send_error(r, ctx, e, msg));
 }
 
 
@@ -308,9 +374,11 @@ ngx_http_smarty_body_handler(ngx_http_request_t *r)
 void
 ngx_http_smarty_upstream_done(ngx_http_request_t *r)
 {
-    char                    msg[160];
-    smarty_err_e            e;
-    ngx_http_smarty_ctx_t  *ctx;
+    char                         msg[160];
+    ngx_int_t                    rc;
+    smarty_err_e                 e;
+    ngx_http_smarty_ctx_t       *ctx;
+    ngx_http_smarty_loc_conf_t  *slcf;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_smarty_module);
 
@@ -318,21 +386,29 @@ ngx_http_smarty_upstream_done(ngx_http_request_t *r)
         return;
     }
 
-    ctx->state = SMARTY_STATE_DONE;
     r->write_event_handler = ngx_http_request_empty_handler;
 
     msg[0] = '\0';
     e = ngx_http_smarty_upstream_result(r, ctx, msg, sizeof(msg));
 
+    slcf = ngx_http_get_module_loc_conf(r, ngx_http_smarty_module);
+
+    rc = ngx_http_smarty_cache_finish(r, slcf, ctx, e == SMARTY_OK);
+
+    if (e == SMARTY_OK && rc == NGX_DECLINED) {
+        e = SMARTY_E_UPSTREAM_BAD_ANSWER;
+
+    } else if (e == SMARTY_OK && rc == NGX_ERROR) {
+        e = SMARTY_E_INTERNAL;
+    }
+
     if (e != SMARTY_OK) {
-        ngx_http_smarty_finish(r, ngx_http_smarty_send_error(r, ctx, e,
-                                                   msg[0] ? msg : NULL));
+        ngx_http_smarty_fail(r, ctx, e, msg[0] ? msg : NULL);
         return;
     }
 
-    ngx_http_smarty_finish(r, ngx_http_smarty_send_chain(r, ctx,
-                                   ctx->up_status, ctx->up_body,
-                                   ctx->up_len));
+    ngx_http_smarty_answer(r, ctx, ctx->up_status, ctx->up_body,
+                           ctx->up_len);
 }
 
 
@@ -361,6 +437,8 @@ static void
 ngx_http_smarty_ctx_cleanup(void *data)
 {
     ngx_http_smarty_ctx_t  *ctx = data;
+
+    ngx_http_smarty_cache_cleanup(ctx);
 
     if (ctx->md) {
         EVP_MD_CTX_free(ctx->md);
@@ -403,6 +481,10 @@ ngx_http_smarty_create_loc_conf(ngx_conf_t *cf)
     conf->max_image_size = NGX_CONF_UNSET_SIZE;
     conf->max_meta_size = NGX_CONF_UNSET_SIZE;
     conf->error = NGX_CONF_UNSET;
+    conf->cache = NGX_CONF_UNSET;
+    conf->cache_ttl = NGX_CONF_UNSET_MSEC;
+    conf->cache_wait = NGX_CONF_UNSET_MSEC;
+    conf->cache_status1 = NGX_CONF_UNSET;
 
     return conf;
 }
@@ -432,8 +514,39 @@ ngx_http_smarty_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_size_value(conf->max_meta_size, prev->max_meta_size,
                               64 * 1024);
 
+    ngx_conf_merge_value(conf->cache, prev->cache, 0);
+    ngx_conf_merge_str_value(conf->cache_prefix, prev->cache_prefix,
+                             "smarty:");
+    ngx_conf_merge_msec_value(conf->cache_ttl, prev->cache_ttl, 3600000);
+    ngx_conf_merge_msec_value(conf->cache_wait, prev->cache_wait, 5000);
+    ngx_conf_merge_value(conf->cache_status1, prev->cache_status1, 0);
+
     if (!conf->enable) {
         return NGX_CONF_OK;
+    }
+
+    if (conf->cache_ttl == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"smarty_cache_ttl\" must not be zero");
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_strlchr(conf->cache_prefix.data,
+                    conf->cache_prefix.data + conf->cache_prefix.len, '{')
+        || ngx_strlchr(conf->cache_prefix.data,
+                       conf->cache_prefix.data + conf->cache_prefix.len, '}'))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"smarty_cache_prefix\" must not hold \"{\" or "
+                           "\"}\": the gateway sets the hash tags");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->cache_prefix.len > 64) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"smarty_cache_prefix\" is longer than 64 "
+                           "bytes");
+        return NGX_CONF_ERROR;
     }
 
     if (conf->upstream.len == 0) {

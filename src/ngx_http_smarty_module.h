@@ -46,6 +46,12 @@ typedef struct {
     size_t                     max_image_size;
     size_t                     max_meta_size;
     ngx_int_t                  error;           /* smarty_error, or -1 */
+
+    ngx_flag_t                 cache;
+    ngx_str_t                  cache_prefix;
+    ngx_msec_t                 cache_ttl;
+    ngx_msec_t                 cache_wait;
+    ngx_flag_t                 cache_status1;
 } ngx_http_smarty_loc_conf_t;
 
 
@@ -58,9 +64,52 @@ typedef struct {
 } ngx_http_smarty_part_t;
 
 
+typedef struct ngx_http_smarty_redis_cmd_s  ngx_http_smarty_cache_cmd_t;
+
+
+/* what the cache did for a request: $smarty_cache_status, Cache-Status */
+typedef enum {
+    SMARTY_CACHE_NONE = 0,       /* not a cached location */
+    SMARTY_CACHE_BYPASS,         /* the method is not cached */
+    SMARTY_CACHE_UNAVAILABLE,    /* Redis did not answer in time */
+    SMARTY_CACHE_MISS,
+    SMARTY_CACHE_PARTIAL,
+    SMARTY_CACHE_HIT
+} ngx_http_smarty_cache_status_e;
+
+
+typedef struct {
+    ngx_http_smarty_cache_status_e  status;
+    ngx_http_smarty_cache_cmd_t    *cmd;        /* the lookup in flight */
+    ngx_event_t                     poll;       /* coalescing: look again */
+    ngx_msec_t                      deadline;   /* coalescing: give up */
+
+    ngx_str_t                       base;       /* "smarty:{s1}" */
+    ngx_str_t                       gen_key;    /* "smarty:{s1}:gen" */
+    ngx_str_t                       params;     /* the parameters' id */
+    ngx_str_t                       gen;        /* as read by the lookup */
+    ngx_str_t                       owner;      /* this request's lock id */
+
+    ngx_uint_t                      n;          /* meta images */
+    ngx_str_t                      *hex;        /* their SHA-256, hex */
+    ngx_str_t                      *value;      /* cached answers */
+    u_char                         *state;      /* SMARTY_CE_* */
+    ngx_uint_t                      hits;
+    ngx_uint_t                      waiting;
+
+    ngx_uint_t                     *up;         /* meta indexes forwarded */
+    ngx_uint_t                      nup;
+
+    unsigned                        lookup:1;   /* a lookup was answered */
+    unsigned                        collapsed:1;
+    unsigned                        stored:1;
+} ngx_http_smarty_cache_t;
+
+
 typedef enum {
     SMARTY_STATE_INIT = 0,
     SMARTY_STATE_BODY,
+    SMARTY_STATE_CACHE,
     SMARTY_STATE_UPSTREAM,
     SMARTY_STATE_DONE
 } ngx_http_smarty_state_e;
@@ -85,6 +134,10 @@ typedef struct {
     char                       body_msg[160];
     smarty_meta_t              m;          /* validated meta */
     unsigned                   m_valid:1;
+    u_char                     boundary[SMARTY_MP_BOUNDARY_MAX + 1];
+    size_t                     boundary_len;
+
+    ngx_http_smarty_cache_t    cache;
 
     /* upstream */
     ngx_http_request_t        *sr;
@@ -113,7 +166,31 @@ ngx_int_t ngx_http_smarty_authorize_space(ngx_http_request_t *r,
 ngx_int_t ngx_http_smarty_args_filter(ngx_pool_t *pool, ngx_str_t *args,
     ngx_str_t *out, ngx_uint_t redact);
 
+/* the request flow (module) */
+void ngx_http_smarty_forward(ngx_http_request_t *r,
+    ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx);
+void ngx_http_smarty_answer(ngx_http_request_t *r,
+    ngx_http_smarty_ctx_t *ctx, ngx_uint_t status, ngx_chain_t *body,
+    size_t len);
+void ngx_http_smarty_fail(ngx_http_request_t *r, ngx_http_smarty_ctx_t *ctx,
+    smarty_err_e e, const char *msg);
+
+/* cache */
+ngx_int_t ngx_http_smarty_cache_start(ngx_http_request_t *r,
+    ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx);
+ngx_int_t ngx_http_smarty_cache_finish(ngx_http_request_t *r,
+    ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx,
+    ngx_uint_t ok);
+void ngx_http_smarty_cache_cleanup(ngx_http_smarty_ctx_t *ctx);
+ngx_int_t ngx_http_smarty_cache_header(ngx_http_request_t *r,
+    ngx_http_smarty_ctx_t *ctx);
+const char *ngx_http_smarty_cache_status_text(ngx_http_smarty_ctx_t *ctx);
+
 /* body */
+ngx_int_t ngx_http_smarty_body_subset(ngx_http_request_t *r,
+    ngx_http_smarty_ctx_t *ctx, ngx_uint_t *idx, ngx_uint_t n,
+    u_char *meta, size_t meta_len, ngx_http_request_body_t **rb,
+    off_t *len);
 ngx_int_t ngx_http_smarty_body_begin(ngx_http_request_t *r,
     ngx_http_smarty_ctx_t *ctx);
 ngx_int_t ngx_http_smarty_body_parse(ngx_http_request_t *r,

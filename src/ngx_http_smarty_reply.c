@@ -123,6 +123,10 @@ ngx_http_smarty_send_chain(ngx_http_request_t *r, ngx_http_smarty_ctx_t *ctx,
     r->headers_out.content_type_len = r->headers_out.content_type.len;
     r->headers_out.content_type_lowcase = NULL;
 
+    if (ctx && ngx_http_smarty_cache_header(r, ctx) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     for (cl = body; cl; cl = cl->next) {
         if (cl->next == NULL) {
             cl->buf->last_buf = (r == r->main) ? 1 : 0;

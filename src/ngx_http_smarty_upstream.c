@@ -19,12 +19,15 @@
  */
 
 #include "ngx_http_smarty_module.h"
+#include "smarty_cache.h"
 
 
 static ngx_int_t ngx_http_smarty_upstream_post(ngx_http_request_t *sr,
     void *data, ngx_int_t rc);
 static ngx_int_t ngx_http_smarty_strip_credentials(ngx_http_request_t *r,
     ngx_http_request_t *sr);
+static ngx_int_t ngx_http_smarty_upstream_subset(ngx_http_request_t *r,
+    ngx_http_request_t *sr, ngx_http_smarty_ctx_t *ctx);
 
 
 ngx_int_t
@@ -96,6 +99,13 @@ ngx_http_smarty_upstream_start(ngx_http_request_t *r,
     sr->request_body = r->request_body;
     sr->header_only = 0;
 
+    if (ctx->cache.status == SMARTY_CACHE_PARTIAL) {
+        /* only the images the cache does not have */
+        if (ngx_http_smarty_upstream_subset(r, sr, ctx) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
     if (ngx_http_smarty_strip_credentials(r, sr) != NGX_OK) {
         return NGX_ERROR;
     }
@@ -104,6 +114,57 @@ ngx_http_smarty_upstream_start(ngx_http_request_t *r,
     ctx->up_done = 0;
 
     r->write_event_handler = ngx_http_smarty_upstream_done;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_smarty_upstream_subset(ngx_http_request_t *r, ngx_http_request_t *sr,
+    ngx_http_smarty_ctx_t *ctx)
+{
+    off_t                     len;
+    char                     *meta;
+    u_char                   *copy;
+    size_t                    meta_len;
+    ngx_uint_t                i;
+    const char              **keep;
+    ngx_http_request_body_t  *rb;
+
+    keep = ngx_palloc(r->pool, ctx->cache.nup * sizeof(char *));
+    if (keep == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < ctx->cache.nup; i++) {
+        keep[i] = ctx->m.images[ctx->cache.up[i]].name;
+    }
+
+    meta = smarty_meta_subset((const char *) ctx->meta, ctx->meta_len, keep,
+                              ctx->cache.nup, &meta_len);
+    if (meta == NULL) {
+        return NGX_ERROR;
+    }
+
+    copy = ngx_pnalloc(r->pool, meta_len);
+    if (copy == NULL) {
+        free(meta);
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(copy, meta, meta_len);
+    free(meta);
+
+    if (ngx_http_smarty_body_subset(r, ctx, ctx->cache.up, ctx->cache.nup,
+                                    copy, meta_len, &rb, &len)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    sr->request_body = rb;
+    sr->headers_in.content_length_n = len;
+    sr->headers_in.chunked = 0;
 
     return NGX_OK;
 }

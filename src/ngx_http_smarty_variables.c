@@ -8,6 +8,8 @@
  *   $smarty_image_sha256           SHA-256 of every image, comma-separated
  *   $smarty_error                  the code of the gateway's own error answer
  *   $smarty_upstream_status        the upstream's HTTP status
+ *   $smarty_cache_status           HIT, PARTIAL, MISS, BYPASS, UNAVAILABLE
+ *   $smarty_cache_hits             images answered from the cache
  *   $smarty_redacted_args          $args with the oauth_token value as "***"
  *   $smarty_redacted_request_uri   $request_uri likewise
  *
@@ -25,7 +27,9 @@ typedef enum {
     SMARTY_VAR_IMAGES,
     SMARTY_VAR_IMAGE_SHA256,
     SMARTY_VAR_ERROR,
-    SMARTY_VAR_UPSTREAM_STATUS
+    SMARTY_VAR_UPSTREAM_STATUS,
+    SMARTY_VAR_CACHE_STATUS,
+    SMARTY_VAR_CACHE_HITS
 } ngx_http_smarty_var_e;
 
 
@@ -59,6 +63,12 @@ static ngx_http_variable_t  ngx_http_smarty_vars[] = {
 
     { ngx_string("smarty_upstream_status"), NULL, ngx_http_smarty_variable,
       SMARTY_VAR_UPSTREAM_STATUS, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("smarty_cache_status"), NULL, ngx_http_smarty_variable,
+      SMARTY_VAR_CACHE_STATUS, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("smarty_cache_hits"), NULL, ngx_http_smarty_variable,
+      SMARTY_VAR_CACHE_HITS, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("smarty_redacted_args"), NULL,
       ngx_http_smarty_redacted_args, 0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
@@ -174,6 +184,21 @@ ngx_http_smarty_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
             v->data = (u_char *) smarty_err_info(ctx->err)->code;
             v->len = ngx_strlen(v->data);
         }
+        break;
+
+    case SMARTY_VAR_CACHE_STATUS:
+        v->data = (u_char *) ngx_http_smarty_cache_status_text(ctx);
+        v->len = ngx_strlen(v->data);
+        break;
+
+    case SMARTY_VAR_CACHE_HITS:
+        p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        v->data = p;
+        v->len = ngx_sprintf(p, "%ui", ctx->cache.hits) - p;
         break;
 
     case SMARTY_VAR_UPSTREAM_STATUS:

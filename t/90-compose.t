@@ -27,6 +27,7 @@ $conf =~ s{/usr/lib/nginx/modules/ngx_http_smarty_module.so}{$module} or fail('m
 $conf =~ s{/run/secrets/upstream_token}{$dir/token} or fail('token path');
 $conf =~ s{/run/secrets/clients}{$dir/clients.json} or fail('clients path');
 $conf =~ s{server emulator:8090;}{server 127.0.0.1:9;} or fail('emulator address');
+$conf =~ s{smarty_redis redis:6379;}{smarty_redis 127.0.0.1:9;} or fail('redis address');
 $conf =~ s{/run/nginx.pid}{$dir/nginx.pid};
 $conf =~ s{/dev/stdout}{$dir/access.log};
 $conf =~ s{error_log stderr}{error_log $dir/error.log};

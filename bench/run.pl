@@ -1,0 +1,105 @@
+# The benchmark driver: starts Redis, the emulator and one nginx (one
+# worker) holding both the gateway and the bound, runs wrk (one thread) and
+# prints a table.
+use strict;
+use warnings;
+use SmartyTest;
+
+my ($secs, $conns) = @ARGV;
+
+my $redis = SmartyTest::start_redis();
+my $bound_json = '{"status":200,"body":{"objects":[{"name":"file_0","status":0,'
+    . '"persons":[{"tag":"undefined","coord":[10,20,60,80],"confidence":0.99,'
+    . '"similarity":0.5,"awesomeness":0.5}]}]},"htmlencoded":false,"last_modified":0}';
+$bound_json .= ' ' x (1024 - length($bound_json) - 1) . "\n";
+
+my $extra = <<"EOF";
+        location = /bound {
+            client_body_buffer_size 2m;
+            client_max_body_size 64m;
+            default_type application/json;
+            return 200 '$bound_json';
+        }
+        location /nocache/api/v1/ {
+            smarty_gateway on;
+            smarty_api_prefix /nocache/api/v1/;
+            smarty_upstream /_smarty_upstream/;
+            smarty_upstream_token_file %%TOKEN_FILE%%;
+            smarty_clients_file %%CLIENTS_FILE%%;
+            client_body_buffer_size 2m;
+        }
+EOF
+
+my $gw = SmartyTest::start_gateway(
+    emu_args => [ '--per-image-ms', '0', '--quiet' ],
+    http => "smarty_redis 127.0.0.1:$redis->{port};\n",
+    gateway => 'smarty_cache on;',
+    body_buffer => '2m',
+    error_level => 'warn',
+    server => $extra);
+
+my $key = $gw->{keys}{demo};
+my $dir = SmartyTest::tempdir();
+
+sub body {
+    my ($name, $size) = @_;
+    my $img = SmartyTest::alone_photo('bench', pad => $size, seed => $size);
+    my ($body, $ct) = SmartyTest::api_body(
+        meta => { space => '1', images => [ { name => 'file_0' } ] },
+        images => [ [ 'file_0', $img ] ]);
+    SmartyTest::spew("$dir/$name", $body);
+    return ("$dir/$name", $ct, length $body);
+}
+
+sub wrk {
+    my ($url, $file, $ct, $k, $c) = @_;
+    local $ENV{BODY_FILE} = $file;
+    local $ENV{CONTENT_TYPE} = $ct;
+    local $ENV{KEY} = $k // '';
+    my $out = `wrk -t1 -c$c -d${secs}s --latency -s bench/post.lua '$url' 2>&1`;
+    my ($rps) = $out =~ /Requests\/sec:\s+([\d.]+)/;
+    my ($bad) = $out =~ /non200 (\d+)/;
+    my ($p50) = $out =~ /^p50 ([\d.]+)/m;
+    my ($p99) = $out =~ /^p99 ([\d.]+)/m;
+    die "wrk failed:\n$out" unless defined $rps;
+    die "wrk saw $bad non-200 answers on $url\n" if $bad;
+    return { rps => $rps, p50 => $p50, p99 => $p99 };
+}
+
+my $cores = `nproc`;
+chomp $cores;
+printf "smarty-gateway benchmark: %ss per run, %d connections, 1 nginx worker, "
+    . "wrk -t1, %s cores\n\n", $secs, $conns, $cores;
+
+printf "%-34s %12s %12s %7s %8s %8s\n", 'cache hit', 'gateway r/s',
+    'bound r/s', 'ratio', 'p50 ms', 'p99 ms';
+for my $size ([ '100 KB', 100_000 ], [ '1 MB', 1_000_000 ]) {
+    my ($file, $ct, $len) = body("hit-$size->[1]", $size->[1]);
+    my $url = "$gw->{url}/api/v1/persons/recognize";
+    my $curl = "curl -s -H 'Authorization: Bearer $key' -H 'Content-Type: $ct'"
+        . " --data-binary \@$file $url";
+    my $warm = `$curl -o /dev/null -w '%{http_code}'`;
+    die "warm-up: $warm" unless $warm eq '200';
+    my $hit = `$curl -D - -o /dev/null`;
+    die "not a hit:\n$hit" unless $hit =~ /cache-status: smarty-gateway; hit/i;
+    my $g = wrk($url, $file, $ct, $key, $conns);
+    my $b = wrk("$gw->{url}/bound", $file, $ct, undef, $conns);
+    printf "%-34s %12.0f %12.0f %7.2f %8.2f %8.2f\n",
+        "one $size->[0] image ($len B body)", $g->{rps}, $b->{rps},
+        $g->{rps} / $b->{rps}, $g->{p50}, $g->{p99};
+}
+
+print "\n";
+printf "%-34s %12s %12s %10s %10s\n", 'miss path, 100 KB, 4 connections',
+    'p50 ms', 'p99 ms', 'added p50', 'added p99';
+{
+    my ($file, $ct, $len) = body("miss", 100_001);
+    my $q = "oauth_provider=mcs&oauth_token=$gw->{token}";
+    my $e = wrk("$gw->{emu}{url}/api/v1/persons/recognize?$q", $file, $ct,
+                undef, 4);
+    my $g = wrk("$gw->{url}/nocache/api/v1/persons/recognize", $file, $ct,
+                $key, 4);
+    printf "%-34s %12.2f %12.2f\n", "emulator directly", $e->{p50}, $e->{p99};
+    printf "%-34s %12.2f %12.2f %10.2f %10.2f\n", "through the gateway",
+        $g->{p50}, $g->{p99}, $g->{p50} - $e->{p50}, $g->{p99} - $e->{p99};
+}

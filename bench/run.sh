@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Benchmarks on loopback (see bench/README.md):
+#
+#   1. cache hits of one 100 KB and one 1 MB image through the gateway,
+#      beside the bound: the same nginx receiving the same upload and
+#      returning a fixed 1 KB JSON; reported as a ratio;
+#   2. the miss path (no cache) against calling the emulator directly:
+#      added latency at p50 and p99.
+#
+#   BENCH_SECONDS (10)  BENCH_CONNECTIONS (16)  SMARTY_BUILD (build)
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+export SMARTY_BUILD=${SMARTY_BUILD:-$top/build}
+secs=${BENCH_SECONDS:-10}
+conns=${BENCH_CONNECTIONS:-16}
+
+exec perl -It/lib bench/run.pl "$secs" "$conns"

@@ -1,0 +1,881 @@
+/*
+ * smarty-gateway: the recognize/detector cache in Redis.
+ *
+ * Entries are per image: <prefix>{s<space>}:g<generation>:<params id>:<sha>
+ * (stateless detectors: <prefix>{d}:g0:...), the value being that image's
+ * answer without its part name.  A request is looked up in one round trip
+ * (src/lua/cache_get.lua reads the space's generation and every image):
+ *
+ *   - every image cached: the answer is rebuilt with the caller's part
+ *     names, in the caller's order, and the upstream is not called;
+ *   - some cached: only the missing images go upstream, in a rebuilt body,
+ *     and the answer merges both in request order;
+ *   - none: the client's body goes upstream unchanged.
+ *
+ * Answers are stored by src/lua/cache_put.lua only if the generation did
+ * not move meanwhile; every change of a space increments it (see the
+ * reasoning in cache_put.lua).  Identical misses in flight at once go
+ * upstream once: the first holds a lock per image, the others look again
+ * until the lock's owner stored the answer or smarty_cache_wait passed.
+ *
+ * Redis slow, down or black-holed costs at most smarty_redis_timeout, then
+ * the request goes upstream as on a miss; the adapter's breaker stops
+ * asking for a while.  No error of the cache ever reaches a client.
+ */
+
+#include "ngx_http_smarty_module.h"
+#include "ngx_http_smarty_redis.h"
+#include "smarty_cache.h"
+
+
+#define SMARTY_CE_MISS      0   /* no coalescing */
+#define SMARTY_CE_LOCKED    1   /* this request goes upstream for it */
+#define SMARTY_CE_WAITING   2   /* another request does */
+#define SMARTY_CE_HIT       3
+
+#define SMARTY_CACHE_POLL   20  /* ms between looks while coalescing */
+
+
+static ngx_int_t ngx_http_smarty_cache_cacheable(ngx_http_smarty_ctx_t *ctx);
+static ngx_int_t ngx_http_smarty_cache_init(ngx_http_request_t *r,
+    ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx);
+static ngx_int_t ngx_http_smarty_cache_lookup(ngx_http_request_t *r,
+    ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx);
+static void ngx_http_smarty_cache_lookup_handler(
+    ngx_http_smarty_redis_status_e status, redisReply *reply, void *data);
+static void ngx_http_smarty_cache_poll_handler(ngx_event_t *ev);
+static void ngx_http_smarty_cache_decide(ngx_http_request_t *r,
+    ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx);
+static ngx_int_t ngx_http_smarty_cache_store(ngx_http_request_t *r,
+    ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx,
+    smarty_answer_t *ans);
+static void ngx_http_smarty_cache_bump(ngx_http_request_t *r,
+    ngx_http_smarty_ctx_t *ctx);
+static void ngx_http_smarty_cache_ignore(
+    ngx_http_smarty_redis_status_e status, redisReply *reply, void *data);
+static int ngx_http_smarty_cache_aliases(ngx_http_smarty_ctx_t *ctx);
+static ngx_int_t ngx_http_smarty_cache_keys(ngx_http_request_t *r,
+    ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx);
+
+
+/*
+ * Before the upstream: NGX_DECLINED (go upstream now), NGX_AGAIN (a lookup
+ * is in flight: the cache goes on with the request) or NGX_ERROR.
+ */
+
+ngx_int_t
+ngx_http_smarty_cache_start(ngx_http_request_t *r,
+    ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx)
+{
+    if (!slcf->cache) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_smarty_cache_keys(r, slcf, ctx) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (!ngx_http_smarty_cache_cacheable(ctx)) {
+        ctx->cache.status = SMARTY_CACHE_BYPASS;
+        return NGX_DECLINED;
+    }
+
+    if (!ngx_http_smarty_redis_available()) {
+        ctx->cache.status = SMARTY_CACHE_UNAVAILABLE;
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_smarty_cache_init(r, slcf, ctx) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ctx->state = SMARTY_STATE_CACHE;
+
+    if (ngx_http_smarty_cache_lookup(r, slcf, ctx) != NGX_OK) {
+        ctx->state = SMARTY_STATE_BODY;
+        ctx->cache.status = SMARTY_CACHE_UNAVAILABLE;
+        return NGX_DECLINED;
+    }
+
+    return NGX_AGAIN;
+}
+
+
+/* recognize without create_new, and the stateless detectors */
+
+static ngx_int_t
+ngx_http_smarty_cache_cacheable(ngx_http_smarty_ctx_t *ctx)
+{
+    if (ctx->method->id == SMARTY_M_PERSONS_RECOGNIZE) {
+        return !ctx->m.create_new;
+    }
+
+    return !ctx->method->persons && ctx->method->images;
+}
+
+
+/* recognize answers always carry aliases_changed, detectors' never */
+
+static int
+ngx_http_smarty_cache_aliases(ngx_http_smarty_ctx_t *ctx)
+{
+    return ctx->method->id == SMARTY_M_PERSONS_RECOGNIZE ? 0 : -1;
+}
+
+
+/* the key base, the generation key and the parameters' id */
+
+static ngx_int_t
+ngx_http_smarty_cache_keys(ngx_http_request_t *r,
+    ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx)
+{
+    size_t                    n;
+    u_char                   *p;
+    ngx_http_smarty_cache_t  *c;
+
+    c = &ctx->cache;
+
+    n = slcf->cache_prefix.len + 16;
+
+    p = ngx_pnalloc(r->pool, 2 * n + sizeof(":gen") + SMARTY_PARAMS_ID_LEN
+                             + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    c->base.data = p;
+    c->base.len = smarty_cache_base((const char *) slcf->cache_prefix.data,
+                                    slcf->cache_prefix.len, ctx->m.space,
+                                    (char *) p, n);
+    if (c->base.len >= n) {
+        return NGX_ERROR;
+    }
+
+    if (c->base.len == 0) {
+        return NGX_ERROR;
+    }
+
+    c->gen_key.data = p + n;
+    c->gen_key.len = smarty_cache_gen_key((const char *) c->base.data,
+                                          c->base.len,
+                                          (char *) c->gen_key.data, n + 5);
+
+    c->params.data = c->gen_key.data + c->gen_key.len;
+    if (smarty_cache_params_id(ctx->method->path, ctx->m.params,
+                               ctx->m.params_len, (char *) c->params.data)
+        != 0)
+    {
+        return NGX_ERROR;
+    }
+
+    c->params.len = SMARTY_PARAMS_ID_LEN;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_smarty_cache_init(ngx_http_request_t *r,
+    ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx)
+{
+    static ngx_uint_t         seq;
+
+    u_char                   *p;
+    ngx_uint_t                i;
+    ngx_http_smarty_part_t   *parts;
+    ngx_http_smarty_cache_t  *c;
+
+    c = &ctx->cache;
+    c->n = ctx->m.nimages;
+    parts = ctx->parts.elts;
+
+    c->hex = ngx_pcalloc(r->pool, c->n * (sizeof(ngx_str_t) * 2 + 1
+                                          + sizeof(ngx_uint_t)));
+    if (c->hex == NULL) {
+        return NGX_ERROR;
+    }
+
+    c->value = c->hex + c->n;
+    c->up = (ngx_uint_t *) (c->value + c->n);
+    c->state = (u_char *) (c->up + c->n);
+
+    p = ngx_pnalloc(r->pool, c->n * 2 * SMARTY_SHA256_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < c->n; i++) {
+        c->hex[i].data = p;
+        c->hex[i].len = 2 * SMARTY_SHA256_LEN;
+        p = ngx_hex_dump(p, parts[ctx->m.images[i].part].sha256,
+                         SMARTY_SHA256_LEN);
+    }
+
+    /* the locks' owner: unique enough across workers and instances */
+
+    c->owner.data = ngx_pnalloc(r->pool, NGX_INT64_LEN * 3 + 16);
+    if (c->owner.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    c->owner.len = ngx_sprintf(c->owner.data, "%P.%ui.%ui.%ui", ngx_pid,
+                               ++seq, (ngx_uint_t) ngx_random(),
+                               (ngx_uint_t) ngx_current_msec)
+                   - c->owner.data;
+
+    c->deadline = ngx_current_msec + slcf->cache_wait;
+
+    c->poll.handler = ngx_http_smarty_cache_poll_handler;
+    c->poll.data = r;
+    c->poll.log = r->connection->log;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_smarty_cache_lookup(ngx_http_request_t *r,
+    ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx)
+{
+    u_char                   *lock;
+    size_t                   *argvlen;
+    ngx_uint_t                i, argc;
+    const char              **argv;
+    ngx_http_smarty_cache_t  *c;
+
+    c = &ctx->cache;
+    argc = 5 + c->n;
+
+    argv = ngx_palloc(r->pool, argc * (sizeof(char *) + sizeof(size_t)));
+    if (argv == NULL) {
+        return NGX_ERROR;
+    }
+
+    argvlen = (size_t *) (argv + argc);
+
+    lock = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+    if (lock == NULL) {
+        return NGX_ERROR;
+    }
+
+    argv[0] = (const char *) c->gen_key.data;
+    argvlen[0] = c->gen_key.len;
+    argv[1] = (const char *) c->base.data;
+    argvlen[1] = c->base.len;
+    argv[2] = (const char *) c->params.data;
+    argvlen[2] = c->params.len;
+    argv[3] = (const char *) lock;
+    argvlen[3] = ngx_sprintf(lock, "%M", slcf->cache_wait) - lock;
+    argv[4] = (const char *) c->owner.data;
+    argvlen[4] = c->owner.len;
+
+    for (i = 0; i < c->n; i++) {
+        argv[5 + i] = (const char *) c->hex[i].data;
+        argvlen[5 + i] = c->hex[i].len;
+    }
+
+    c->cmd = ngx_http_smarty_redis_script(NGX_HTTP_SMARTY_REDIS_LUA_CACHE_GET,
+                                          0, ngx_http_smarty_cache_lookup_handler,
+                                          r, 1, argc, argv, argvlen);
+
+    return c->cmd ? NGX_OK : NGX_ERROR;
+}
+
+
+static void
+ngx_http_smarty_cache_lookup_handler(ngx_http_smarty_redis_status_e status,
+    redisReply *reply, void *data)
+{
+    ngx_http_request_t *r = data;
+
+    ngx_uint_t                   i;
+    redisReply                  *e;
+    ngx_connection_t            *c;
+    ngx_http_smarty_ctx_t       *ctx;
+    ngx_http_smarty_cache_t     *cache;
+    ngx_http_smarty_loc_conf_t  *slcf;
+
+    c = r->connection;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_smarty_module);
+    slcf = ngx_http_get_module_loc_conf(r, ngx_http_smarty_module);
+    cache = &ctx->cache;
+
+    cache->cmd = NULL;
+
+    if (status != NGX_HTTP_SMARTY_REDIS_OK
+        || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != cache->n + 1
+        || reply->element[0]->type != REDIS_REPLY_STRING)
+    {
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "smarty cache: lookup failed (%s): forwarding",
+                      status == NGX_HTTP_SMARTY_REDIS_OK
+                      ? (reply->type == REDIS_REPLY_ERROR ? reply->str
+                                                          : "bad reply")
+                      : ngx_http_smarty_redis_status_text(status));
+
+        /* a miss, with nothing stored: the generation is unknown */
+        cache->status = SMARTY_CACHE_UNAVAILABLE;
+        cache->lookup = 0;
+        ngx_http_smarty_forward(r, slcf, ctx);
+        ngx_http_run_posted_requests(c);
+        return;
+    }
+
+    e = reply->element[0];
+
+    if (cache->gen.data == NULL || cache->gen.len < e->len) {
+        cache->gen.data = ngx_pnalloc(r->pool, e->len);
+        if (cache->gen.data == NULL) {
+            ngx_http_smarty_fail(r, ctx, SMARTY_E_INTERNAL, NULL);
+            ngx_http_run_posted_requests(c);
+            return;
+        }
+    }
+
+    ngx_memcpy(cache->gen.data, e->str, e->len);
+    cache->gen.len = e->len;
+    cache->lookup = 1;
+    cache->hits = 0;
+    cache->waiting = 0;
+
+    for (i = 0; i < cache->n; i++) {
+        e = reply->element[i + 1];
+
+        if (e->type == REDIS_REPLY_STRING) {
+            cache->value[i].data = ngx_pnalloc(r->pool, e->len);
+            if (cache->value[i].data == NULL) {
+                ngx_http_smarty_fail(r, ctx, SMARTY_E_INTERNAL, NULL);
+                ngx_http_run_posted_requests(c);
+                return;
+            }
+
+            ngx_memcpy(cache->value[i].data, e->str, e->len);
+            cache->value[i].len = e->len;
+            cache->state[i] = SMARTY_CE_HIT;
+            cache->hits++;
+            continue;
+        }
+
+        if (e->type == REDIS_REPLY_INTEGER && e->integer == SMARTY_CE_WAITING)
+        {
+            cache->state[i] = SMARTY_CE_WAITING;
+            cache->waiting++;
+            continue;
+        }
+
+        cache->state[i] = (e->type == REDIS_REPLY_INTEGER
+                           && e->integer == SMARTY_CE_LOCKED)
+                          ? SMARTY_CE_LOCKED : SMARTY_CE_MISS;
+    }
+
+    ngx_http_smarty_cache_decide(r, slcf, ctx);
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_smarty_cache_decide(ngx_http_request_t *r,
+    ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx)
+{
+    size_t                    len;
+    char                     *json;
+    ngx_buf_t                *b;
+    ngx_uint_t                i;
+    ngx_chain_t              *cl;
+    const char              **names, **values;
+    ngx_http_smarty_cache_t  *c;
+
+    c = &ctx->cache;
+
+    if (c->waiting) {
+        if ((ngx_msec_int_t) (c->deadline - ngx_current_msec) > 0) {
+            /* identical work is in flight elsewhere: look again soon */
+            c->collapsed = 1;
+            ngx_add_timer(&c->poll, SMARTY_CACHE_POLL);
+            return;
+        }
+
+        /* waited long enough: go upstream for those too */
+
+        for (i = 0; i < c->n; i++) {
+            if (c->state[i] == SMARTY_CE_WAITING) {
+                c->state[i] = SMARTY_CE_MISS;
+            }
+        }
+
+        c->waiting = 0;
+    }
+
+    if (c->hits < c->n) {
+        c->nup = 0;
+
+        for (i = 0; i < c->n; i++) {
+            if (c->state[i] != SMARTY_CE_HIT) {
+                c->up[c->nup++] = i;
+            }
+        }
+
+        c->status = c->hits ? SMARTY_CACHE_PARTIAL : SMARTY_CACHE_MISS;
+        ngx_http_smarty_forward(r, slcf, ctx);
+        return;
+    }
+
+    /* every image cached: the answer without the upstream */
+
+    c->status = SMARTY_CACHE_HIT;
+
+    names = ngx_palloc(r->pool, 2 * c->n * sizeof(char *));
+    if (names == NULL) {
+        ngx_http_smarty_fail(r, ctx, SMARTY_E_INTERNAL, NULL);
+        return;
+    }
+
+    values = names + c->n;
+
+    for (i = 0; i < c->n; i++) {
+        names[i] = ctx->m.images[i].name;
+        values[i] = ngx_pnalloc(r->pool, c->value[i].len + 1);
+        if (values[i] == NULL) {
+            ngx_http_smarty_fail(r, ctx, SMARTY_E_INTERNAL, NULL);
+            return;
+        }
+
+        ngx_memcpy((u_char *) values[i], c->value[i].data, c->value[i].len);
+        ((u_char *) values[i])[c->value[i].len] = '\0';
+    }
+
+    json = smarty_answer_build(names, values, c->n,
+                               ngx_http_smarty_cache_aliases(ctx), &len);
+    if (json == NULL) {
+        /* a stored value is not what the gateway stores: forward */
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "smarty cache: a cached answer is malformed");
+        c->status = SMARTY_CACHE_MISS;
+        c->nup = 0;
+        ngx_http_smarty_forward(r, slcf, ctx);
+        return;
+    }
+
+    b = ngx_create_temp_buf(r->pool, len);
+    cl = ngx_alloc_chain_link(r->pool);
+
+    if (b == NULL || cl == NULL) {
+        free(json);
+        ngx_http_smarty_fail(r, ctx, SMARTY_E_INTERNAL, NULL);
+        return;
+    }
+
+    b->last = ngx_cpymem(b->last, json, len);
+    free(json);
+
+    cl->buf = b;
+    cl->next = NULL;
+
+    ngx_http_smarty_answer(r, ctx, NGX_HTTP_OK, cl, len);
+}
+
+
+static void
+ngx_http_smarty_cache_poll_handler(ngx_event_t *ev)
+{
+    ngx_http_request_t *r = ev->data;
+
+    ngx_http_smarty_ctx_t       *ctx;
+    ngx_http_smarty_loc_conf_t  *slcf;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_smarty_module);
+    slcf = ngx_http_get_module_loc_conf(r, ngx_http_smarty_module);
+
+    if (ngx_http_smarty_cache_lookup(r, slcf, ctx) != NGX_OK) {
+        ctx->cache.status = SMARTY_CACHE_UNAVAILABLE;
+        ngx_http_smarty_forward(r, slcf, ctx);
+        ngx_http_run_posted_requests(r->connection);
+    }
+}
+
+
+/*
+ * After the upstream (ok: its answer is in ctx->up_body): store what may be
+ * stored, count a change of the space, and for a partial hit merge the
+ * cached and the fresh answers into ctx->up_body.  Returns NGX_OK, or
+ * NGX_DECLINED when the fresh answer cannot be merged (502).
+ */
+
+ngx_int_t
+ngx_http_smarty_cache_finish(ngx_http_request_t *r,
+    ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx,
+    ngx_uint_t ok)
+{
+    int                       rc;
+    char                      err[128], *json;
+    u_char                   *body;
+    size_t                    len;
+    ngx_buf_t                *b;
+    ngx_uint_t                i, k;
+    ngx_chain_t              *cl;
+    const char              **names, **values;
+    smarty_answer_t           ans;
+    ngx_http_smarty_cache_t  *c;
+
+    c = &ctx->cache;
+
+    /* a change of the space, whatever the upstream answered */
+
+    if (ctx->method->mutates
+        || (ctx->method->id == SMARTY_M_PERSONS_RECOGNIZE && ctx->m.create_new))
+    {
+        ngx_http_smarty_cache_bump(r, ctx);
+        return NGX_OK;
+    }
+
+    if (!ok || ctx->up_status != NGX_HTTP_OK || ctx->up_body == NULL) {
+        if (c->lookup) {
+            /* release the locks */
+            (void) ngx_http_smarty_cache_store(r, slcf, ctx, NULL);
+        }
+
+        return NGX_OK;
+    }
+
+    if (c->base.len == 0) {
+        /* not a cached location */
+        return NGX_OK;
+    }
+
+    body = ngx_pnalloc(r->pool, ctx->up_len + 1);
+    if (body == NULL) {
+        return NGX_ERROR;
+    }
+
+    len = 0;
+
+    for (cl = ctx->up_body; cl; cl = cl->next) {
+        len = ngx_cpymem(body + len, cl->buf->pos,
+                         cl->buf->last - cl->buf->pos) - body;
+    }
+
+    body[len] = '\0';
+
+    /* the names sent upstream: all of meta's, or the missing ones */
+
+    k = (c->lookup && c->nup) ? c->nup : ctx->m.nimages;
+
+    names = ngx_palloc(r->pool, 2 * (ctx->m.nimages + 1) * sizeof(char *));
+    if (names == NULL) {
+        return NGX_ERROR;
+    }
+
+    values = names + ctx->m.nimages + 1;
+
+    for (i = 0; i < k; i++) {
+        names[i] = ctx->m.images[(c->lookup && c->nup) ? c->up[i] : i].name;
+    }
+
+    rc = smarty_answer_split((const char *) body, len, names, k,
+                             slcf->cache_status1 ? 1 : 0, &ans, err,
+                             sizeof(err));
+    if (rc != 0) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "smarty cache: the upstream's answer cannot be split "
+                      "per image: %s", err);
+
+        if (c->lookup) {
+            (void) ngx_http_smarty_cache_store(r, slcf, ctx, NULL);
+        }
+
+        return c->status == SMARTY_CACHE_PARTIAL ? NGX_DECLINED : NGX_OK;
+    }
+
+    if (ans.aliases_changed) {
+        /* the space changed under this recognize: nothing is stored */
+        ngx_http_smarty_cache_bump(r, ctx);
+
+        if (c->lookup) {
+            (void) ngx_http_smarty_cache_store(r, slcf, ctx, NULL);
+        }
+
+    } else if (c->lookup) {
+        (void) ngx_http_smarty_cache_store(r, slcf, ctx, &ans);
+    }
+
+    if (c->status != SMARTY_CACHE_PARTIAL) {
+        smarty_answer_free(&ans);
+        return NGX_OK;
+    }
+
+    /* merge: cached answers and fresh ones, in request order */
+
+    for (i = 0; i < c->n; i++) {
+        names[i] = ctx->m.images[i].name;
+
+        if (c->state[i] == SMARTY_CE_HIT) {
+            values[i] = ngx_pnalloc(r->pool, c->value[i].len + 1);
+            if (values[i] == NULL) {
+                smarty_answer_free(&ans);
+                return NGX_ERROR;
+            }
+
+            ngx_memcpy((u_char *) values[i], c->value[i].data,
+                       c->value[i].len);
+            ((u_char *) values[i])[c->value[i].len] = '\0';
+        }
+    }
+
+    for (i = 0; i < c->nup; i++) {
+        values[c->up[i]] = ans.values[i];
+
+        if (ans.values[i] == NULL) {
+            smarty_answer_free(&ans);
+            return NGX_DECLINED;
+        }
+    }
+
+    json = smarty_answer_build(names, values, c->n,
+                               ngx_http_smarty_cache_aliases(ctx), &len);
+    smarty_answer_free(&ans);
+
+    if (json == NULL) {
+        return NGX_DECLINED;
+    }
+
+    b = ngx_create_temp_buf(r->pool, len);
+    cl = ngx_alloc_chain_link(r->pool);
+
+    if (b == NULL || cl == NULL) {
+        free(json);
+        return NGX_ERROR;
+    }
+
+    b->last = ngx_cpymem(b->last, json, len);
+    free(json);
+
+    cl->buf = b;
+    cl->next = NULL;
+
+    ctx->up_body = cl;
+    ctx->up_len = len;
+
+    return NGX_OK;
+}
+
+
+/*
+ * cache_put: the cacheable answers (ans NULL: none, only the locks are
+ * released).  Fire and forget: the request does not wait for it.
+ */
+
+static ngx_int_t
+ngx_http_smarty_cache_store(ngx_http_request_t *r,
+    ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx,
+    smarty_answer_t *ans)
+{
+    u_char                   *ttl;
+    size_t                   *argvlen;
+    ngx_uint_t                i, j, k, argc, idx;
+    const char              **argv;
+    ngx_http_smarty_cache_t  *c;
+
+    c = &ctx->cache;
+    k = c->nup ? c->nup : c->n;
+
+    argc = 6 + 2 * k;
+
+    argv = ngx_palloc(r->pool, argc * (sizeof(char *) + sizeof(size_t)));
+    ttl = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+
+    if (argv == NULL || ttl == NULL) {
+        return NGX_ERROR;
+    }
+
+    argvlen = (size_t *) (argv + argc);
+
+    argv[0] = (const char *) c->gen_key.data;
+    argvlen[0] = c->gen_key.len;
+    argv[1] = (const char *) c->base.data;
+    argvlen[1] = c->base.len;
+    argv[2] = (const char *) c->params.data;
+    argvlen[2] = c->params.len;
+    argv[3] = (const char *) c->gen.data;
+    argvlen[3] = c->gen.len;
+    argv[4] = (const char *) ttl;
+    argvlen[4] = ngx_sprintf(ttl, "%M", slcf->cache_ttl) - ttl;
+
+    /* ARGV[5] is the owner: argv[5] here, after the key */
+
+    j = 5;
+    argv[j] = (const char *) c->owner.data;
+    argvlen[j++] = c->owner.len;
+
+    for (i = 0; i < k; i++) {
+        idx = c->nup ? c->up[i] : i;
+
+        argv[j] = (const char *) c->hex[idx].data;
+        argvlen[j++] = c->hex[idx].len;
+
+        if (ans && ans->values[i] && ans->cacheable[i]) {
+            argv[j] = ans->values[i];
+            argvlen[j++] = ans->lens[i];
+            c->stored = 1;
+
+        } else {
+            argv[j] = "";
+            argvlen[j++] = 0;
+        }
+    }
+
+    if (ngx_http_smarty_redis_script(NGX_HTTP_SMARTY_REDIS_LUA_CACHE_PUT, 0,
+                                     ngx_http_smarty_cache_ignore, NULL, 1,
+                                     j, argv, argvlen)
+        == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* a change of the space: every cached answer of it becomes unreachable */
+
+static void
+ngx_http_smarty_cache_bump(ngx_http_request_t *r, ngx_http_smarty_ctx_t *ctx)
+{
+    const char  *argv[2];
+    size_t       argvlen[2];
+
+    if (ctx->cache.gen_key.len == 0 || ctx->m.space < 0) {
+        return;
+    }
+
+    argv[0] = "INCR";
+    argvlen[0] = 4;
+    argv[1] = (const char *) ctx->cache.gen_key.data;
+    argvlen[1] = ctx->cache.gen_key.len;
+
+    if (ngx_http_smarty_redis_command(0, ngx_http_smarty_cache_ignore,
+                                      (void *) 1, 2, argv, argvlen)
+        == NULL)
+    {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "smarty cache: the generation of space %d could not "
+                      "be counted", ctx->m.space);
+    }
+}
+
+
+static void
+ngx_http_smarty_cache_ignore(ngx_http_smarty_redis_status_e status,
+    redisReply *reply, void *data)
+{
+    if (data != NULL && status != NGX_HTTP_SMARTY_REDIS_OK) {
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "smarty cache: a change of a space could not be "
+                      "counted in Redis (%s): cached answers of that space "
+                      "may be served until smarty_cache_ttl passes",
+                      ngx_http_smarty_redis_status_text(status));
+    }
+}
+
+
+void
+ngx_http_smarty_cache_cleanup(ngx_http_smarty_ctx_t *ctx)
+{
+    if (ctx->cache.cmd) {
+        ngx_http_smarty_redis_cancel(ctx->cache.cmd);
+        ctx->cache.cmd = NULL;
+    }
+
+    if (ctx->cache.poll.timer_set) {
+        ngx_del_timer(&ctx->cache.poll);
+    }
+}
+
+
+const char *
+ngx_http_smarty_cache_status_text(ngx_http_smarty_ctx_t *ctx)
+{
+    switch (ctx->cache.status) {
+    case SMARTY_CACHE_BYPASS:
+        return "BYPASS";
+    case SMARTY_CACHE_UNAVAILABLE:
+        return "UNAVAILABLE";
+    case SMARTY_CACHE_MISS:
+        return "MISS";
+    case SMARTY_CACHE_PARTIAL:
+        return "PARTIAL";
+    case SMARTY_CACHE_HIT:
+        return "HIT";
+    default:
+        return "";
+    }
+}
+
+
+/* Cache-Status (RFC 9211) */
+
+ngx_int_t
+ngx_http_smarty_cache_header(ngx_http_request_t *r,
+    ngx_http_smarty_ctx_t *ctx)
+{
+    u_char                   *p;
+    ngx_table_elt_t          *h;
+    ngx_http_smarty_cache_t  *c;
+
+    c = &ctx->cache;
+
+    if (c->status == SMARTY_CACHE_NONE) {
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, 128);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Cache-Status");
+    h->value.data = p;
+
+    switch (c->status) {
+
+    case SMARTY_CACHE_HIT:
+        p = ngx_sprintf(p, "smarty-gateway; hit");
+        break;
+
+    case SMARTY_CACHE_PARTIAL:
+        p = ngx_sprintf(p, "smarty-gateway; fwd=partial; detail=\"%ui of %ui "
+                        "images cached\"", c->hits, c->n);
+        break;
+
+    case SMARTY_CACHE_MISS:
+        p = ngx_sprintf(p, "smarty-gateway; fwd=miss");
+        break;
+
+    case SMARTY_CACHE_BYPASS:
+        /* set, delete, truncate, recognize with create_new */
+        p = ngx_sprintf(p, "smarty-gateway; fwd=method");
+        break;
+
+    default: /* SMARTY_CACHE_UNAVAILABLE */
+        p = ngx_sprintf(p, "smarty-gateway; fwd=miss; detail=unavailable");
+        break;
+    }
+
+    if (c->status != SMARTY_CACHE_HIT && c->stored) {
+        p = ngx_sprintf(p, "; stored");
+    }
+
+    if (c->collapsed) {
+        p = ngx_sprintf(p, "; collapsed");
+    }
+
+    h->value.len = p - h->value.data;
+
+    return NGX_OK;
+}

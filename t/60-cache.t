@@ -1,0 +1,250 @@
+# The recognize/detector cache in Redis: hits across clients and formats,
+# partial batches, invalidation by each of the five causes, two gateway
+# instances sharing one Redis, coalescing, Redis stopped or paused.
+use strict;
+use warnings;
+use Test::More;
+use lib 't/lib';
+use SmartyTest;
+use Digest::SHA qw(sha256_hex);
+use POSIX qw(:sys_wait_h);
+use Time::HiRes qw(time);
+
+my $redis = SmartyTest::start_redis();
+my $redis_conf = "smarty_redis 127.0.0.1:$redis->{port};\n"
+    . "    smarty_redis_timeout 200ms;\n"
+    . "    smarty_redis_breaker failures=3 cooldown=2s;\n";
+my $cache = "smarty_cache on; smarty_cache_wait 3s;";
+
+my $gw = SmartyTest::start_gateway(http => $redis_conf, gateway => $cache,
+                                   emu_args => [ '--per-image-ms', '0' ]);
+my $url = $gw->{url};
+my $key = $gw->{keys}{demo};
+my $emu = $gw->{emu};
+
+my $group = SmartyTest::group_photo();
+my $rachel = SmartyTest::alone_photo('rachel');
+my $ross = SmartyTest::alone_photo('ross');
+my $monica = SmartyTest::alone_photo('monica');
+
+sub upstream_calls { SmartyTest::emulator_stats($emu)->{requests} }
+sub upstream_images { SmartyTest::emulator_stats($emu)->{images} }
+
+sub rec {
+    my ($space, $imgs, %o) = @_;
+    my $base = delete $o{url} // $url;
+    my $extra = delete $o{meta} // {};
+    my @imgs = @$imgs;
+    return SmartyTest::call($base, 'persons/recognize', key => $key,
+        meta => { space => $space, images => [ map { { name => $_->[0] } } @imgs ],
+                  %$extra },
+        images => \@imgs, %o);
+}
+
+sub cs { my ($r) = @_; return $r->{headers}{'cache-status'} // '' }
+
+sub tags_by_name {
+    my ($r) = @_;
+    my $o = SmartyTest::objects_by_name($r);
+    return { map { $_ => SmartyTest::tags($o->{$_}) } keys %$o };
+}
+
+sub objects_without_names {
+    my ($r) = @_;
+    return [ map { my %x = %$_; delete $x{name}; \%x } @{ $r->{json}{body}{objects} } ];
+}
+
+# --- hit after miss -----------------------------------------------------------
+
+my $n0 = upstream_calls();
+my $r1 = rec('1', [ [ 'file_0', $group ] ]);
+is($r1->{status}, 200, 'first recognize: 200');
+like(cs($r1), qr/^smarty-gateway; fwd=miss; stored$/, 'first: Cache-Status miss, stored');
+is(upstream_calls(), $n0 + 1, 'first: one upstream call');
+
+my $r2 = rec('1', [ [ 'file_0', $group ] ]);
+is($r2->{status}, 200, 'second recognize: 200');
+is(cs($r2), 'smarty-gateway; hit', 'second: Cache-Status hit');
+is(upstream_calls(), $n0 + 1, 'second: no upstream call');
+is_deeply(objects_without_names($r2), objects_without_names($r1), 'the same answer');
+is_deeply([ sort keys %{ $r2->{json} } ], [ sort keys %{ $r1->{json} } ], 'the same envelope');
+is($r2->{json}{body}{aliases_changed}, JSON::PP::false, 'aliases_changed false');
+
+# --- the same photo from other clients and formats -----------------------------
+
+my $calls = upstream_calls();
+my $r = rec('1', [ [ 'photo', $group ] ], boundary => 'XyZ', quote_boundary => 1);
+is(cs($r), 'smarty-gateway; hit', 'other part name, quoted boundary: hit');
+is($r->{json}{body}{objects}[0]{name}, 'photo', 'answered with the caller\'s part name');
+$r = rec('1', [ [ 'a', $group ] ], preamble => "preamble\r\n", lower_headers => 1,
+         epilogue => "\r\nepilogue");
+is(cs($r), 'smarty-gateway; hit', 'preamble, lower-case headers, epilogue: hit');
+{
+    my $dir = SmartyTest::tempdir();
+    SmartyTest::spew("$dir/group.jpg", $group);
+    my $out = `@{[SmartyTest::client_path()]} -u $url/api/v1/persons/recognize -k $key -p $dir/group.jpg --meta '{"space":"1"}' -v 2>&1`;
+    like($out, qr/cache-status: smarty-gateway; hit/i, 'the smarty client: hit');
+}
+{
+    my $dir = SmartyTest::tempdir();
+    my $out = `curl -s -D - $url/api/v1/persons/recognize -H 'Authorization: Bearer $key' -F 'meta={"space":"1","images":[{"name":"x"}]}' -F x=\@$dir/group.jpg`;
+    like($out, qr/cache-status: smarty-gateway; hit/i, 'curl -F: hit');
+}
+is(upstream_calls(), $calls, 'no upstream call for any of them');
+
+# --- partial batches ------------------------------------------------------------
+
+rec('1', [ [ 'r', $rachel ], [ 'm', $monica ] ]);
+$calls = upstream_calls();
+my $images = upstream_images();
+$r = rec('1', [ [ 'x', $ross ], [ 'y', $rachel ], [ 'z', $monica ] ]);
+is($r->{status}, 200, 'partial: 200') or diag $r->{content};
+like(cs($r), qr/fwd=partial; detail="2 of 3 images cached"; stored/, 'partial: Cache-Status');
+is(upstream_calls(), $calls + 1, 'partial: one upstream call');
+is(upstream_images(), $images + 1, 'partial: only the missing image went upstream');
+is_deeply([ map { $_->{name} } @{ $r->{json}{body}{objects} } ], [qw(x y z)],
+          'partial: request order');
+my $last = SmartyTest::http('GET', "$emu->{url}/_emulator/last")->{json};
+unlike($last->{content_type} // '', qr/^$/, 'the rebuilt body has a content type');
+$r = rec('1', [ [ 'x', $ross ], [ 'y', $rachel ], [ 'z', $monica ] ]);
+is(cs($r), 'smarty-gateway; hit', 'then a full hit');
+
+# --- invalidation ------------------------------------------------------------
+
+sub cached_then {
+    my ($name, $cause, $check) = @_;
+    subtest "invalidation by $name" => sub {
+        rec('1', [ [ 'file_0', $group ] ]);
+        is(cs(rec('1', [ [ 'file_0', $group ] ])), 'smarty-gateway; hit', 'cached before');
+        $cause->();
+        my $after = rec('1', [ [ 'file_0', $group ] ]);
+        like(cs($after), qr/fwd=miss/, 'a miss after');
+        $check->($after) if $check;
+    };
+}
+
+cached_then('set', sub {
+    SmartyTest::call($url, 'persons/set', key => $key,
+        meta => { space => '1', images => [ { name => 'f', person_id => 1 } ] },
+        images => [ [ 'f', $rachel ] ]);
+}, sub {
+    is(tags_by_name($_[0])->{file_0}[0], 'person1', 'Rachel is person1 now, not a stale undefined');
+});
+cached_then('delete', sub {
+    SmartyTest::call($url, 'persons/delete', key => $key,
+        meta => { space => '1', images => [ { name => 'd', person_id => 1 } ] });
+}, sub {
+    is(tags_by_name($_[0])->{file_0}[0], 'undefined', 'Rachel is unknown again');
+});
+cached_then('recognize with create_new', sub {
+    rec('1', [ [ 'n', $ross ] ], meta => { create_new => JSON::PP::true });
+});
+cached_then('truncate', sub {
+    SmartyTest::call($url, 'persons/truncate', key => $key, meta => { space => '1' });
+}, sub {
+    is_deeply(tags_by_name($_[0])->{file_0}, [ ('undefined') x 6 ], 'nobody known');
+});
+cached_then('aliases_changed', sub {
+    SmartyTest::http('POST', "$emu->{url}/_emulator/faults?aliases_changed=1");
+    rec('1', [ [ 'q', $monica ] ]);
+    SmartyTest::http('POST', "$emu->{url}/_emulator/faults?aliases_changed=0");
+});
+
+# other spaces keep their entries
+rec('2', [ [ 'file_0', $group ] ]);
+SmartyTest::call($url, 'persons/truncate', key => $key, meta => { space => '1' });
+is(cs(rec('2', [ [ 'file_0', $group ] ])), 'smarty-gateway; hit', 'a change of space 1 leaves space 2 cached');
+
+# --- only pure answers are stored ------------------------------------------------
+
+SmartyTest::http('POST', "$emu->{url}/_emulator/faults?temp_error=1");
+my $tmp = SmartyTest::alone_photo('temporary');
+$r = rec('4', [ [ 't', $tmp ] ]);
+is($r->{json}{body}{objects}[0]{status}, 2, 'a temporary error');
+unlike(cs($r), qr/stored/, 'is not stored');
+SmartyTest::http('POST', "$emu->{url}/_emulator/faults?temp_error=0");
+like(cs(rec('4', [ [ 't', $tmp ] ])), qr/fwd=miss/, 'and the next call goes upstream');
+$r = rec('4', [ [ 'u', "not an image" ] ]);
+is($r->{json}{body}{objects}[0]{status}, 1, 'a permanent error');
+unlike(cs($r), qr/stored/, 'is not stored by default (smarty_cache_status1 off)');
+
+# --- detectors -------------------------------------------------------------------
+
+sub detect {
+    my ($modes) = @_;
+    return SmartyTest::call($url, 'objects/detect', key => $key,
+        meta => { mode => $modes, images => [ { name => 'file_0' } ] },
+        images => [ [ 'file_0', $group ] ]);
+}
+like(cs(detect([ 'object', 'scene' ])), qr/fwd=miss; stored/, 'detect: miss');
+my $d = detect([ 'scene', 'object' ]);
+is(cs($d), 'smarty-gateway; hit', 'detect: the same modes in another order hit');
+ok($d->{json}{body}{object_labels} && $d->{json}{body}{scene_labels}, 'detect: both lists rebuilt');
+like(cs(detect([ 'object' ])), qr/fwd=miss/, 'detect: other modes miss');
+
+# --- two gateway instances, one Redis --------------------------------------------
+
+my $gw2 = SmartyTest::start_gateway(http => $redis_conf, gateway => $cache,
+                                    emu => $emu, token => $gw->{token},
+                                    clients => [ { name => 'demo', key => $key } ]);
+rec('5', [ [ 'file_0', $group ] ]);
+is(cs(rec('5', [ [ 'file_0', $group ] ], url => $gw2->{url})), 'smarty-gateway; hit',
+   'instance B hits what instance A stored');
+SmartyTest::call($gw2->{url}, 'persons/set', key => $key,
+    meta => { space => '5', images => [ { name => 'f', person_id => 3 } ] },
+    images => [ [ 'f', $ross ] ]);
+$r = rec('5', [ [ 'file_0', $group ] ]);
+like(cs($r), qr/fwd=miss/, 'a set through B invalidates A');
+is(tags_by_name($r)->{file_0}[1], 'person3', 'and A answers the new state');
+
+# --- coalescing ------------------------------------------------------------------
+
+SmartyTest::http('POST', "$emu->{url}/_emulator/faults?latency_ms=400");
+my $fresh = SmartyTest::alone_photo('coalesced');
+$calls = upstream_calls();
+my @kids;
+for my $i (1 .. 8) {
+    my $pid = fork() // die;
+    if ($pid == 0) {
+        my $x = rec('6', [ [ "k$i", $fresh ] ]);
+        POSIX::_exit($x->{status} == 200 ? 0 : 1);
+    }
+    push @kids, $pid;
+}
+my $bad = 0;
+for (@kids) { waitpid($_, 0); $bad++ if $? }
+is($bad, 0, '8 concurrent identical requests all answered 200');
+is(upstream_calls(), $calls + 1, 'one upstream call for all of them');
+SmartyTest::http('POST', "$emu->{url}/_emulator/faults?latency_ms=0");
+
+# --- Redis away ----------------------------------------------------------------
+
+SmartyTest::stop_proc($redis);
+my $t0 = time;
+$r = rec('7', [ [ 'file_0', $group ] ]);
+is($r->{status}, 200, 'Redis stopped: still 200');
+like(cs($r), qr/detail=unavailable/, 'Cache-Status says the cache is unavailable');
+ok(time - $t0 < 2, 'Redis stopped: bounded latency');
+for (1 .. 5) { is(rec('7', [ [ 'file_0', $group ] ])->{status}, 200, "Redis stopped: request $_ answered") }
+
+$redis = SmartyTest::start_redis(port => $redis->{port});
+ok(SmartyTest::wait_until(sub { cs(rec('7', [ [ 'file_0', $group ] ])) =~ /stored|hit/ }, 15),
+   'the cache is used again once Redis is back');
+
+kill 'STOP', $redis->{pid};
+$t0 = time;
+my @lat;
+for (1 .. 6) {
+    my $s = time;
+    my $x = rec('7', [ [ 'file_0', $group ] ]);
+    push @lat, time - $s;
+    is($x->{status}, 200, "Redis paused: request $_ answered 200");
+}
+kill 'CONT', $redis->{pid};
+ok($lat[0] < 1.5, sprintf('Redis paused: the first request waited %.2fs, bounded by the timeout', $lat[0]));
+ok($lat[-1] < 0.5, sprintf('the breaker opened: the last one took %.2fs', $lat[-1]));
+
+my $log = SmartyTest::error_log($gw->{ngx});
+unlike($log, qr/\[alert\]|\[emerg\]|segfault/, 'no alerts in the error log');
+
+done_testing;
