@@ -54,6 +54,12 @@ static void ngx_http_smarty_cache_bump(ngx_http_request_t *r,
 static void ngx_http_smarty_cache_ignore(
     ngx_http_smarty_redis_status_e status, redisReply *reply, void *data);
 static int ngx_http_smarty_cache_aliases(ngx_http_smarty_ctx_t *ctx);
+static const char **ngx_http_smarty_cache_argv(ngx_http_request_t *r,
+    ngx_http_smarty_cache_t *c, ngx_uint_t argc, size_t **argvlen);
+static const char *ngx_http_smarty_cache_cstr(ngx_http_request_t *r,
+    ngx_str_t *v);
+static ngx_chain_t *ngx_http_smarty_cache_chain(ngx_http_request_t *r,
+    char *json, size_t len);
 static ngx_int_t ngx_http_smarty_cache_keys(ngx_http_request_t *r,
     ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx);
 
@@ -246,24 +252,13 @@ ngx_http_smarty_cache_lookup(ngx_http_request_t *r,
     c = &ctx->cache;
     argc = 5 + c->n;
 
-    argv = ngx_palloc(r->pool, argc * (sizeof(char *) + sizeof(size_t)));
-    if (argv == NULL) {
-        return NGX_ERROR;
-    }
-
-    argvlen = (size_t *) (argv + argc);
-
+    argv = ngx_http_smarty_cache_argv(r, c, argc, &argvlen);
     lock = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
-    if (lock == NULL) {
+
+    if (argv == NULL || lock == NULL) {
         return NGX_ERROR;
     }
 
-    argv[0] = (const char *) c->gen_key.data;
-    argvlen[0] = c->gen_key.len;
-    argv[1] = (const char *) c->base.data;
-    argvlen[1] = c->base.len;
-    argv[2] = (const char *) c->params.data;
-    argvlen[2] = c->params.len;
     argv[3] = (const char *) lock;
     argvlen[3] = ngx_sprintf(lock, "%M", slcf->cache_wait) - lock;
     argv[4] = (const char *) c->owner.data;
@@ -380,7 +375,6 @@ ngx_http_smarty_cache_decide(ngx_http_request_t *r,
 {
     size_t                    len;
     char                     *json;
-    ngx_buf_t                *b;
     ngx_uint_t                i;
     ngx_chain_t              *cl;
     const char              **names, **values;
@@ -435,14 +429,11 @@ ngx_http_smarty_cache_decide(ngx_http_request_t *r,
 
     for (i = 0; i < c->n; i++) {
         names[i] = ctx->m.images[i].name;
-        values[i] = ngx_pnalloc(r->pool, c->value[i].len + 1);
+        values[i] = ngx_http_smarty_cache_cstr(r, &c->value[i]);
         if (values[i] == NULL) {
             ngx_http_smarty_fail(r, ctx, SMARTY_E_INTERNAL, NULL);
             return;
         }
-
-        ngx_memcpy((u_char *) values[i], c->value[i].data, c->value[i].len);
-        ((u_char *) values[i])[c->value[i].len] = '\0';
     }
 
     json = smarty_answer_build(names, values, c->n,
@@ -457,20 +448,11 @@ ngx_http_smarty_cache_decide(ngx_http_request_t *r,
         return;
     }
 
-    b = ngx_create_temp_buf(r->pool, len);
-    cl = ngx_alloc_chain_link(r->pool);
-
-    if (b == NULL || cl == NULL) {
-        free(json);
+    cl = ngx_http_smarty_cache_chain(r, json, len);
+    if (cl == NULL) {
         ngx_http_smarty_fail(r, ctx, SMARTY_E_INTERNAL, NULL);
         return;
     }
-
-    b->last = ngx_cpymem(b->last, json, len);
-    free(json);
-
-    cl->buf = b;
-    cl->next = NULL;
 
     ngx_http_smarty_answer(r, ctx, NGX_HTTP_OK, cl, len);
 }
@@ -511,7 +493,6 @@ ngx_http_smarty_cache_finish(ngx_http_request_t *r,
     char                      err[128], *json;
     u_char                   *body;
     size_t                    len;
-    ngx_buf_t                *b;
     ngx_uint_t                i, k;
     ngx_chain_t              *cl;
     const char              **names, **values;
@@ -610,15 +591,11 @@ ngx_http_smarty_cache_finish(ngx_http_request_t *r,
         names[i] = ctx->m.images[i].name;
 
         if (c->state[i] == SMARTY_CE_HIT) {
-            values[i] = ngx_pnalloc(r->pool, c->value[i].len + 1);
+            values[i] = ngx_http_smarty_cache_cstr(r, &c->value[i]);
             if (values[i] == NULL) {
                 smarty_answer_free(&ans);
                 return NGX_ERROR;
             }
-
-            ngx_memcpy((u_char *) values[i], c->value[i].data,
-                       c->value[i].len);
-            ((u_char *) values[i])[c->value[i].len] = '\0';
         }
     }
 
@@ -639,19 +616,10 @@ ngx_http_smarty_cache_finish(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    b = ngx_create_temp_buf(r->pool, len);
-    cl = ngx_alloc_chain_link(r->pool);
-
-    if (b == NULL || cl == NULL) {
-        free(json);
+    cl = ngx_http_smarty_cache_chain(r, json, len);
+    if (cl == NULL) {
         return NGX_ERROR;
     }
-
-    b->last = ngx_cpymem(b->last, json, len);
-    free(json);
-
-    cl->buf = b;
-    cl->next = NULL;
 
     ctx->up_body = cl;
     ctx->up_len = len;
@@ -681,21 +649,13 @@ ngx_http_smarty_cache_store(ngx_http_request_t *r,
 
     argc = 6 + 2 * k;
 
-    argv = ngx_palloc(r->pool, argc * (sizeof(char *) + sizeof(size_t)));
+    argv = ngx_http_smarty_cache_argv(r, c, argc, &argvlen);
     ttl = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
 
     if (argv == NULL || ttl == NULL) {
         return NGX_ERROR;
     }
 
-    argvlen = (size_t *) (argv + argc);
-
-    argv[0] = (const char *) c->gen_key.data;
-    argvlen[0] = c->gen_key.len;
-    argv[1] = (const char *) c->base.data;
-    argvlen[1] = c->base.len;
-    argv[2] = (const char *) c->params.data;
-    argvlen[2] = c->params.len;
     argv[3] = (const char *) c->gen.data;
     argvlen[3] = c->gen.len;
     argv[4] = (const char *) ttl;
@@ -733,6 +693,78 @@ ngx_http_smarty_cache_store(ngx_http_request_t *r,
     }
 
     return NGX_OK;
+}
+
+
+/* argv for the scripts: [0] the generation key, [1] the base, [2] params */
+
+static const char **
+ngx_http_smarty_cache_argv(ngx_http_request_t *r, ngx_http_smarty_cache_t *c,
+    ngx_uint_t argc, size_t **argvlen)
+{
+    size_t       *lens;
+    const char  **argv;
+
+    argv = ngx_palloc(r->pool, argc * (sizeof(char *) + sizeof(size_t)));
+    if (argv == NULL) {
+        return NULL;
+    }
+
+    lens = (size_t *) (argv + argc);
+
+    argv[0] = (const char *) c->gen_key.data;
+    lens[0] = c->gen_key.len;
+    argv[1] = (const char *) c->base.data;
+    lens[1] = c->base.len;
+    argv[2] = (const char *) c->params.data;
+    lens[2] = c->params.len;
+
+    *argvlen = lens;
+
+    return argv;
+}
+
+
+static const char *
+ngx_http_smarty_cache_cstr(ngx_http_request_t *r, ngx_str_t *v)
+{
+    u_char  *p;
+
+    p = ngx_pnalloc(r->pool, v->len + 1);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(p, v->data, v->len);
+    p[v->len] = '\0';
+
+    return (const char *) p;
+}
+
+
+/* an answer built by the cache core (malloc'ed, freed here) as a chain */
+
+static ngx_chain_t *
+ngx_http_smarty_cache_chain(ngx_http_request_t *r, char *json, size_t len)
+{
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    b = ngx_create_temp_buf(r->pool, len);
+    cl = ngx_alloc_chain_link(r->pool);
+
+    if (b == NULL || cl == NULL) {
+        free(json);
+        return NULL;
+    }
+
+    b->last = ngx_cpymem(b->last, json, len);
+    free(json);
+
+    cl->buf = b;
+    cl->next = NULL;
+
+    return cl;
 }
 
 
