@@ -4,7 +4,7 @@ use strict;
 use warnings;
 use Test::More;
 use lib 't/lib';
-use SmartyTest;
+use SmartyTest qw(is_error);
 
 my $limits = <<'EOF';
         location /limits/api/v1/ {
@@ -26,16 +26,6 @@ my $key = $gw->{keys}{demo};
 my $img = SmartyTest::alone_photo('rachel');
 my $emu_requests = sub { SmartyTest::emulator_stats($gw->{emu})->{requests_total} };
 
-sub is_error {
-    my ($r, $status, $code, $name) = @_;
-    subtest $name => sub {
-        is($r->{status}, $status, "HTTP $status");
-        is($r->{json}{status}, $status, 'envelope status') or diag $r->{content};
-        is($r->{json}{body}{code}, $code, "code $code");
-        ok(length($r->{json}{body}{error} // ''), 'a human sentence');
-        is($r->{headers}{'content-type'}, 'application/json', 'JSON');
-    };
-}
 
 sub raw_post {
     my ($path, $ctype, $body, %o) = @_;

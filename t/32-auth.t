@@ -4,7 +4,7 @@ use strict;
 use warnings;
 use Test::More;
 use lib 't/lib';
-use SmartyTest;
+use SmartyTest qw(is_error);
 use Digest::SHA qw(sha256_hex);
 
 my $gw = SmartyTest::start_gateway();
@@ -28,14 +28,6 @@ sub set {
         images => \@one, %o);
 }
 
-sub is_error {
-    my ($r, $status, $code, $name) = @_;
-    subtest $name => sub {
-        is($r->{status}, $status, "HTTP $status");
-        is($r->{json}{status}, $status, 'envelope status');
-        is($r->{json}{body}{code}, $code, "code $code") or diag $r->{content};
-    };
-}
 
 my $before = $stats->();
 

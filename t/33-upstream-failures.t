@@ -4,7 +4,7 @@ use strict;
 use warnings;
 use Test::More;
 use lib 't/lib';
-use SmartyTest;
+use SmartyTest qw(is_error);
 
 my $gw = SmartyTest::start_gateway(read_timeout => '1s');
 my $url = $gw->{url};
@@ -23,15 +23,6 @@ sub faults {
     is($r->{status}, 200, "emulator faults: $q");
 }
 
-sub is_error {
-    my ($r, $status, $code, $name) = @_;
-    subtest $name => sub {
-        is($r->{status}, $status, "HTTP $status");
-        is($r->{json}{status}, $status, 'envelope status') or diag $r->{content};
-        is($r->{json}{body}{code}, $code, "code $code");
-        unlike($r->{content}, qr/nginx|<html/i, 'no nginx error page');
-    };
-}
 
 is(rec()->{status}, 200, 'healthy upstream: 200');
 

@@ -16,6 +16,10 @@ use Time::HiRes qw(time sleep);
 use JSON::PP;
 use HTTP::Tiny;
 use Digest::SHA qw(sha256_hex);
+use Test::More ();
+use Exporter qw(import);
+
+our @EXPORT_OK = qw(is_error);
 
 our $TOP = abs_path(getcwd());
 our $BUILD = $ENV{SMARTY_BUILD} // "$TOP/build";
@@ -551,6 +555,24 @@ sub start_gateway {
         clients_file => "$dir/clients.json"));
     return { emu => $emu, ngx => $ngx, url => $ngx->{url}, token => $token,
              keys => \%keys, dir => $dir, clients => \@clients };
+}
+
+# An error answer of the gateway: the HTTP status, the same status in the
+# API's envelope, the stable code, a sentence, JSON, and no nginx page.
+sub is_error {
+    my ($r, $status, $code, $name) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    Test::More::subtest($name => sub {
+        Test::More::is($r->{status}, $status, "HTTP $status");
+        Test::More::is($r->{json}{status}, $status, 'envelope status')
+            or Test::More::diag($r->{content});
+        Test::More::is($r->{json}{body}{code}, $code, "code $code");
+        Test::More::ok(length($r->{json}{body}{error} // ''), 'a sentence');
+        Test::More::is($r->{headers}{'content-type'}, 'application/json',
+                       'JSON');
+        Test::More::unlike($r->{content} // '', qr/nginx|<html/i,
+                           'no nginx error page');
+    });
 }
 
 # The image objects of an answer, by name.
