@@ -34,6 +34,7 @@
  */
 
 #include "ngx_http_smarty_redis.h"
+#include "ngx_http_smarty_secret.h"
 
 #include <hiredis/async.h>
 #include <openssl/evp.h>
@@ -1770,13 +1771,8 @@ ngx_http_smarty_redis_password_file(ngx_conf_t *cf, ngx_command_t *cmd,
 {
     ngx_http_smarty_redis_main_conf_t *rmcf = conf;
 
-    u_char           *buf, *p;
-    size_t            len;
-    ssize_t           n;
-    ngx_fd_t          fd;
-    ngx_str_t        *value, path;
-    ngx_file_t        file;
-    ngx_file_info_t   fi;
+    u_char     *p;
+    ngx_str_t  *value, path, raw;
 
     if (rmcf->password.data != NULL) {
         return "is duplicate";
@@ -1785,74 +1781,16 @@ ngx_http_smarty_redis_password_file(ngx_conf_t *cf, ngx_command_t *cmd,
     value = cf->args->elts;
     path = value[1];
 
-    if (ngx_conf_full_name(cf->cycle, &path, 1) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
-
-    fd = ngx_open_file(path.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-    if (fd == NGX_INVALID_FILE) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           "redis password file \"%V\" cannot be opened",
-                           &path);
-        return NGX_CONF_ERROR;
-    }
-
-    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_fd_info_n " \"%V\" failed", &path);
-        ngx_close_file(fd);
-        return NGX_CONF_ERROR;
-    }
-
-    if (fi.st_mode & S_IROTH) {
-        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
-                           "redis password file \"%V\" is readable by "
-                           "everyone", &path);
-    }
-
-    buf = ngx_pnalloc(cf->temp_pool, NGX_HTTP_SMARTY_REDIS_PASSWORD_MAX + 1);
-    if (buf == NULL) {
-        ngx_close_file(fd);
-        return NGX_CONF_ERROR;
-    }
-
-    ngx_memzero(&file, sizeof(ngx_file_t));
-    file.fd = fd;
-    file.name = path;
-    file.log = cf->log;
-
-    n = ngx_read_file(&file, buf, NGX_HTTP_SMARTY_REDIS_PASSWORD_MAX + 1, 0);
-    ngx_close_file(fd);
-
-    if (n == NGX_ERROR) {
-        return NGX_CONF_ERROR;
-    }
-
-    if (n > NGX_HTTP_SMARTY_REDIS_PASSWORD_MAX) {
-        ngx_explicit_memzero(buf, NGX_HTTP_SMARTY_REDIS_PASSWORD_MAX + 1);
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "redis password file \"%V\" is larger than %d "
-                           "bytes", &path, NGX_HTTP_SMARTY_REDIS_PASSWORD_MAX);
-        return NGX_CONF_ERROR;
-    }
-
-    len = n;
-
-    while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r'
-                   || buf[len - 1] == ' ' || buf[len - 1] == '\t'))
+    if (ngx_http_smarty_secret_read(cf, &path, "redis password",
+                                    NGX_HTTP_SMARTY_REDIS_PASSWORD_MAX, &raw)
+        != NGX_CONF_OK)
     {
-        len--;
-    }
-
-    if (len == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "redis password file \"%V\" is empty", &path);
         return NGX_CONF_ERROR;
     }
 
-    for (p = buf; p < buf + len; p++) {
+    for (p = raw.data; p < raw.data + raw.len; p++) {
         if (*p == '\n' || *p == '\r' || *p == '\0') {
-            ngx_explicit_memzero(buf, NGX_HTTP_SMARTY_REDIS_PASSWORD_MAX + 1);
+            ngx_http_smarty_secret_wipe(&raw);
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "redis password file \"%V\" must hold the "
                                "password on one line", &path);
@@ -1860,15 +1798,16 @@ ngx_http_smarty_redis_password_file(ngx_conf_t *cf, ngx_command_t *cmd,
         }
     }
 
-    rmcf->password.data = ngx_pnalloc(cf->pool, len);
+    rmcf->password.data = ngx_pnalloc(cf->pool, raw.len);
     if (rmcf->password.data == NULL) {
+        ngx_http_smarty_secret_wipe(&raw);
         return NGX_CONF_ERROR;
     }
 
-    ngx_memcpy(rmcf->password.data, buf, len);
-    rmcf->password.len = len;
+    ngx_memcpy(rmcf->password.data, raw.data, raw.len);
+    rmcf->password.len = raw.len;
 
-    ngx_explicit_memzero(buf, NGX_HTTP_SMARTY_REDIS_PASSWORD_MAX + 1);
+    ngx_http_smarty_secret_wipe(&raw);
 
     return NGX_CONF_OK;
 }

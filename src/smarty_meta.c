@@ -65,6 +65,8 @@ static int smarty_meta_fail(smarty_meta_error_t *err, smarty_err_e code,
     const char *fmt, ...);
 static const char *smarty_meta_quote(char *buf, size_t size, const char *s,
     size_t len);
+static const char *smarty_meta_echo(char *buf, size_t size, const char *s,
+    size_t len, int quotes);
 static size_t smarty_meta_utf8(const unsigned char *p, size_t len);
 static const char *smarty_meta_type(const json_t *v);
 static int smarty_meta_space(json_t *root, smarty_meta_t *out,
@@ -143,10 +145,10 @@ smarty_meta_validate(const smarty_method_t *m, const char *json,
 
     if (root == NULL) {
         return smarty_meta_fail(err, SMARTY_E_BAD_META,
-                                "meta is not valid JSON: %s (line %d, "
-                                "column %d)",
-                                smarty_meta_quote(q, sizeof(q), jerr.text,
-                                                  strlen(jerr.text)),
+                                "meta is not a valid JSON object: %s (line "
+                                "%d, column %d)",
+                                smarty_meta_echo(q, sizeof(q), jerr.text,
+                                                 strlen(jerr.text), 0),
                                 jerr.line, jerr.column);
     }
 
@@ -810,12 +812,21 @@ smarty_meta_fail(smarty_meta_error_t *err, smarty_err_e code,
 
 /*
  * Client input for a message: at most SMARTY_META_ECHO_MAX bytes out, whole
- * valid UTF-8 characters passed on, '"' and '\' escaped with a backslash,
- * control characters and invalid bytes as \xNN, "..." when cut.
+ * valid UTF-8 characters passed on, '"' and '\' escaped with a backslash
+ * (when quotes: the text goes between quotes), control characters and
+ * invalid bytes as \xNN, "..." when cut.
  */
 
 static const char *
 smarty_meta_quote(char *buf, size_t size, const char *s, size_t len)
+{
+    return smarty_meta_echo(buf, size, s, len, 1);
+}
+
+
+static const char *
+smarty_meta_echo(char *buf, size_t size, const char *s, size_t len,
+    int quotes)
 {
     size_t                i, o, n, max;
     const unsigned char  *p;
@@ -828,7 +839,7 @@ smarty_meta_quote(char *buf, size_t size, const char *s, size_t len)
         n = smarty_meta_utf8(p + i, len - i);
 
         if (n > 1 || (p[i] >= 0x20 && p[i] < 0x7f)) {
-            if (n == 1 && (p[i] == '"' || p[i] == '\\')) {
+            if (quotes && n == 1 && (p[i] == '"' || p[i] == '\\')) {
                 if (o + 2 > max) {
                     break;
                 }

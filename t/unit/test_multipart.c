@@ -390,7 +390,8 @@ test_framing(void)
     char    body[4096];
     size_t  n;
 
-    n = one_part(body, sizeof(body), "b", "this is the preamble\r\n-b\r\n--\r\n--c\r\n",
+    n = one_part(body, sizeof(body), "b",
+                 "this is the preamble\r\n-b\r\n--\r\n--c\r\n",
                  "Content-Disposition: form-data; name=\"a\"\r\n", "xy", 2,
                  "\r\nthis is the epilogue\r\n--b\r\nmore\r\n");
     expect_one("preamble (with delimiter-like lines) and epilogue",
@@ -425,7 +426,8 @@ test_framing(void)
                body + 512, n, SMARTY_MP_DONE, "[a|1:f|image/png|", "x", 1);
 
     n = one_part(body, sizeof(body), "b", "",
-                 "Content-Disposition: form-data; name=\"a\"; filename=\"\"\r\n",
+                 "Content-Disposition: form-data; name=\"a\"; "
+                 "filename=\"\"\r\n",
                  "x", 1, "");
     expect_one("empty filename", "b", body, n, SMARTY_MP_DONE, "[a|1:|", "x",
                1);
