@@ -916,6 +916,8 @@ same_run(sample_t *s, rec_t *ref, int ref_rc, const size_t *sizes,
     int     rc, same;
     rec_t  *r;
 
+    why[0] = '\0';
+
     r = rec_new(s->body, s->len);
     rc = parse(r, s->boundary, s->body, s->len, sizes);
 
