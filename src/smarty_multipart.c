@@ -940,6 +940,9 @@ smarty_mp_strerror(int rc)
     case SMARTY_MP_ERR_TRUNCATED:
         return "the multipart body ends before its closing delimiter";
 
+    case SMARTY_MP_ERR_TYPE:
+        return "the Content-Type is not multipart/form-data";
+
     case SMARTY_MP_ERR_STOPPED:
         return "the multipart parser was stopped";
 
