@@ -125,6 +125,14 @@ sub stop_all {
 END {
     my $rc = $?;
     stop_all();
+    # under valgrind, any report fails the test file
+    if ($ENV{SMARTY_VALGRIND} && $tempdir) {
+        for my $log (glob "$tempdir/valgrind.*.log") {
+            next unless -s $log;
+            print STDERR "# valgrind reported errors ($log):\n", slurp($log);
+            $rc ||= 1;
+        }
+    }
     $? = $rc;
 }
 

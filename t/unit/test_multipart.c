@@ -1327,6 +1327,8 @@ test_boundary(void)
         { "", SMARTY_MP_ERR_TYPE, NULL },
         { "multipart", SMARTY_MP_ERR_TYPE, NULL },
         { "multipart/", SMARTY_MP_ERR_TYPE, NULL },
+        { "multipart/form-data\x01; boundary=abc", SMARTY_MP_ERR_BOUNDARY,
+          NULL },
     };
 
     for (k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
