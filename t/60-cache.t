@@ -244,6 +244,24 @@ kill 'CONT', $redis->{pid};
 ok($lat[0] < 1.5, sprintf('Redis paused: the first request waited %.2fs, bounded by the timeout', $lat[0]));
 ok($lat[-1] < 0.5, sprintf('the breaker opened: the last one took %.2fs', $lat[-1]));
 
+# a change that Redis refuses to count is counted once it accepts writes
+# again (min-replicas-to-write without replicas: every write is refused)
+sub redis_cli { system('redis-cli', '-p', $redis->{port}, @_) == 0 or die "redis-cli @_" }
+ok(SmartyTest::wait_until(sub { cs(rec('8', [ [ 'file_0', $group ] ])) =~ /stored|hit/ }, 15),
+   'space 8 cached');
+is(cs(rec('8', [ [ 'file_0', $group ] ])), 'smarty-gateway; hit', 'space 8: a hit');
+redis_cli(qw(CONFIG SET min-replicas-to-write 1));
+$r = SmartyTest::call($url, 'persons/set', key => $key,
+    meta => { space => '8', images => [ { name => 'f', person_id => 4 } ] },
+    images => [ [ 'f', $rachel ] ]);
+is($r->{status}, 200, 'a set while Redis refuses writes goes through');
+redis_cli(qw(CONFIG SET min-replicas-to-write 0));
+ok(SmartyTest::wait_until(sub {
+       my $x = rec('8', [ [ 'file_0', $group ] ]);
+       cs($x) !~ /hit/ && (tags_by_name($x)->{file_0}[0] // '') eq 'person4';
+   }, 15),
+   'once Redis takes writes again, the retried bump makes the cached answer unreachable');
+
 my $log = SmartyTest::error_log($gw->{ngx});
 unlike($log, qr/\[alert\]|\[emerg\]|segfault/, 'no alerts in the error log');
 
