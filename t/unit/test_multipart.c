@@ -539,9 +539,9 @@ test_line_ends(void)
 
     n = one_part(body, sizeof(body), "b", "",
                  "Content-Disposition: form-data; name=a\r\n",
-                 "1\n--b\r\r\n-b\n\r--b", 17, "");
+                 "1\n--b\r\r\n-b\n\r--b", 15, "");
     expect_one("LF--boundary and other near CRLFs in data are data", "b",
-               body, n, SMARTY_MP_DONE, "[a|", "1\n--b\r\r\n-b\n\r--b", 17);
+               body, n, SMARTY_MP_DONE, "[a|", "1\n--b\r\r\n-b\n\r--b", 15);
 
     n = snprintf(body, sizeof(body), "--b\r\nContent-Disposition: form-data; "
                  "name=a\r\n\r\nx\n--b--\n");
