@@ -112,10 +112,76 @@ smarty_mp_ws(int c)
 }
 
 
+/*
+ * The next parameter of a header value: *( OWS ";" OWS [ name OWS "=" OWS
+ * value ] ) OWS.  Returns 1 with *name, *nlen set and *pp at the value, 0
+ * at the end, -1 on a syntax error.
+ */
+
+static int
+smarty_mp_param(const unsigned char **pp, const unsigned char *end,
+    const unsigned char **name, size_t *nlen)
+{
+    const unsigned char  *p;
+
+    p = *pp;
+
+    for ( ;; ) {
+        while (p < end && smarty_mp_ws(*p)) {
+            p++;
+        }
+
+        if (p == end) {
+            *pp = p;
+            return 0;
+        }
+
+        if (*p != ';') {
+            return -1;
+        }
+
+        p++;
+
+        while (p < end && smarty_mp_ws(*p)) {
+            p++;
+        }
+
+        if (p < end && *p != ';') {
+            break;
+        }
+    }
+
+    *name = p;
+    while (p < end && smarty_mp_tchar(*p)) {
+        p++;
+    }
+
+    *nlen = p - *name;
+
+    while (p < end && smarty_mp_ws(*p)) {
+        p++;
+    }
+
+    if (*nlen == 0 || p == end || *p != '=') {
+        return -1;
+    }
+
+    p++;
+
+    while (p < end && smarty_mp_ws(*p)) {
+        p++;
+    }
+
+    *pp = p;
+
+    return 1;
+}
+
+
 int
 smarty_mp_boundary(const char *ctype, size_t len, char *out, size_t *out_len)
 {
-    int                   found;
+    int                   rc, found;
     size_t                n, total;
     const unsigned char  *p, *end, *s, *name;
     char                  value[SMARTY_MP_BOUNDARY_MAX + 2];
@@ -157,47 +223,14 @@ smarty_mp_boundary(const char *ctype, size_t len, char *out, size_t *out_len)
     found = 0;
 
     for ( ;; ) {
-        while (p < end && smarty_mp_ws(*p)) {
-            p++;
-        }
+        rc = smarty_mp_param(&p, end, &name, &n);
 
-        if (p == end) {
+        if (rc == 0) {
             break;
         }
 
-        if (*p != ';') {
+        if (rc < 0) {
             return SMARTY_MP_ERR_BOUNDARY;
-        }
-
-        p++;
-
-        while (p < end && smarty_mp_ws(*p)) {
-            p++;
-        }
-
-        if (p == end || *p == ';') {
-            continue;
-        }
-
-        name = p;
-        while (p < end && smarty_mp_tchar(*p)) {
-            p++;
-        }
-
-        n = p - name;
-
-        while (p < end && smarty_mp_ws(*p)) {
-            p++;
-        }
-
-        if (n == 0 || p == end || *p != '=') {
-            return SMARTY_MP_ERR_BOUNDARY;
-        }
-
-        p++;
-
-        while (p < end && smarty_mp_ws(*p)) {
-            p++;
         }
 
         if (smarty_mp_value(&p, end, value, sizeof(value), &total) != 0) {
@@ -683,7 +716,7 @@ static int
 smarty_mp_disposition(smarty_mp_t *mp, const unsigned char *p,
     const unsigned char *end)
 {
-    int                   form, seen_name, seen_filename;
+    int                   rc, form, seen_name, seen_filename;
     size_t                n, total, cut;
     const unsigned char  *s;
     smarty_mp_part_t     *part;
@@ -705,47 +738,14 @@ smarty_mp_disposition(smarty_mp_t *mp, const unsigned char *p,
     seen_filename = 0;
 
     for ( ;; ) {
-        while (p < end && smarty_mp_ws(*p)) {
-            p++;
-        }
+        rc = smarty_mp_param(&p, end, &s, &n);
 
-        if (p == end) {
+        if (rc == 0) {
             break;
         }
 
-        if (*p != ';') {
+        if (rc < 0) {
             return SMARTY_MP_ERR_HEADERS;
-        }
-
-        p++;
-
-        while (p < end && smarty_mp_ws(*p)) {
-            p++;
-        }
-
-        if (p == end || *p == ';') {
-            continue;
-        }
-
-        s = p;
-        while (p < end && smarty_mp_tchar(*p)) {
-            p++;
-        }
-
-        n = p - s;
-
-        while (p < end && smarty_mp_ws(*p)) {
-            p++;
-        }
-
-        if (n == 0 || p == end || *p != '=') {
-            return SMARTY_MP_ERR_HEADERS;
-        }
-
-        p++;
-
-        while (p < end && smarty_mp_ws(*p)) {
-            p++;
         }
 
         if (n == 4 && strncasecmp((const char *) s, "name", 4) == 0) {
