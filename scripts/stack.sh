@@ -119,28 +119,33 @@ Stop it with: make stop
 EOT
 }
 
+# stops the process whose pid is in $1 (TERM, then KILL after 10 s)
 stop_pid() {
-    local pidfile=$1 what=$2 i
-    if alive "$pidfile"; then
-        kill "$(cat "$pidfile")"
+    local pidfile=$1 what=$2 pid i
+    [ -f "$pidfile" ] || return 0
+    pid=$(cat "$pidfile" 2>/dev/null) || return 0
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+        kill "$pid" 2>/dev/null || true
         for i in $(seq 1 100); do
-            alive "$pidfile" || break
+            kill -0 "$pid" 2>/dev/null || break
             sleep 0.1
         done
-        if alive "$pidfile"; then
-            kill -9 "$(cat "$pidfile")" 2>/dev/null || true
-        fi
+        kill -9 "$pid" 2>/dev/null || true
         echo "stopped $what"
     fi
     rm -f "$pidfile"
 }
 
 stop() {
+    # nginx: a graceful quit first (nginx then removes its pid file), and
+    # stop_pid on the master's pid makes sure it is gone
     if alive "$run/nginx.pid"; then
+        cp "$run/nginx.pid" "$run/nginx.stopping"
         nginx -p "$run" -c "$run/nginx.conf" -e "$run/nginx-error.log" \
             -s quit 2>/dev/null || true
+        stop_pid "$run/nginx.stopping" nginx
     fi
-    stop_pid "$run/nginx.pid" nginx
+    rm -f "$run/nginx.pid"
     stop_pid "$run/emulator.pid" "the emulator"
     stop_pid "$run/redis.pid" Redis
 }
