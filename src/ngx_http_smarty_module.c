@@ -24,7 +24,6 @@
 
 static ngx_int_t ngx_http_smarty_handler(ngx_http_request_t *r);
 static void ngx_http_smarty_body_handler(ngx_http_request_t *r);
-static void ngx_http_smarty_finish(ngx_http_request_t *r, ngx_int_t rc);
 static ngx_int_t ngx_http_smarty_reject(ngx_http_request_t *r,
     ngx_http_smarty_ctx_t *ctx, smarty_err_e e, const char *msg);
 static void ngx_http_smarty_ctx_cleanup(void *data);
@@ -352,8 +351,8 @@ ngx_http_smarty_answer(ngx_http_request_t *r, ngx_http_smarty_ctx_t *ctx,
     ngx_uint_t status, ngx_chain_t *body, size_t len)
 {
     ctx->state = SMARTY_STATE_DONE;
-    ngx_http_smarty_finish(r, ngx_http_smarty_send_chain(r, ctx, status,
-                                                         body, len));
+    ngx_http_finalize_request(r, ngx_http_smarty_send_chain(r, ctx, status,
+                                                            body, len));
 }
 
 
@@ -362,7 +361,7 @@ ngx_http_smarty_fail(ngx_http_request_t *r, ngx_http_smarty_ctx_t *ctx,
     smarty_err_e e, const char *msg)
 {
     ctx->state = SMARTY_STATE_DONE;
-    ngx_http_smarty_finish(r, ngx_http_smarty_send_error(r, ctx, e, msg));
+    ngx_http_finalize_request(r, ngx_http_smarty_send_error(r, ctx, e, msg));
 }
 
 
@@ -409,13 +408,6 @@ ngx_http_smarty_upstream_done(ngx_http_request_t *r)
 
     ngx_http_smarty_answer(r, ctx, ctx->up_status, ctx->up_body,
                            ctx->up_len);
-}
-
-
-static void
-ngx_http_smarty_finish(ngx_http_request_t *r, ngx_int_t rc)
-{
-    ngx_http_finalize_request(r, rc);
 }
 
 
