@@ -72,18 +72,24 @@ like($last->{query}, qr/(^|&)x=1(&|$)/, 'other query parameters pass');
 $r = rec(key => $gw->{keys}{demo}, query => 'oauth_token=nonsense');
 is($r->{status}, 200, 'Authorization is used before oauth_token');
 
-# reload picks up a changed clients file
-my $newkey = 'sgw_new_' . SmartyTest::random_hex(16);
-my @clients = grep { $_->{name} ne 'space2' } @{ $gw->{clients} };
-SmartyTest::clients_file("$gw->{dir}/clients.json",
-    @clients, { name => 'newcomer', key => $newkey, spaces => ['1'],
-                methods => ['persons/recognize'] });
-is_error(rec(key => $newkey), 401, 'unknown_key', 'a new key before reload');
-my ($rc, $out) = SmartyTest::nginx_reload($gw->{ngx});
-is($rc, 0, 'nginx -s reload') or diag $out;
-ok(SmartyTest::wait_until(sub { rec(key => $newkey)->{status} == 200 }, 10),
-   'the new key works after reload');
-ok(SmartyTest::wait_until(sub { rec(key => $gw->{keys}{space2}, space => '2')->{status} == 401 }, 10),
-   'a removed client is refused after reload');
+# reload picks up a changed clients file (a reload needs nginx's master
+# process, which the valgrind runs do without)
+SKIP: {
+    skip 'no master process under valgrind: nothing to reload', 4
+        if $ENV{SMARTY_VALGRIND};
+
+    my $newkey = 'sgw_new_' . SmartyTest::random_hex(16);
+    my @clients = grep { $_->{name} ne 'space2' } @{ $gw->{clients} };
+    SmartyTest::clients_file("$gw->{dir}/clients.json",
+        @clients, { name => 'newcomer', key => $newkey, spaces => ['1'],
+                    methods => ['persons/recognize'] });
+    is_error(rec(key => $newkey), 401, 'unknown_key', 'a new key before reload');
+    my ($rc, $out) = SmartyTest::nginx_reload($gw->{ngx});
+    is($rc, 0, 'nginx -s reload') or diag $out;
+    ok(SmartyTest::wait_until(sub { rec(key => $newkey)->{status} == 200 }, 10),
+       'the new key works after reload');
+    ok(SmartyTest::wait_until(sub { rec(key => $gw->{keys}{space2}, space => '2')->{status} == 401 }, 10),
+       'a removed client is refused after reload');
+}
 
 done_testing;
