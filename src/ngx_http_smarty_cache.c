@@ -313,6 +313,16 @@ ngx_http_smarty_cache_lookup_handler(ngx_http_smarty_redis_status_e status,
                                                           : "bad reply")
                       : ngx_http_smarty_redis_status_text(status));
 
+        if (status == NGX_HTTP_SMARTY_REDIS_TIMEOUT) {
+            /*
+             * The lookup may still run and take locks: release them behind
+             * it, on the same connection (the generation is unknown, so
+             * nothing is stored).
+             */
+            ngx_str_set(&cache->gen, "");
+            (void) ngx_http_smarty_cache_store(r, slcf, ctx, NULL);
+        }
+
         /* a miss, with nothing stored: the generation is unknown */
         cache->status = SMARTY_CACHE_UNAVAILABLE;
         cache->lookup = 0;

@@ -263,6 +263,23 @@ ok(SmartyTest::wait_until(sub {
    }, 15),
    'once Redis takes writes again, the retried bump makes the cached answer unreachable');
 
+# a lookup that timed out releases the locks Redis may still give it
+{
+    my $slow = SmartyTest::alone_photo('slow-lookup');
+    kill 'STOP', $redis->{pid};
+    $r = rec('9', [ [ 'a', $slow ] ]);
+    is($r->{status}, 200, 'a lookup that times out: still 200');
+    like(cs($r), qr/detail=unavailable/, 'and forwarded as unavailable');
+    kill 'CONT', $redis->{pid};
+    my $other = SmartyTest::alone_photo('redis-is-back');
+    ok(SmartyTest::wait_until(sub { cs(rec('9', [ [ 'b', $other ] ])) =~ /stored|hit/ }, 15),
+       'Redis answers again');
+    my $t = time;
+    $r = rec('9', [ [ 'c', $slow ] ]);
+    unlike(cs($r), qr/collapsed/, 'the same image does not wait for a lock nobody fills');
+    ok(time - $t < 2, sprintf('and is answered in %.2fs', time - $t));
+}
+
 my $log = SmartyTest::error_log($gw->{ngx});
 unlike($log, qr/\[alert\]|\[emerg\]|segfault/, 'no alerts in the error log');
 

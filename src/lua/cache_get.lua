@@ -9,8 +9,10 @@
 --   ARGV[4]  this request's id, the lock's owner
 --   ARGV[5…] the images' SHA-256, hex
 --
--- An entry's key is <base>:g<generation>:<params id>:<sha256>; its lock,
--- that key .. ":lock".  Returns { generation, r1, r2, … }, ri being:
+-- An entry's key is <base>:g<generation>:<params id>:<sha256>; its lock is
+-- <base>:lock:<params id>:<sha256>, the same for every generation, so that
+-- a request can release its locks without knowing the generation (when its
+-- lookup's reply came too late).  Returns { generation, r1, r2, … }, ri:
 --   a string  the cached answer for image i (a hit);
 --   0         a miss (no coalescing);
 --   1         a miss, and this request now holds the lock: it goes upstream
@@ -19,6 +21,7 @@
 
 local gen = redis.call('GET', KEYS[1]) or '0'
 local prefix = ARGV[1] .. ':g' .. gen .. ':' .. ARGV[2] .. ':'
+local lock_prefix = ARGV[1] .. ':lock:' .. ARGV[2] .. ':'
 local lock_ms = tonumber(ARGV[3])
 local owner = ARGV[4]
 local out = { gen }
@@ -31,7 +34,7 @@ for i = 5, #ARGV do
         out[#out + 1] = v
 
     elseif lock_ms > 0 then
-        local lock = key .. ':lock'
+        local lock = lock_prefix .. ARGV[i]
         if redis.call('SET', lock, owner, 'NX', 'PX', lock_ms) then
             out[#out + 1] = 1
         elseif redis.call('GET', lock) == owner then

@@ -4,7 +4,8 @@
 --   KEYS[1]  the generation key, <base>:gen
 --   ARGV[1]  the key base
 --   ARGV[2]  the parameters' id
---   ARGV[3]  the generation cache_get returned to this request
+--   ARGV[3]  the generation cache_get returned to this request ("" when
+--            its reply never came: then only the locks are released)
 --   ARGV[4]  the entries' lifetime in ms
 --   ARGV[5]  this request's id (the locks' owner)
 --   ARGV[6…] pairs: image SHA-256 (hex), answer ("" = nothing to store:
@@ -31,6 +32,7 @@
 
 local gen = redis.call('GET', KEYS[1]) or '0'
 local prefix = ARGV[1] .. ':g' .. ARGV[3] .. ':' .. ARGV[2] .. ':'
+local lock_prefix = ARGV[1] .. ':lock:' .. ARGV[2] .. ':'
 local ttl = ARGV[4]
 local owner = ARGV[5]
 local same = (gen == ARGV[3])
@@ -45,7 +47,7 @@ for i = 6, #ARGV, 2 do
         stored = stored + 1
     end
 
-    local lock = key .. ':lock'
+    local lock = lock_prefix .. ARGV[i]
     if redis.call('GET', lock) == owner then
         redis.call('DEL', lock)
     end
