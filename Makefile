@@ -75,7 +75,7 @@ $(BUILD)/nginx/objs/Makefile: config
 LUA_C       := $(BUILD)/nginx/objs/ngx_http_smarty_redis_lua.c
 
 $(LUA_C): $(BUILD)/nginx/objs/Makefile src/lua $(wildcard src/lua/*.lua) \
-          scripts/embed-lua.sh
+          $(wildcard src/lua/lib/*.lua) scripts/embed-lua.sh
 	scripts/embed-lua.sh src/lua $@
 
 $(MODULE): $(BUILD)/nginx/objs/Makefile $(MODULE_SRCS) $(LUA_C)

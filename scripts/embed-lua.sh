@@ -8,7 +8,8 @@
 # name and its text, byte for byte but for carriage returns, which are
 # dropped); the header gives each one an index,
 # NGX_HTTP_SMARTY_REDIS_LUA_<NAME>, in the C locale's order of the names,
-# and NGX_HTTP_SMARTY_REDIS_LUA_N.  Names are [a-z0-9_]+.  POSIX sh and
+# and NGX_HTTP_SMARTY_REDIS_LUA_N.  A line "--@include NAME" in a script
+# is replaced by the text of <dir>/lib/NAME.lua.  Names are [a-z0-9_]+.  POSIX sh and
 # sed only: nginx's configure runs this too (see ../config).
 
 set -e
@@ -56,6 +57,31 @@ guard=NGX_HTTP_SMARTY_REDIS_LUA_H_INCLUDED_
     echo
 } > "$tmp_c"
 
+# A line "--@include NAME" stands for the text of $dir/lib/NAME.lua (code
+# shared by several scripts; Redis scripts cannot load modules).
+lua_includes_ok() {
+    for inc in $(sed -n 's/^--@include \([a-z0-9_]*\)$/\1/p' "$1"); do
+        if [ ! -f "$dir/lib/$inc.lua" ]; then
+            echo "$0: $1: no $dir/lib/$inc.lua to include" >&2
+            return 1
+        fi
+    done
+}
+
+lua_expand() {
+    awk -v lib="$dir/lib" '
+        /^--@include [a-z0-9_]+$/ {
+            f = lib "/" $2 ".lua"
+            while ((getline line < f) > 0) {
+                print line
+            }
+            close(f)
+            next
+        }
+        { print }
+    ' "$1"
+}
+
 n=0
 names=
 
@@ -73,13 +99,15 @@ for f in "$dir"/*.lua; do
 
     upper=$(echo "$name" | tr 'a-z' 'A-Z')
 
+    lua_includes_ok "$f" || exit 1
+
     echo "#define NGX_HTTP_SMARTY_REDIS_LUA_$upper  $n" >> "$tmp_h"
 
     {
         echo
         echo "static const char  ngx_http_smarty_redis_lua_$name[] ="
         # escape \ " ? (no trigraphs) and tabs; one literal per line
-        tr -d '\r' < "$f" | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' \
+        lua_expand "$f" | tr -d '\r' | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' \
             -e 's/?/\\?/g' -e 's/	/\\t/g' -e 's/^/    "/' -e 's/$/\\n"/'
         echo "    ;"
     } >> "$tmp_c"

@@ -69,19 +69,17 @@ sub cmd { send_cmd($R, @_); return read_reply($R) }
 
 my %SHA;
 for my $name (qw(quota quota_refund)) {
-    my $text = SmartyTest::slurp("src/lua/$name.lua");
+    my $text = SmartyTest::lua_script($name);
     $SHA{$name} = cmd('SCRIPT', 'LOAD', $text);
     like($SHA{$name}, qr/^[0-9a-f]{40}$/, "$name.lua loads");
 }
 
-# the core block is the same text in both scripts
-{
-    my @core = map {
-        my $t = SmartyTest::slurp("src/lua/$_.lua");
-        $t =~ /(-- quota core: begin.*-- quota core: end\n)/s ? $1 : "none in $_";
-    } qw(quota quota_refund);
-    ok($core[0] ne '' && $core[0] eq $core[1],
-       'the quota core is the same text in both scripts');
+# both scripts share one core, src/lua/lib/quota_core.lua
+for my $name (qw(quota quota_refund)) {
+    like(SmartyTest::slurp("src/lua/$name.lua"), qr/^--\@include quota_core$/m,
+         "$name.lua includes the quota core");
+    like(SmartyTest::lua_script($name), qr/^local function quota_check\b/m,
+         "$name.lua, expanded, holds quota_check");
 }
 
 # check(keys, specs, now, requests, images) -> the reply array

@@ -151,6 +151,19 @@ sub spew {
     close $fh;
 }
 
+# A Redis script as the module embeds it: "--@include NAME" lines replaced
+# by src/lua/lib/NAME.lua (scripts/embed-lua.sh does the same).
+sub lua_script {
+    my ($name) = @_;
+    my $text = slurp("$TOP/src/lua/$name.lua");
+    $text =~ s{^--\@include ([a-z0-9_]+)\n}{
+        my $lib = slurp("$TOP/src/lua/lib/$1.lua");
+        die "no src/lua/lib/$1.lua" unless length $lib;
+        $lib
+    }gme;
+    return $text;
+}
+
 # --- servers -----------------------------------------------------------------
 
 sub start_redis {
