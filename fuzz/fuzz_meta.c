@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "smarty_meta.h"
+#include "../t/unit/message.h"
 
 
 #define fz_assert(c)                                                          \
@@ -32,52 +33,6 @@ static const smarty_part_name_t  fz_names[] = {
 };
 
 
-static int
-fz_utf8(const char *s)
-{
-    size_t               n, i;
-    const unsigned char *p = (const unsigned char *) s;
-
-    while (*p) {
-        if (*p < 0x20 || *p == 0x7f) {
-            return 0;
-        }
-
-        if (*p < 0x80) {
-            p++;
-            continue;
-        }
-
-        if (*p >= 0xc2 && *p <= 0xdf) {
-            n = 2;
-
-        } else if (*p >= 0xe0 && *p <= 0xef) {
-            n = 3;
-            if ((*p == 0xe0 && p[1] < 0xa0) || (*p == 0xed && p[1] > 0x9f)) {
-                return 0;
-            }
-
-        } else if (*p >= 0xf0 && *p <= 0xf4) {
-            n = 4;
-            if ((*p == 0xf0 && p[1] < 0x90) || (*p == 0xf4 && p[1] > 0x8f)) {
-                return 0;
-            }
-
-        } else {
-            return 0;
-        }
-
-        for (i = 1; i < n; i++) {
-            if (p[i] < 0x80 || p[i] > 0xbf) {
-                return 0;
-            }
-        }
-
-        p += n;
-    }
-
-    return 1;
-}
 
 
 int
@@ -164,7 +119,7 @@ LLVMFuzzerTestOneInput(const uint8_t *in, size_t size)
         fz_assert(err.code > SMARTY_OK && err.code < SMARTY_E_LAST);
         fz_assert(err.message[0] != '\0');
         fz_assert(strlen(err.message) < sizeof(err.message));
-        fz_assert(fz_utf8(err.message));
+        fz_assert(smarty_test_utf8_text(err.message));
         fz_assert(out.images == NULL && out.params == NULL
                   && out.nimages == 0);
     }

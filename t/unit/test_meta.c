@@ -9,6 +9,7 @@
 
 #include "smarty_meta.h"
 #include "tap.h"
+#include "message.h"
 
 
 #define MAX_PARTS  64
@@ -21,54 +22,7 @@
 static int
 valid_message(const char *s)
 {
-    size_t               n, i;
-    const unsigned char *p;
-
-    p = (const unsigned char *) s;
-
-    if (*p == '\0' || strlen(s) > 255) {
-        return 0;
-    }
-
-    while (*p) {
-        if (*p < 0x20 || *p == 0x7f) {
-            return 0;
-        }
-
-        if (*p < 0x80) {
-            p++;
-            continue;
-        }
-
-        if (*p >= 0xc2 && *p <= 0xdf) {
-            n = 2;
-
-        } else if (*p >= 0xe0 && *p <= 0xef) {
-            n = 3;
-            if ((*p == 0xe0 && p[1] < 0xa0) || (*p == 0xed && p[1] > 0x9f)) {
-                return 0;
-            }
-
-        } else if (*p >= 0xf0 && *p <= 0xf4) {
-            n = 4;
-            if ((*p == 0xf0 && p[1] < 0x90) || (*p == 0xf4 && p[1] > 0x8f)) {
-                return 0;
-            }
-
-        } else {
-            return 0;
-        }
-
-        for (i = 1; i < n; i++) {
-            if (p[i] < 0x80 || p[i] > 0xbf) {
-                return 0;
-            }
-        }
-
-        p += n;
-    }
-
-    return 1;
+    return *s != '\0' && strlen(s) <= 255 && smarty_test_utf8_text(s);
 }
 
 
