@@ -90,7 +90,13 @@ ngx_http_smarty_cache_start(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    if (!ngx_http_smarty_redis_available()) {
+    /*
+     * not while Redis is known to be away (breaker open, not connected);
+     * a connection being established queues the lookup, so a worker that
+     * has just started uses the cache from its first request
+     */
+
+    if (ngx_http_smarty_redis_state() != NGX_HTTP_SMARTY_REDIS_OK) {
         ctx->cache.status = SMARTY_CACHE_UNAVAILABLE;
         return NGX_DECLINED;
     }
