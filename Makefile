@@ -89,10 +89,10 @@ $(EMULATOR): $(EMU_SRCS) $(EMU_HDRS)
 	$(CC) $(CFLAGS_ALL) -Iemulator -o $@ $(EMU_SRCS) $(LDFLAGS_ALL) \
 	    -lmicrohttpd -ljansson -lcrypto -lpthread -lm
 
-$(CLIENT): $(CLIENT_SRCS) $(CLIENT_HDRS)
+$(CLIENT): $(CLIENT_SRCS) $(CLIENT_HDRS) src/smarty_meta.c src/smarty_meta.h
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS_ALL) -Iclient -o $@ $(CLIENT_SRCS) $(LDFLAGS_ALL) \
-	    -lcurl -ljansson -lcrypto
+	$(CC) $(CFLAGS_ALL) -Iclient -o $@ $(CLIENT_SRCS) src/smarty_meta.c \
+	    src/smarty_errors.c $(LDFLAGS_ALL) -lcurl -ljansson -lcrypto
 
 # --- C unit tests (TAP) of the pure cores ------------------------------------
 

@@ -22,24 +22,10 @@
 #include <openssl/sha.h>
 
 #include "smarty_client.h"
+#include "smarty_meta.h"     /* the API's methods, as the gateway knows them */
 
 
 #define SMARTY_NAME_MAX  64
-
-
-/* the API's methods, as the gateway's clients file names them */
-static const char  *smarty_methods[] = {
-    "persons/set",
-    "persons/recognize",
-    "persons/delete",
-    "persons/truncate",
-    "objects/detect",
-    "docs/detect",
-    "docs/recognize",
-    "text/recognize",
-    "adult/detect",
-    NULL
-};
 
 
 static int smarty_name_valid(const char *name);
@@ -395,12 +381,13 @@ smarty_spaces_parse(const char *list)
 static json_t *
 smarty_methods_parse(const char *list)
 {
-    int          i;
-    char        *item;
-    size_t       len;
-    json_t      *a;
-    unsigned     mask;
-    const char  *p;
+    int                     i;
+    char                   *item;
+    size_t                  len;
+    json_t                 *a;
+    unsigned                mask;
+    const smarty_method_t  *m;
+    const char             *p;
 
     if (strcmp(list, "*") == 0) {
         return json_string("*");
@@ -410,15 +397,9 @@ smarty_methods_parse(const char *list)
     p = list;
 
     while ((item = smarty_list_item(&p, &len)) != NULL) {
-        for (i = 0; smarty_methods[i] != NULL; i++) {
-            if (strlen(smarty_methods[i]) == len
-                && strncmp(smarty_methods[i], item, len) == 0)
-            {
-                break;
-            }
-        }
+        m = smarty_method_find(item, len);
 
-        if (smarty_methods[i] == NULL) {
+        if (m == NULL) {
             smarty_usage_error("keygen: unknown method \"%.*s\" in "
                                "--methods; use \"*\" or a comma list of: "
                                "persons/set, persons/recognize, "
@@ -429,14 +410,15 @@ smarty_methods_parse(const char *list)
             return NULL;
         }
 
-        mask |= 1u << i;
+        mask |= 1u << m->id;
     }
 
     a = json_array();
 
-    for (i = 0; smarty_methods[i] != NULL; i++) {
+    for (i = 0; i < SMARTY_M_COUNT; i++) {
         if (mask & (1u << i)) {
-            json_array_append_new(a, json_string(smarty_methods[i]));
+            json_array_append_new(a,
+                                  json_string(smarty_method_get(i)->path));
         }
     }
 
