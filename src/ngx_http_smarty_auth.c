@@ -7,8 +7,12 @@
  *   {"clients": [
  *     {"name": "billing", "key_sha256": "<64 hex digits>",
  *      "spaces": ["0", "1"] | "*",
- *      "methods": ["persons/recognize", ...] | "*"}
+ *      "methods": ["persons/recognize", ...] | "*",
+ *      "quota": {"1": "100i/m", "*": "10r/s"}}         (optional)
  *   ]}
+ *
+ * "quota" replaces smarty_quota_client's policy for this client in the
+ * spaces it names ("0".."9", "*", "detectors"; see docs/quota.md).
  *
  * Only the SHA-256 of a key is stored.  A client presents its key as
  * "Authorization: Bearer <key>" or, for scripts written for the API itself,
@@ -130,7 +134,9 @@ ngx_http_smarty_client_parse(ngx_conf_t *cf, ngx_str_t *path, size_t i,
 {
     size_t                  k;
     json_t                 *v, *x;
-    const char             *s;
+    u_char                 *what;
+    ngx_str_t               space, policy;
+    const char             *s, *key;
     const smarty_method_t  *m;
 
     ngx_memzero(c, sizeof(ngx_http_smarty_client_t));
@@ -161,11 +167,13 @@ ngx_http_smarty_client_parse(ngx_conf_t *cf, ngx_str_t *path, size_t i,
 
     for (k = 0; k < c->name.len; k++) {
         if (c->name.data[k] < 0x21 || c->name.data[k] > 0x7e
-            || c->name.data[k] == '"' || c->name.data[k] == '\\')
+            || c->name.data[k] == '"' || c->name.data[k] == '\\'
+            || c->name.data[k] == '{' || c->name.data[k] == '}')
         {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "clients file \"%V\": clients[%uz].name must "
-                               "be printable ASCII without spaces or quotes",
+                               "be printable ASCII without spaces, quotes "
+                               "or braces",
                                path, i);
             return NGX_ERROR;
         }
@@ -248,6 +256,49 @@ ngx_http_smarty_client_parse(ngx_conf_t *cf, ngx_str_t *path, size_t i,
                            "must be \"*\" or an array of method paths", path,
                            &c->name);
         return NGX_ERROR;
+    }
+
+    v = json_object_get(e, "quota");
+
+    if (v != NULL) {
+        if (!json_is_object(v)) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "clients file \"%V\": client \"%V\": "
+                               "\"quota\" must be an object of policies by "
+                               "space, e.g. {\"1\": \"100i/m\"}", path,
+                               &c->name);
+            return NGX_ERROR;
+        }
+
+        json_object_foreach(v, key, x) {
+            if (!json_is_string(x)) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "clients file \"%V\": client \"%V\": "
+                                   "quota \"%s\" is not a policy string",
+                                   path, &c->name, key);
+                return NGX_ERROR;
+            }
+
+            space.data = (u_char *) key;
+            space.len = ngx_strlen(key);
+            policy.data = (u_char *) json_string_value(x);
+            policy.len = json_string_length(x);
+
+            what = ngx_pnalloc(cf->pool, path->len + c->name.len + 64);
+            if (what == NULL) {
+                return NGX_ERROR;
+            }
+
+            *ngx_sprintf(what, "clients file \"%V\": client \"%V\": quota",
+                         path, &c->name) = '\0';
+
+            if (ngx_http_smarty_quota_sets_parse(cf, &c->quota, &space,
+                                                 &policy, (char *) what)
+                != NGX_CONF_OK)
+            {
+                return NGX_ERROR;
+            }
+        }
     }
 
     return NGX_OK;

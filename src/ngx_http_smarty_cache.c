@@ -249,39 +249,93 @@ ngx_http_smarty_cache_init(ngx_http_request_t *r,
 }
 
 
+/*
+ * cache_get.lua: KEYS the generation and the quota's states; ARGV the base,
+ * the parameters' id, the lock's lifetime and owner, the quota (its size,
+ * then the clock, whether hits spend, what this request spent already and
+ * the limits) and the images' SHA-256.
+ */
+
 static ngx_int_t
 ngx_http_smarty_cache_lookup(ngx_http_request_t *r,
     ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx)
 {
-    u_char                   *lock;
+    u_char                   *num, *p;
     size_t                   *argvlen;
-    ngx_uint_t                i, argc;
+    ngx_uint_t                i, j, q, argc;
     const char              **argv;
     ngx_http_smarty_cache_t  *c;
+    ngx_http_smarty_quota_t  *quota;
 
     c = &ctx->cache;
-    argc = 5 + c->n;
+    quota = &ctx->quota;
+    q = quota->n;
 
-    argv = ngx_http_smarty_cache_argv(r, c, argc, &argvlen);
-    lock = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+    argc = 1 + q + 5 + (q ? 4 + q : 0) + c->n;
 
-    if (argv == NULL || lock == NULL) {
+    argv = ngx_palloc(r->pool, argc * (sizeof(char *) + sizeof(size_t)));
+    num = ngx_pnalloc(r->pool, 4 * NGX_INT64_LEN);
+
+    if (argv == NULL || num == NULL) {
         return NGX_ERROR;
     }
 
-    argv[3] = (const char *) lock;
-    argvlen[3] = ngx_sprintf(lock, "%M", slcf->cache_wait) - lock;
-    argv[4] = (const char *) c->owner.data;
-    argvlen[4] = c->owner.len;
+    argvlen = (size_t *) (argv + argc);
+    j = 0;
+
+    argv[j] = (const char *) c->gen_key.data;
+    argvlen[j++] = c->gen_key.len;
+
+    for (i = 0; i < q; i++) {
+        argv[j] = (const char *) quota->keys[i].data;
+        argvlen[j++] = quota->keys[i].len;
+    }
+
+    argv[j] = (const char *) c->base.data;
+    argvlen[j++] = c->base.len;
+    argv[j] = (const char *) c->params.data;
+    argvlen[j++] = c->params.len;
+
+    p = num;
+    argv[j] = (const char *) p;
+    argvlen[j++] = ngx_sprintf(p, "%M", slcf->cache_wait) - p;
+    p += argvlen[j - 1];
+
+    argv[j] = (const char *) c->owner.data;
+    argvlen[j++] = c->owner.len;
+
+    argv[j] = (const char *) p;
+    argvlen[j++] = ngx_sprintf(p, "%ui", q) - p;
+    p += argvlen[j - 1];
+
+    if (q) {
+        argv[j] = "";                                   /* Redis's clock */
+        argvlen[j++] = 0;
+        argv[j] = slcf->quota_hits ? "1" : "0";
+        argvlen[j++] = 1;
+
+        argv[j] = (const char *) p;
+        argvlen[j++] = ngx_sprintf(p, "%uL", quota->spent_requests) - p;
+        p += argvlen[j - 1];
+
+        argv[j] = (const char *) p;
+        argvlen[j++] = ngx_sprintf(p, "%uL", quota->spent_images) - p;
+
+        for (i = 0; i < q; i++) {
+            argv[j] = (const char *) quota->args[i].data;
+            argvlen[j++] = quota->args[i].len;
+        }
+    }
 
     for (i = 0; i < c->n; i++) {
-        argv[5 + i] = (const char *) c->hex[i].data;
-        argvlen[5 + i] = c->hex[i].len;
+        argv[j] = (const char *) c->hex[i].data;
+        argvlen[j++] = c->hex[i].len;
     }
 
     c->cmd = ngx_http_smarty_redis_script(NGX_HTTP_SMARTY_REDIS_LUA_CACHE_GET,
                                           0, ngx_http_smarty_cache_lookup_handler,
-                                          r, 1, argc, argv, argvlen);
+                                          r, (int) (1 + q), (int) argc, argv,
+                                          argvlen);
 
     return c->cmd ? NGX_OK : NGX_ERROR;
 }
@@ -293,7 +347,8 @@ ngx_http_smarty_cache_lookup_handler(ngx_http_smarty_redis_status_e status,
 {
     ngx_http_request_t *r = data;
 
-    ngx_uint_t                   i;
+    ngx_int_t                    rc;
+    ngx_uint_t                   i, q;
     redisReply                  *e;
     ngx_connection_t            *c;
     ngx_http_smarty_ctx_t       *ctx;
@@ -304,12 +359,36 @@ ngx_http_smarty_cache_lookup_handler(ngx_http_smarty_redis_status_e status,
     ctx = ngx_http_get_module_ctx(r, ngx_http_smarty_module);
     slcf = ngx_http_get_module_loc_conf(r, ngx_http_smarty_module);
     cache = &ctx->cache;
+    q = ctx->quota.n;
 
     cache->cmd = NULL;
 
+    rc = NGX_OK;
+
+    if (status == NGX_HTTP_SMARTY_REDIS_OK
+        && reply->type == REDIS_REPLY_ARRAY
+        && reply->elements == cache->n + 1 + (q ? 5 + 2 * q : 0)
+        && reply->element[0]->type == REDIS_REPLY_STRING
+        && q)
+    {
+        rc = ngx_http_smarty_quota_lookup_reply(r, ctx, reply, cache->n + 1);
+
+        if (rc == NGX_DECLINED) {
+            if (cache->lookup) {
+                /* refused on a look again: locks of the first look go */
+                (void) ngx_http_smarty_cache_store(r, slcf, ctx, NULL);
+            }
+
+            ngx_http_smarty_quota_refuse(r, slcf, ctx);
+            ngx_http_run_posted_requests(c);
+            return;
+        }
+    }
+
     if (status != NGX_HTTP_SMARTY_REDIS_OK
+        || rc == NGX_ERROR
         || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements != cache->n + 1
+        || reply->elements != cache->n + 1 + (q ? 5 + 2 * q : 0)
         || reply->element[0]->type != REDIS_REPLY_STRING)
     {
         ngx_log_error(NGX_LOG_INFO, c->log, 0,
@@ -329,10 +408,14 @@ ngx_http_smarty_cache_lookup_handler(ngx_http_smarty_redis_status_e status,
             (void) ngx_http_smarty_cache_store(r, slcf, ctx, NULL);
         }
 
-        /* a miss, with nothing stored: the generation is unknown */
+        /*
+         * a miss, with nothing stored: the generation is unknown; the quota
+         * is decided by the local fallback unless a first look did
+         */
         cache->status = SMARTY_CACHE_UNAVAILABLE;
         cache->lookup = 0;
-        ngx_http_smarty_forward(r, slcf, ctx);
+        ctx->quota.redis_failed = 1;
+        ngx_http_smarty_quota_forward(r, slcf, ctx);
         ngx_http_run_posted_requests(c);
         return;
     }
@@ -431,6 +514,7 @@ ngx_http_smarty_cache_decide(ngx_http_request_t *r,
         }
 
         c->status = c->hits ? SMARTY_CACHE_PARTIAL : SMARTY_CACHE_MISS;
+        ngx_http_smarty_quota_settle(r, slcf, ctx, c->nup);
         ngx_http_smarty_forward(r, slcf, ctx);
         return;
     }
@@ -438,6 +522,7 @@ ngx_http_smarty_cache_decide(ngx_http_request_t *r,
     /* every image cached: the answer without the upstream */
 
     c->status = SMARTY_CACHE_HIT;
+    ngx_http_smarty_quota_settle(r, slcf, ctx, 0);
 
     names = ngx_palloc(r->pool, 2 * c->n * sizeof(char *));
     if (names == NULL) {
@@ -491,7 +576,8 @@ ngx_http_smarty_cache_poll_handler(ngx_event_t *ev)
 
     if (ngx_http_smarty_cache_lookup(r, slcf, ctx) != NGX_OK) {
         ctx->cache.status = SMARTY_CACHE_UNAVAILABLE;
-        ngx_http_smarty_forward(r, slcf, ctx);
+        ctx->quota.redis_failed = 1;
+        ngx_http_smarty_quota_forward(r, slcf, ctx);
         ngx_http_run_posted_requests(r->connection);
     }
 }

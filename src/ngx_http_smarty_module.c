@@ -9,7 +9,10 @@
  *   2. reads the body (nginx keeps it in memory buffers or a temp file),
  *      parses the multipart stream where it lies, hashes every image and
  *      validates "meta" (ngx_http_smarty_body.c);
- *   3. checks the space against the client's rights;
+ *   3. checks the space against the client's rights, then the quotas of
+ *      the space and of the client (ngx_http_smarty_quota.c), in the same
+ *      Redis round trip as the cache lookup when the cache looks it up
+ *      (ngx_http_smarty_cache.c);
  *   4. forwards the client's body bytes, unchanged, through a subrequest to
  *      the internal location named by "smarty_upstream" (nginx's own proxy:
  *      TLS, keepalive and timeouts are proxy_* configuration there), with
@@ -20,6 +23,7 @@
  */
 
 #include "ngx_http_smarty_module.h"
+#include "ngx_http_smarty_quota.h"
 
 
 static ngx_int_t ngx_http_smarty_handler(ngx_http_request_t *r);
@@ -28,6 +32,8 @@ static ngx_int_t ngx_http_smarty_reject(ngx_http_request_t *r,
     ngx_http_smarty_ctx_t *ctx, smarty_err_e e, const char *msg);
 static void ngx_http_smarty_ctx_cleanup(void *data);
 
+static void *ngx_http_smarty_create_main_conf(ngx_conf_t *cf);
+static char *ngx_http_smarty_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_smarty_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_smarty_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
@@ -163,6 +169,69 @@ static ngx_command_t  ngx_http_smarty_commands[] = {
       offsetof(ngx_http_smarty_loc_conf_t, cache_status1),
       NULL },
 
+    { ngx_string("smarty_quota"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_smarty_loc_conf_t, quota),
+      NULL },
+
+    { ngx_string("smarty_quota_space"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
+      ngx_http_smarty_quota_policy,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_smarty_loc_conf_t, quota_space),
+      NULL },
+
+    { ngx_string("smarty_quota_client"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
+      ngx_http_smarty_quota_policy,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_smarty_loc_conf_t, quota_client),
+      NULL },
+
+    { ngx_string("smarty_quota_hits"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_smarty_loc_conf_t, quota_hits),
+      NULL },
+
+    { ngx_string("smarty_quota_refund"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_smarty_loc_conf_t, quota_refund),
+      NULL },
+
+    { ngx_string("smarty_quota_fallback"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_smarty_quota_fallback,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("smarty_quota_prefix"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_smarty_loc_conf_t, quota_prefix),
+      NULL },
+
+    { ngx_string("smarty_quota_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_smarty_main_conf_t, quota_zone_size),
+      NULL },
+
+    { ngx_string("smarty_quota_status"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_smarty_quota_status,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
       ngx_null_command
 };
 
@@ -171,8 +240,8 @@ static ngx_http_module_t  ngx_http_smarty_module_ctx = {
     ngx_http_smarty_preconfiguration,      /* preconfiguration */
     ngx_http_smarty_postconfiguration,     /* postconfiguration */
 
-    NULL,                                  /* create main configuration */
-    NULL,                                  /* init main configuration */
+    ngx_http_smarty_create_main_conf,      /* create main configuration */
+    ngx_http_smarty_init_main_conf,        /* init main configuration */
 
     NULL,                                  /* create server configuration */
     NULL,                                  /* merge server configuration */
@@ -316,6 +385,13 @@ ngx_http_smarty_body_handler(ngx_http_request_t *r)
         return;
     }
 
+    if (ngx_http_smarty_quota_prepare(r, slcf, ctx) != NGX_OK) {
+        ngx_http_smarty_fail(r, ctx, SMARTY_E_INTERNAL, NULL);
+        return;
+    }
+
+    /* the cache's lookup decides the quota too, in the same round trip */
+
     rc = ngx_http_smarty_cache_start(r, slcf, ctx);
 
     if (rc == NGX_AGAIN) {
@@ -328,7 +404,7 @@ ngx_http_smarty_body_handler(ngx_http_request_t *r)
         return;
     }
 
-    ngx_http_smarty_forward(r, slcf, ctx);
+    ngx_http_smarty_quota_forward(r, slcf, ctx);
 }
 
 
@@ -402,6 +478,7 @@ ngx_http_smarty_upstream_done(ngx_http_request_t *r)
     }
 
     if (e != SMARTY_OK) {
+        ngx_http_smarty_quota_finish(r, slcf, ctx, e);
         ngx_http_smarty_fail(r, ctx, e, msg[0] ? msg : NULL);
         return;
     }
@@ -431,6 +508,7 @@ ngx_http_smarty_ctx_cleanup(void *data)
     ngx_http_smarty_ctx_t  *ctx = data;
 
     ngx_http_smarty_cache_cleanup(ctx);
+    ngx_http_smarty_quota_cleanup(ctx);
 
     if (ctx->md) {
         EVP_MD_CTX_free(ctx->md);
@@ -477,8 +555,58 @@ ngx_http_smarty_create_loc_conf(ngx_conf_t *cf)
     conf->cache_ttl = NGX_CONF_UNSET_MSEC;
     conf->cache_wait = NGX_CONF_UNSET_MSEC;
     conf->cache_status1 = NGX_CONF_UNSET;
+    conf->quota = NGX_CONF_UNSET;
+    conf->quota_hits = NGX_CONF_UNSET;
+    conf->quota_refund = NGX_CONF_UNSET;
+    conf->quota_closed = NGX_CONF_UNSET;
 
     return conf;
+}
+
+
+static void *
+ngx_http_smarty_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_smarty_main_conf_t  *smcf;
+
+    smcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_smarty_main_conf_t));
+    if (smcf == NULL) {
+        return NULL;
+    }
+
+    smcf->quota_zone_size = NGX_CONF_UNSET_SIZE;
+
+    return smcf;
+}
+
+
+/* after the http block is read: the local fallback's zone, if any quota */
+
+static char *
+ngx_http_smarty_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_smarty_main_conf_t *smcf = conf;
+
+    ngx_conf_init_size_value(smcf->quota_zone_size, 1024 * 1024);
+
+    if (!smcf->quota_used) {
+        return NGX_CONF_OK;
+    }
+
+    if (smcf->quota_zone_size < 8 * ngx_pagesize) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"smarty_quota_zone\" of %uz bytes is too small",
+                           smcf->quota_zone_size);
+        return NGX_CONF_ERROR;
+    }
+
+    smcf->quota_zone = ngx_http_smarty_quota_local_zone(cf,
+                                                        smcf->quota_zone_size);
+    if (smcf->quota_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
 }
 
 
@@ -512,6 +640,43 @@ ngx_http_smarty_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_msec_value(conf->cache_ttl, prev->cache_ttl, 3600000);
     ngx_conf_merge_msec_value(conf->cache_wait, prev->cache_wait, 5000);
     ngx_conf_merge_value(conf->cache_status1, prev->cache_status1, 0);
+
+    if (conf->quota_space == NULL && conf->quota_client == NULL) {
+        conf->quota_space = prev->quota_space;
+        conf->quota_client = prev->quota_client;
+    }
+
+    ngx_conf_merge_value(conf->quota, prev->quota, 1);
+    ngx_conf_merge_value(conf->quota_hits, prev->quota_hits, 0);
+    ngx_conf_merge_value(conf->quota_refund, prev->quota_refund, 1);
+
+    if (conf->quota_closed == NGX_CONF_UNSET) {
+        conf->quota_closed = prev->quota_closed;
+        conf->quota_share_num = prev->quota_share_num;
+        conf->quota_share_den = prev->quota_share_den;
+    }
+
+    if (conf->quota_closed == NGX_CONF_UNSET) {
+        conf->quota_closed = 0;
+        conf->quota_share_num = 1;
+        conf->quota_share_den = 1;
+    }
+
+    ngx_conf_merge_str_value(conf->quota_prefix, prev->quota_prefix,
+                             "smarty:");
+
+    if (ngx_strlchr(conf->quota_prefix.data,
+                    conf->quota_prefix.data + conf->quota_prefix.len, '{')
+        || ngx_strlchr(conf->quota_prefix.data,
+                       conf->quota_prefix.data + conf->quota_prefix.len, '}')
+        || conf->quota_prefix.len > 64)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"smarty_quota_prefix\" must be at most 64 "
+                           "bytes without \"{\" or \"}\": the gateway sets "
+                           "the hash tags");
+        return NGX_CONF_ERROR;
+    }
 
     if (!conf->enable) {
         return NGX_CONF_OK;

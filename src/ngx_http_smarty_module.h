@@ -15,9 +15,22 @@
 #include "smarty_errors.h"
 #include "smarty_multipart.h"
 #include "smarty_meta.h"
+#include "smarty_quota.h"
 
 
 #define SMARTY_SHA256_LEN  32
+
+/* quota sets by space: "0".."9", then the detectors, then "*" */
+#define SMARTY_QUOTA_DETECTORS  10
+#define SMARTY_QUOTA_ANY        11
+#define SMARTY_QUOTA_SLOTS      12
+
+#define SMARTY_QUOTA_ITEMS      (2 * SMARTY_QUOTA_MAX_LIMITS)
+
+
+typedef struct {
+    smarty_quota_set_t        *set[SMARTY_QUOTA_SLOTS];
+} ngx_http_smarty_quota_sets_t;
 
 
 typedef struct {
@@ -25,6 +38,7 @@ typedef struct {
     u_char                     key_sha256[SMARTY_SHA256_LEN];
     ngx_uint_t                 spaces;     /* bit n: space "n" allowed */
     ngx_uint_t                 methods;    /* bit smarty_method_e allowed */
+    ngx_http_smarty_quota_sets_t  *quota;  /* the clients file's "quota" */
 } ngx_http_smarty_client_t;
 
 
@@ -52,7 +66,24 @@ typedef struct {
     ngx_msec_t                 cache_ttl;
     ngx_msec_t                 cache_wait;
     ngx_flag_t                 cache_status1;
+
+    ngx_flag_t                 quota;
+    ngx_http_smarty_quota_sets_t  *quota_space;
+    ngx_http_smarty_quota_sets_t  *quota_client;
+    ngx_flag_t                 quota_hits;
+    ngx_flag_t                 quota_refund;
+    ngx_int_t                  quota_closed;    /* fallback "closed" */
+    ngx_uint_t                 quota_share_num; /* fallback "share=" */
+    ngx_uint_t                 quota_share_den;
+    ngx_str_t                  quota_prefix;
 } ngx_http_smarty_loc_conf_t;
+
+
+typedef struct {
+    size_t                     quota_zone_size;
+    ngx_uint_t                 quota_used;      /* a quota is configured */
+    ngx_shm_zone_t            *quota_zone;      /* the local fallback's */
+} ngx_http_smarty_main_conf_t;
 
 
 typedef struct {
@@ -106,6 +137,41 @@ typedef struct {
 } ngx_http_smarty_cache_t;
 
 
+/* what the quota did: $smarty_quota_status */
+typedef enum {
+    SMARTY_QUOTA_NONE = 0,       /* no limit applies (yet) */
+    SMARTY_QUOTA_PASS,           /* Redis admitted */
+    SMARTY_QUOTA_REFUSED,        /* Redis refused */
+    SMARTY_QUOTA_LOCAL_PASS,     /* the local fallback admitted */
+    SMARTY_QUOTA_LOCAL_REFUSED,  /* the local fallback refused */
+    SMARTY_QUOTA_CLOSED          /* Redis away, fallback "closed": 503 */
+} ngx_http_smarty_quota_status_e;
+
+
+typedef struct {
+    ngx_http_smarty_quota_status_e  status;
+    ngx_http_smarty_cache_cmd_t    *cmd;        /* quota.lua in flight */
+
+    size_t                          n;          /* items: space's, client's */
+    size_t                          nspace;     /* of which the space's */
+    smarty_quota_item_t             items[SMARTY_QUOTA_ITEMS];
+    smarty_quota_state_t            states[SMARTY_QUOTA_ITEMS];
+    smarty_quota_limit_t            scaled[SMARTY_QUOTA_ITEMS];
+    const smarty_quota_limit_t     *limits[SMARTY_QUOTA_ITEMS];
+    ngx_str_t                       keys[SMARTY_QUOTA_ITEMS];
+    ngx_str_t                       args[SMARTY_QUOTA_ITEMS];
+    smarty_quota_result_t           res;
+
+    int64_t                         at;         /* the spend's clock */
+    uint64_t                        spent_requests;
+    uint64_t                        spent_images;
+
+    unsigned                        decided:1;  /* res and items are set */
+    unsigned                        local:1;    /* by the local fallback */
+    unsigned                        redis_failed:1;
+} ngx_http_smarty_quota_t;
+
+
 typedef enum {
     SMARTY_STATE_INIT = 0,
     SMARTY_STATE_BODY,
@@ -138,6 +204,7 @@ typedef struct {
     size_t                     boundary_len;
 
     ngx_http_smarty_cache_t    cache;
+    ngx_http_smarty_quota_t    quota;
 
     /* upstream */
     ngx_http_request_t        *sr;
@@ -185,6 +252,42 @@ void ngx_http_smarty_cache_cleanup(ngx_http_smarty_ctx_t *ctx);
 ngx_int_t ngx_http_smarty_cache_header(ngx_http_request_t *r,
     ngx_http_smarty_ctx_t *ctx);
 const char *ngx_http_smarty_cache_status_text(ngx_http_smarty_ctx_t *ctx);
+
+/* quota */
+char *ngx_http_smarty_quota_policy(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_smarty_quota_fallback(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_smarty_quota_status(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_http_smarty_quota_sets_parse(ngx_conf_t *cf,
+    ngx_http_smarty_quota_sets_t **sets, ngx_str_t *space, ngx_str_t *policy,
+    const char *what);
+ngx_int_t ngx_http_smarty_quota_prepare(ngx_http_request_t *r,
+    ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx);
+void ngx_http_smarty_quota_forward(ngx_http_request_t *r,
+    ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx);
+ngx_uint_t ngx_http_smarty_quota_lookup_argc(ngx_http_smarty_ctx_t *ctx);
+ngx_uint_t ngx_http_smarty_quota_lookup_args(ngx_http_request_t *r,
+    ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx,
+    const char **argv, size_t *argvlen, const char **keys, size_t *keylen);
+ngx_int_t ngx_http_smarty_quota_lookup_reply(ngx_http_request_t *r,
+    ngx_http_smarty_ctx_t *ctx, void *reply, size_t offset);
+void ngx_http_smarty_quota_settle(ngx_http_request_t *r,
+    ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx,
+    ngx_uint_t images);
+void ngx_http_smarty_quota_refuse(ngx_http_request_t *r,
+    ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx);
+void ngx_http_smarty_quota_finish(ngx_http_request_t *r,
+    ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx,
+    smarty_err_e e);
+void ngx_http_smarty_quota_cleanup(ngx_http_smarty_ctx_t *ctx);
+ngx_int_t ngx_http_smarty_quota_headers(ngx_http_request_t *r,
+    ngx_http_smarty_ctx_t *ctx);
+void ngx_http_smarty_quota_error(ngx_http_smarty_ctx_t *ctx, void *body,
+    char *msg, size_t len);
+ngx_int_t ngx_http_smarty_quota_variable(ngx_http_request_t *r,
+    ngx_http_smarty_ctx_t *ctx, ngx_uint_t which, ngx_str_t *value);
 
 /* body */
 ngx_int_t ngx_http_smarty_body_subset(ngx_http_request_t *r,

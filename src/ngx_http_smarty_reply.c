@@ -24,7 +24,7 @@ ngx_int_t
 ngx_http_smarty_send_error(ngx_http_request_t *r, ngx_http_smarty_ctx_t *ctx,
     smarty_err_e e, const char *msg)
 {
-    char                     *s;
+    char                     *s, code[80];
     size_t                    len;
     json_t                   *o;
     ngx_buf_t                *b;
@@ -59,6 +59,12 @@ ngx_http_smarty_send_error(ngx_http_request_t *r, ngx_http_smarty_ctx_t *ctx,
 
     if (o == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ctx && (e == SMARTY_E_QUOTA_EXCEEDED || e == SMARTY_E_QUOTA_BATCH)) {
+        /* the code and the body name the limit */
+        ngx_http_smarty_quota_error(ctx, json_object_get(o, "body"), code,
+                                    sizeof(code));
     }
 
     s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -124,6 +130,10 @@ ngx_http_smarty_send_chain(ngx_http_request_t *r, ngx_http_smarty_ctx_t *ctx,
     r->headers_out.content_type_lowcase = NULL;
 
     if (ctx && ngx_http_smarty_cache_header(r, ctx) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ctx && ngx_http_smarty_quota_headers(r, ctx) != NGX_OK) {
         return NGX_ERROR;
     }
 

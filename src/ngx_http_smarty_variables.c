@@ -10,6 +10,12 @@
  *   $smarty_upstream_status        the upstream's HTTP status
  *   $smarty_cache_status           HIT, PARTIAL, MISS, BYPASS, UNAVAILABLE
  *   $smarty_cache_hits             images answered from the cache
+ *   $smarty_quota_status           PASS, REFUSED, LOCAL_PASS, LOCAL_REFUSED,
+ *                                  CLOSED; empty when no limit applied
+ *   $smarty_quota_limit            the limit RateLimit describes, e.g.
+ *                                  client_images_minute
+ *   $smarty_quota_remaining        its remaining units
+ *   $smarty_quota_reset            seconds until it is whole again
  *   $smarty_redacted_args          $args with the oauth_token value as "***"
  *   $smarty_redacted_request_uri   $request_uri likewise
  *
@@ -29,7 +35,11 @@ typedef enum {
     SMARTY_VAR_ERROR,
     SMARTY_VAR_UPSTREAM_STATUS,
     SMARTY_VAR_CACHE_STATUS,
-    SMARTY_VAR_CACHE_HITS
+    SMARTY_VAR_CACHE_HITS,
+    SMARTY_VAR_QUOTA_STATUS,
+    SMARTY_VAR_QUOTA_LIMIT,
+    SMARTY_VAR_QUOTA_REMAINING,
+    SMARTY_VAR_QUOTA_RESET
 } ngx_http_smarty_var_e;
 
 
@@ -70,6 +80,18 @@ static ngx_http_variable_t  ngx_http_smarty_vars[] = {
     { ngx_string("smarty_cache_hits"), NULL, ngx_http_smarty_variable,
       SMARTY_VAR_CACHE_HITS, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
+    { ngx_string("smarty_quota_status"), NULL, ngx_http_smarty_variable,
+      SMARTY_VAR_QUOTA_STATUS, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("smarty_quota_limit"), NULL, ngx_http_smarty_variable,
+      SMARTY_VAR_QUOTA_LIMIT, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("smarty_quota_remaining"), NULL, ngx_http_smarty_variable,
+      SMARTY_VAR_QUOTA_REMAINING, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("smarty_quota_reset"), NULL, ngx_http_smarty_variable,
+      SMARTY_VAR_QUOTA_RESET, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
     { ngx_string("smarty_redacted_args"), NULL,
       ngx_http_smarty_redacted_args, 0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
@@ -104,6 +126,7 @@ ngx_http_smarty_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
     uintptr_t data)
 {
     u_char                  *p;
+    ngx_str_t                s;
     ngx_uint_t               i;
     ngx_http_smarty_ctx_t   *ctx;
     ngx_http_smarty_part_t  *parts;
@@ -199,6 +222,21 @@ ngx_http_smarty_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
 
         v->data = p;
         v->len = ngx_sprintf(p, "%ui", ctx->cache.hits) - p;
+        break;
+
+    case SMARTY_VAR_QUOTA_STATUS:
+    case SMARTY_VAR_QUOTA_LIMIT:
+    case SMARTY_VAR_QUOTA_REMAINING:
+    case SMARTY_VAR_QUOTA_RESET:
+        if (ngx_http_smarty_quota_variable(r, ctx,
+                                           data - SMARTY_VAR_QUOTA_STATUS, &s)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        v->data = s.data;
+        v->len = s.len;
         break;
 
     case SMARTY_VAR_UPSTREAM_STATUS:

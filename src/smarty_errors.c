@@ -68,6 +68,11 @@ static const smarty_err_info_t  smarty_errs[SMARTY_E_LAST] = {
         "the \"meta\" part is larger than the limit" },
     [SMARTY_E_BODY_TOO_LARGE] = { 413, "body_too_large",
         "the request body is larger than the limit" },
+    [SMARTY_E_QUOTA_BATCH] = { 413, "quota_batch_too_large",
+        "the request alone is more than a quota allows: split it" },
+
+    [SMARTY_E_QUOTA_EXCEEDED] = { 429, "quota_exceeded",
+        "a quota is spent: retry later" },
 
     [SMARTY_E_INTERNAL] = { 500, "internal_error",
         "the gateway failed to process the request" },
@@ -81,6 +86,8 @@ static const smarty_err_info_t  smarty_errs[SMARTY_E_LAST] = {
         "the recognition service sent an answer the gateway cannot use" },
     [SMARTY_E_UPSTREAM_TIMEOUT] = { 504, "upstream_timeout",
         "the recognition service did not answer in time" },
+    [SMARTY_E_QUOTA_UNAVAILABLE] = { 503, "quota_unavailable",
+        "quotas cannot be checked now: retry later" },
 };
 
 

@@ -49,6 +49,10 @@ typedef enum {
     SMARTY_E_IMAGE_TOO_LARGE,
     SMARTY_E_META_TOO_LARGE,
     SMARTY_E_BODY_TOO_LARGE,
+    SMARTY_E_QUOTA_BATCH,
+
+    /* 429: a quota is spent (the code names the limit, see smarty_quota) */
+    SMARTY_E_QUOTA_EXCEEDED,
 
     /* 5xx */
     SMARTY_E_INTERNAL,
@@ -57,6 +61,7 @@ typedef enum {
     SMARTY_E_UPSTREAM_AUTH,
     SMARTY_E_UPSTREAM_BAD_ANSWER,
     SMARTY_E_UPSTREAM_TIMEOUT,
+    SMARTY_E_QUOTA_UNAVAILABLE,
 
     SMARTY_E_LAST
 } smarty_err_e;
