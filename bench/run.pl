@@ -13,12 +13,36 @@ my $bound_json = '{"status":200,"body":{"objects":[{"name":"file_0","status":0,'
     . '"similarity":0.5,"awesomeness":0.5}]}]},"htmlencoded":false,"last_modified":0}';
 $bound_json .= ' ' x (1024 - length($bound_json) - 1) . "\n";
 
+# quotas that never refuse: a space's set of three limits and a client's
+# set of two, so every request checks five states in Redis
+my $QUOTAS = 'smarty_quota_space 1 "1000000000r/s; 1000000000i/m; '
+    . '1000000000i/d"; smarty_quota_client 1 "1000000000r/s; 1000000000i/h";';
+
 my $extra = <<"EOF";
         location = /bound {
             client_body_buffer_size 2m;
             client_max_body_size 64m;
             default_type application/json;
             return 200 '$bound_json';
+        }
+        location /quota/api/v1/ {
+            smarty_gateway on;
+            smarty_api_prefix /quota/api/v1/;
+            smarty_upstream /_smarty_upstream/;
+            smarty_upstream_token_file %%TOKEN_FILE%%;
+            smarty_clients_file %%CLIENTS_FILE%%;
+            client_body_buffer_size 2m;
+            smarty_cache on;
+            $QUOTAS
+        }
+        location /nocache-quota/api/v1/ {
+            smarty_gateway on;
+            smarty_api_prefix /nocache-quota/api/v1/;
+            smarty_upstream /_smarty_upstream/;
+            smarty_upstream_token_file %%TOKEN_FILE%%;
+            smarty_clients_file %%CLIENTS_FILE%%;
+            client_body_buffer_size 2m;
+            $QUOTAS
         }
         location /nocache/api/v1/ {
             smarty_gateway on;
@@ -102,4 +126,29 @@ printf "%-34s %12s %12s %10s %10s\n", 'miss path, 100 KB, 4 connections',
     printf "%-34s %12.2f %12.2f\n", "emulator directly", $e->{p50}, $e->{p99};
     printf "%-34s %12.2f %12.2f %10.2f %10.2f\n", "through the gateway",
         $g->{p50}, $g->{p99}, $g->{p50} - $e->{p50}, $g->{p99} - $e->{p99};
+}
+
+print "\n";
+printf "%-34s %12s %12s %7s %8s %8s\n", 'quota cost, 100 KB, same run',
+    'quotas r/s', 'none r/s', 'ratio', 'p50 ms', 'p99 ms';
+{
+    my ($file, $ct, $len) = body("hit-100000", 100_000);
+    my $hq = wrk("$gw->{url}/quota/api/v1/persons/recognize", $file, $ct,
+                 $key, $conns);
+    my $h = wrk("$gw->{url}/api/v1/persons/recognize", $file, $ct, $key,
+                $conns);
+    printf "%-34s %12.0f %12.0f %7.2f %8.2f %8.2f\n",
+        "hit path, $conns connections", $hq->{rps}, $h->{rps},
+        $hq->{rps} / $h->{rps}, $hq->{p50}, $hq->{p99};
+
+    ($file, $ct, $len) = body("miss", 100_001);
+    my $mq = wrk("$gw->{url}/nocache-quota/api/v1/persons/recognize", $file,
+                 $ct, $key, 4);
+    my $m = wrk("$gw->{url}/nocache/api/v1/persons/recognize", $file, $ct,
+                $key, 4);
+    printf "%-34s %12.0f %12.0f %7.2f %8.2f %8.2f\n",
+        "miss path, 4 connections", $mq->{rps}, $m->{rps},
+        $mq->{rps} / $m->{rps}, $mq->{p50}, $mq->{p99};
+    printf "%-34s %12s %12s %7s %8.2f %8.2f\n", "  added by the quota check",
+        '', '', '', $mq->{p50} - $m->{p50}, $mq->{p99} - $m->{p99};
 }

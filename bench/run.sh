@@ -5,7 +5,10 @@
 #      beside the bound: the same nginx receiving the same upload and
 #      returning a fixed 1 KB JSON; reported as a ratio;
 #   2. the miss path (no cache) against calling the emulator directly:
-#      added latency at p50 and p99.
+#      added latency at p50 and p99;
+#   3. the cost of quotas (five limits checked in Redis) on the hit path
+#      and on the miss path: the same requests with and without quotas in
+#      the same run, reported as a ratio.
 #
 #   BENCH_SECONDS (10)  BENCH_CONNECTIONS (16)  SMARTY_BUILD (build)
 set -euo pipefail
