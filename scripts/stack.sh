@@ -115,6 +115,10 @@ Try it (the demo key is in $run/demo.key, sample photos in $run/photos):
     -k "\$(cat $run/demo.key)" -p $run/photos/group.jpg \\
     --meta '{"space":"1","create_new":false}'
 
+What the quotas of space 1 have left (docs/quota.md):
+
+  curl -s 'http://127.0.0.1:$gw_port/quota?space=1'
+
 Stop it with: make stop
 EOT
 }

@@ -51,6 +51,17 @@ is($?, 0, 'the smarty example exits 0') or diag $answer;
 $j = eval { decode_json($answer) };
 is($j->{status}, 200, 'the smarty example answers 200');
 
+# the printed quota view: the two answers above were counted in Redis
+my ($view) = $out =~ /^  (curl -s '\S+\/quota\?space=1')$/m;
+ok($view, 'a quota example is printed') or diag $out;
+$answer = $view ? `$view` : '';
+$j = eval { decode_json($answer) };
+is($j->{source}, 'redis', 'the quota view reads Redis') or diag $answer;
+my ($demo) = grep { ($_->{client} // '') eq 'demo'
+                    && $_->{code} eq 'client_images_hour' } @{ $j->{limits} // [] };
+ok($demo && $demo->{used} >= 1, "the demo client's images were counted")
+    or diag $answer;
+
 my $again = `scripts/stack.sh start 2>&1`;
 is($?, 0, 'a second start');
 like($again, qr/already running/, 'says it is already running');
