@@ -203,7 +203,22 @@ ngx_http_smarty_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
         break;
 
     case SMARTY_VAR_ERROR:
-        if (ctx->err != SMARTY_OK) {
+        if (ctx->err == SMARTY_E_QUOTA_EXCEEDED && ctx->quota.decided) {
+            /* the code the answer has: quota_<the refused limit> */
+            if (ngx_http_smarty_quota_variable(r, ctx, 1, &s) != NGX_OK) {
+                return NGX_ERROR;
+            }
+
+            p = ngx_pnalloc(r->pool, sizeof("quota_") - 1 + s.len);
+            if (p == NULL) {
+                return NGX_ERROR;
+            }
+
+            v->data = p;
+            p = ngx_cpymem(p, "quota_", sizeof("quota_") - 1);
+            v->len = ngx_cpymem(p, s.data, s.len) - v->data;
+
+        } else if (ctx->err != SMARTY_OK) {
             v->data = (u_char *) smarty_err_info(ctx->err)->code;
             v->len = ngx_strlen(v->data);
         }
