@@ -501,4 +501,59 @@ sub eval_on {
        . '14 requests');
 }
 
+# --- the cache lookup decides the quota in the same script ---------------------
+
+{
+    my $sha = cmd('SCRIPT', 'LOAD', SmartyTest::lua_script('cache_get'));
+    like($sha, qr/^[0-9a-f]{40}$/, 'cache_get.lua, with the quota core, loads');
+
+    my $base = 'cg:{s1}';
+    my @qk = ("$base:q:s:rm", "$base:q:s:im");
+    my @spec = ('rm:3:3', 'im:4:4');
+
+    # lookup(owner, hits_spend, spent_r, spent_i, @sha) -> reply
+    my $lookup = sub {
+        my ($owner, $hits, $sr, $si, @sha) = @_;
+        return cmd('EVALSHA', $sha, 3, "$base:gen", @qk, $base, 'P', 5000,
+                   $owner, 2, $T0, $hits, $sr, $si, @spec, @sha);
+    };
+    # the entries, then refused, retry, now, (remaining, reset) x 2, spent
+    my $tail = sub { my ($r, $n) = @_; return [ @$r[1 + $n .. $#$r] ] };
+
+    my $r = $lookup->('A', 0, 0, 0, 'aa', 'bb');
+    is_deeply([ @$r[0 .. 2] ], [ '0', 1, 1 ], 'two misses: both locks taken');
+    is_deeply($tail->($r, 2), [ 0, 0, $T0, 2, 60000 - $T0 % $MIN, 2,
+                                60000 - $T0 % $MIN, 1, 2 ],
+              '  admitted: 1 request and 2 images spent, 2 and 2 left');
+
+    cmd('SET', "$base:g0:P:aa", '{"status":0}');
+    $r = $lookup->('B', 0, 0, 0, 'aa', 'bb', 'cc');
+    is_deeply([ @$r[0 .. 3] ], [ '0', '{"status":0}', 2, 1 ],
+              'a hit, one locked by another, one miss');
+    is_deeply([ @{ $tail->($r, 3) }[0, 3, 5, 7, 8] ], [ 0, 1, 0, 1, 2 ],
+              '  only the two not cached are spent (none left)');
+
+    $r = $lookup->('C', 0, 0, 0, 'aa');
+    is_deeply([ @$r[0 .. 1] ], [ '0', '{"status":0}' ], 'a full hit');
+    is_deeply([ @{ $tail->($r, 1) }[0, 3, 5, 7, 8] ], [ 0, 1, 0, 0, 0 ],
+              '  admitted, spending nothing');
+
+    $r = $lookup->('D', 0, 0, 0, 'dd');
+    is_deeply([ @$r[0 .. 1] ], [ '0', 0 ], 'a refused miss takes no lock');
+    is($r->[2], 2, '  refused by the images limit');
+    is_deeply([ @{ $tail->($r, 1) }[7, 8] ], [ 0, 0 ], '  nothing spent');
+    is(cmd('EXISTS', "$base:lock:P:dd"), 0, '  no lock in Redis');
+
+    $r = $lookup->('B', 0, 1, 2, 'aa', 'bb', 'cc');
+    is_deeply([ @{ $tail->($r, 3) }[0, 7, 8] ], [ 0, 0, 0 ],
+              'a look again spends only what is new (nothing here)');
+
+    $r = $lookup->('E', 1, 0, 0, 'aa');
+    is($r->[2], 2, 'with hits spending, a hit is refused when the images '
+       . 'are spent');
+
+    $r = cmd('EVALSHA', $sha, 1, "$base:gen", $base, 'P', 0, 'F', 0, 'zz');
+    is_deeply($r, [ '0', 0 ], 'no quota: the lookup alone, as before');
+}
+
 done_testing();
