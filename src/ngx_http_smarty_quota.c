@@ -969,6 +969,7 @@ ngx_http_smarty_quota_headers(ngx_http_request_t *r,
     size_t                    len, pick;
     int64_t                   retry;
     ngx_table_elt_t          *h;
+    smarty_quota_item_t       item;
     ngx_http_smarty_quota_t  *q;
 
     q = &ctx->quota;
@@ -997,7 +998,19 @@ ngx_http_smarty_quota_headers(ngx_http_request_t *r,
                                               (char *) h->value.data,
                                               len + 1);
 
-    len = smarty_quota_ratelimit_header(&q->items[pick], NULL, 0);
+    /*
+     * on a refusal, "reset" is the moment Retry-After names (draft-07:
+     * both SHOULD point to the same moment); a GCRA's wait for room is
+     * shorter than its time to drain
+     */
+
+    item = q->items[pick];
+
+    if (q->res.refused && q->res.retry_ms >= 0) {
+        item.reset_ms = q->res.retry_ms;
+    }
+
+    len = smarty_quota_ratelimit_header(&item, NULL, 0);
 
     h = ngx_list_push(&r->headers_out.headers);
     if (h == NULL) {
@@ -1011,7 +1024,7 @@ ngx_http_smarty_quota_headers(ngx_http_request_t *r,
 
     h->hash = 1;
     ngx_str_set(&h->key, "RateLimit");
-    h->value.len = smarty_quota_ratelimit_header(&q->items[pick],
+    h->value.len = smarty_quota_ratelimit_header(&item,
                                                  (char *) h->value.data,
                                                  len + 1);
 

@@ -579,10 +579,12 @@ smarty_quota_policy_header(const smarty_quota_item_t *items, size_t n,
     char *out, size_t size)
 {
     int                          r;
-    size_t                       i, len;
+    size_t                       i, j, len, listed;
+    int64_t                      wi, wj;
     const smarty_quota_limit_t  *l;
 
     len = 0;
+    listed = 0;
 
     if (out != NULL && size > 0) {
         out[0] = '\0';
@@ -590,18 +592,49 @@ smarty_quota_policy_header(const smarty_quota_item_t *items, size_t n,
 
     for (i = 0; i < n; i++) {
         l = items[i].limit;
+        wi = smarty_quota_window_ms(l->window);
+
+        /*
+         * two policies must not share a limit value (draft-07, 2.1): of
+         * those that do, only the one with the longest window, the tightest
+         * of them, is listed (the first on a tie)
+         */
+
+        for (j = 0; j < n; j++) {
+            if (j == i || items[j].limit->count != l->count) {
+                continue;
+            }
+
+            wj = smarty_quota_window_ms(items[j].limit->window);
+
+            if (wj > wi || (wj == wi && j < i)) {
+                break;
+            }
+        }
+
+        if (j < n) {
+            continue;
+        }
 
         r = snprintf(len < size ? out + len : NULL,
                      len < size ? size - len : 0,
-                     "%s%llu;w=%lld", i ? ", " : "",
+                     "%s%llu;w=%lld", listed ? ", " : "",
                      (unsigned long long) l->count,
-                     (long long) (smarty_quota_window_ms(l->window) / 1000));
+                     (long long) (wi / 1000));
         len += r > 0 ? (size_t) r : 0;
+        listed++;
 
         if (l->window == 's') {
             r = snprintf(len < size ? out + len : NULL,
                          len < size ? size - len : 0,
                          ";burst=%llu", (unsigned long long) l->burst);
+            len += r > 0 ? (size_t) r : 0;
+        }
+
+        if (l->unit == 'i') {
+            r = snprintf(len < size ? out + len : NULL,
+                         len < size ? size - len : 0,
+                         ";smarty-unit=images");
             len += r > 0 ? (size_t) r : 0;
         }
     }

@@ -216,12 +216,15 @@ size_t smarty_quota_pick(const smarty_quota_item_t *items, size_t n,
 /*
  * Headers, per draft-ietf-httpapi-ratelimit-headers-07 (June 2023):
  *
- *   RateLimit-Policy: 10;w=1;burst=20, 1000;w=60, 100000;w=86400
+ *   RateLimit-Policy: 10;w=1;burst=20, 1000;w=60;smarty-unit=images
  *   RateLimit: limit=10, remaining=3, reset=1
  *
  * RateLimit-Policy lists every item: quota ";w=" window in seconds; a
- * per-second limit adds its burst as an extension parameter (clients
- * that do not know it ignore it).  RateLimit describes one item (see
+ * per-second limit adds its burst and an images limit
+ * ";smarty-unit=images" as extension parameters (the draft: "other
+ * parameters are allowed and can be regarded as comments").  Two
+ * policies must not share a limit value: of items that do, only the one
+ * with the longest window is listed.  RateLimit describes one item (see
  * smarty_quota_pick): its limit, remaining and reset in seconds, rounded
  * up.  A GCRA's remaining may exceed its limit (up to the burst).
  *

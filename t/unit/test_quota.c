@@ -588,14 +588,29 @@ test_headers(void)
     q_init(&q, "10r/s burst=20; 1000i/m; 100000i/d", NULL);
 
     len = smarty_quota_policy_header(q.item, q.n, buf, sizeof(buf));
-    is_str(buf, "10;w=1;burst=20, 1000;w=60, 100000;w=86400",
-           "RateLimit-Policy");
+    is_str(buf, "10;w=1;burst=20, 1000;w=60;smarty-unit=images, "
+           "100000;w=86400;smarty-unit=images", "RateLimit-Policy");
     is_int(len, strlen(buf), "  its length");
     is_int(smarty_quota_policy_header(q.item, q.n, NULL, 0), len,
            "  measured without a buffer");
     len = smarty_quota_policy_header(q.item, q.n, buf, 10);
-    ok(len == strlen("10;w=1;burst=20, 1000;w=60, 100000;w=86400")
+    ok(len == strlen("10;w=1;burst=20, 1000;w=60;smarty-unit=images, "
+                     "100000;w=86400;smarty-unit=images")
        && buf[0] == '\0', "  too small a buffer: nothing written");
+
+    {
+        q_t  d;
+
+        q_init(&d, "5r/s; 5r/m; 7i/m; 5i/h; 7r/d", NULL);
+        (void) smarty_quota_policy_header(d.item, d.n, buf, sizeof(buf));
+        is_str(buf, "5;w=3600;smarty-unit=images, 7;w=86400",
+               "RateLimit-Policy: one policy per limit value, the longest "
+               "window");
+
+        q_init(&d, "5r/m; 5i/m", NULL);
+        (void) smarty_quota_policy_header(d.item, d.n, buf, sizeof(buf));
+        is_str(buf, "5;w=60", "  the first on a tie");
+    }
 
     chk(&q, T0 - T0 % MIN_MS + 30000, 1, 40, &res);
     i = smarty_quota_pick(q.item, q.n, res.refused);
