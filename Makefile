@@ -80,7 +80,10 @@ $(LUA_C): $(BUILD)/nginx/objs/Makefile src/lua $(wildcard src/lua/*.lua) \
 
 $(MODULE): $(BUILD)/nginx/objs/Makefile $(MODULE_SRCS) $(LUA_C)
 	$(MAKE) -C $(BUILD)/nginx -f objs/Makefile modules
-	cp $(BUILD)/nginx/objs/ngx_http_smarty_module.so $@
+	@# a new file, renamed over the old: an nginx running the old .so keeps
+	@# its mapping intact (cp would rewrite it in place, under its workers)
+	cp $(BUILD)/nginx/objs/ngx_http_smarty_module.so $@.tmp
+	mv -f $@.tmp $@
 
 # --- the emulator and the client ---------------------------------------------
 
