@@ -1255,10 +1255,6 @@ ngx_http_smarty_quota_view_handler(ngx_http_request_t *r)
                               : NULL;
             cname = NULL;
 
-            if (name.len) {
-                set = NULL;     /* one client only */
-            }
-
         } else {
             if (cl == NULL || j > slcf->clients->clients.nelts) {
                 break;
