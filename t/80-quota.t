@@ -862,6 +862,53 @@ subtest 'the operator\'s view' => sub {
 };
 
 # =================================================================================
+# nginx -s reload: new limits apply, what was spent is kept
+# =================================================================================
+
+subtest 'reload: new limits, the spend kept' => sub {
+    plan skip_all => 'a reload needs a master process (not under valgrind)'
+        if $VALGRIND;
+    my $g = gw(quota => qq{    smarty_quota_space 1 "2r/$WU";\n});
+    fresh_window();
+    is_ok(rec($g), '2r: the 1st passes');
+    is_ok(rec($g), '2r: the 2nd passes');
+    is(rec($g)->{status}, 429, '2r: the 3rd is refused');
+
+    my $conf = SmartyTest::slurp("$g->{ngx}{dir}/nginx.conf");
+    $conf =~ s{smarty_quota_space 1 "2r/$WU";}{smarty_quota_space 1 "3r/$WU";}
+        or fail('the policy in nginx.conf');
+    SmartyTest::spew("$g->{ngx}{dir}/nginx.conf", $conf);
+    my $count = sub {
+        my ($re) = @_;
+        my $n = () = SmartyTest::error_log($g->{ngx}) =~ /$re/g;
+        return $n;
+    };
+    my $connected = $count->(qr/smarty_redis: connected to/);
+    my $exited = $count->(qr/: exit$/m);
+    my ($rc, $out) = SmartyTest::nginx_reload($g->{ngx});
+    is($rc, 0, 'nginx -s reload') or diag $out;
+    # the old worker gone, the new one connected to Redis (until then the
+    # fallback would decide)
+    ok(SmartyTest::wait_until(sub { $count->(qr/: exit$/m) > $exited }, 10),
+       'the old worker exited');
+    ok(SmartyTest::wait_until(sub {
+        $count->(qr/smarty_redis: connected to/) > $connected }, 10),
+       'the new worker connected to Redis');
+
+    # refused answers spend nothing: ask until the new policy answers
+    my $r;
+    ok(SmartyTest::wait_until(sub {
+        $r = rec($g);
+        (hdr($r, 'RateLimit-Policy') // '') =~ /^3;/ }, 10),
+       'the new policy, 3r, is in force') or diag $r->{content};
+    is($r->{status}, 200, '3r with 2 spent before the reload: one more passes');
+    is(qstatus($r), 'PASS', '  decided in Redis');
+    is_refused(rec($g), "quota_space_requests_$WN",
+               limit_of('space', 'requests', $WN, "3r/$WU"),
+               'and the next is refused: the spend survived the reload');
+};
+
+# =================================================================================
 # 12. configuration mistakes
 # =================================================================================
 
