@@ -87,7 +87,7 @@ sub gw {
                  . ($o{gateway} // ''),
         emu_args => [ '--per-image-ms', '0' ],
     );
-    for my $k (qw(server clients emu token)) {
+    for my $k (qw(server clients emu token workers)) {
         $args{$k} = $o{$k} if defined $o{$k};
     }
     my $g = SmartyTest::start_gateway(%args);
@@ -290,6 +290,32 @@ subtest "exactness: 5r/$WU, 12 concurrent requests" => sub {
                limit_of('space', 'requests', $WN, "${L}r/$WU"),
                'and the next one is refused too');
     is(calls($g), $c0 + $L, 'a refused request never reaches the upstream');
+};
+
+subtest "exactness in the cache lookup's script: 7i/$WU, 12 concurrent, 2 workers" => sub {
+    my $L = 7;
+    my $N = 12;
+    my $g = gw(quota => qq{    smarty_quota_space 1 "${L}i/$WU";\n}, cache => 1,
+               workers => 2);
+    # both workers connected: until then a worker's quota is the fallback's
+    SmartyTest::wait_until(sub {
+        my $n = () = SmartyTest::error_log($g->{ngx}) =~ /smarty_redis: connected to/g;
+        $n >= 2 }, $VALGRIND ? 60 : 10)
+        or diag 'not both workers connected to Redis';
+    fresh_window();
+    my $i0 = images_up($g);
+    my @res = parallel($N, sub {
+        my $r = rec($g);
+        return "$r->{status} " . ($r->{json}{body}{code} // '-') . ' '
+             . (qstatus($r) // '');
+    });
+    my %by;
+    $by{$_}++ for @res;
+    is($by{'200 - PASS'} // 0, $L, "exactly $L answered 200, decided in Redis")
+        or diag explain \%by;
+    is($by{"429 quota_space_images_$WN REFUSED"} // 0, $N - $L,
+       "exactly @{[ $N - $L ]} answered 429") or diag explain \%by;
+    is(images_up($g), $i0 + $L, "exactly $L images reached the upstream");
 };
 
 # =================================================================================
