@@ -32,6 +32,8 @@ static ngx_int_t ngx_http_smarty_reject(ngx_http_request_t *r,
     ngx_http_smarty_ctx_t *ctx, smarty_err_e e, const char *msg);
 static void ngx_http_smarty_ctx_cleanup(void *data);
 
+static ngx_int_t ngx_http_smarty_key_prefix(ngx_conf_t *cf, ngx_str_t *prefix,
+    const char *directive);
 static void *ngx_http_smarty_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_smarty_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_http_smarty_create_loc_conf(ngx_conf_t *cf);
@@ -665,16 +667,10 @@ ngx_http_smarty_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->quota_prefix, prev->quota_prefix,
                              "smarty:");
 
-    if (ngx_strlchr(conf->quota_prefix.data,
-                    conf->quota_prefix.data + conf->quota_prefix.len, '{')
-        || ngx_strlchr(conf->quota_prefix.data,
-                       conf->quota_prefix.data + conf->quota_prefix.len, '}')
-        || conf->quota_prefix.len > 64)
+    if (ngx_http_smarty_key_prefix(cf, &conf->quota_prefix,
+                                   "smarty_quota_prefix")
+        != NGX_OK)
     {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"smarty_quota_prefix\" must be at most 64 "
-                           "bytes without \"{\" or \"}\": the gateway sets "
-                           "the hash tags");
         return NGX_CONF_ERROR;
     }
 
@@ -688,21 +684,10 @@ ngx_http_smarty_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
-    if (ngx_strlchr(conf->cache_prefix.data,
-                    conf->cache_prefix.data + conf->cache_prefix.len, '{')
-        || ngx_strlchr(conf->cache_prefix.data,
-                       conf->cache_prefix.data + conf->cache_prefix.len, '}'))
+    if (ngx_http_smarty_key_prefix(cf, &conf->cache_prefix,
+                                   "smarty_cache_prefix")
+        != NGX_OK)
     {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"smarty_cache_prefix\" must not hold \"{\" or "
-                           "\"}\": the gateway sets the hash tags");
-        return NGX_CONF_ERROR;
-    }
-
-    if (conf->cache_prefix.len > 64) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"smarty_cache_prefix\" is longer than 64 "
-                           "bytes");
         return NGX_CONF_ERROR;
     }
 
@@ -753,6 +738,34 @@ ngx_http_smarty_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * A Redis key prefix (smarty_cache_prefix, smarty_quota_prefix): at most 64
+ * bytes, without the braces of the hash tags the gateway adds itself.
+ */
+
+static ngx_int_t
+ngx_http_smarty_key_prefix(ngx_conf_t *cf, ngx_str_t *prefix,
+    const char *directive)
+{
+    if (ngx_strlchr(prefix->data, prefix->data + prefix->len, '{')
+        || ngx_strlchr(prefix->data, prefix->data + prefix->len, '}'))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%s\" must not hold \"{\" or \"}\": the "
+                           "gateway sets the hash tags", directive);
+        return NGX_ERROR;
+    }
+
+    if (prefix->len > 64) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%s\" is longer than 64 bytes", directive);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }
 
 

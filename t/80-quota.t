@@ -945,6 +945,10 @@ subtest 'nginx -t' => sub {
     my $rc0 = redis_conf(1);
     my @bad = (
         [ qq{smarty_quota_space 1 "10x/m";}, qr/"10x\/m"/, 'a bad unit' ],
+        [ 'smarty_quota_space 1 "10r/m"; smarty_quota_prefix "a{b:";',
+          qr/"smarty_quota_prefix" must not hold "\{"/, 'a prefix with a brace' ],
+        [ qq{smarty_quota_space 1 "10r/m"; smarty_quota_prefix "} . ('p' x 65) . qq{";},
+          qr/"smarty_quota_prefix" is longer than 64 bytes/, 'a prefix too long' ],
         [ qq{smarty_quota_space 12 "10r/m";}, qr/"12"/, 'a bad space' ],
         [ qq{smarty_quota_client 1 "10r/m burst=20";}, qr/"burst=20"/,
           'a burst after a per-minute limit' ],
