@@ -284,8 +284,7 @@ void ngx_http_smarty_quota_finish(ngx_http_request_t *r,
 void ngx_http_smarty_quota_cleanup(ngx_http_smarty_ctx_t *ctx);
 ngx_int_t ngx_http_smarty_quota_headers(ngx_http_request_t *r,
     ngx_http_smarty_ctx_t *ctx);
-void ngx_http_smarty_quota_error(ngx_http_smarty_ctx_t *ctx, void *body,
-    char *msg, size_t len);
+void ngx_http_smarty_quota_error(ngx_http_smarty_ctx_t *ctx, void *body);
 ngx_int_t ngx_http_smarty_quota_variable(ngx_http_request_t *r,
     ngx_http_smarty_ctx_t *ctx, ngx_uint_t which, ngx_str_t *value);
 
@@ -313,6 +312,7 @@ smarty_err_e ngx_http_smarty_upstream_result(ngx_http_request_t *r,
 /* reply */
 ngx_int_t ngx_http_smarty_send_error(ngx_http_request_t *r,
     ngx_http_smarty_ctx_t *ctx, smarty_err_e e, const char *msg);
+ngx_buf_t *ngx_http_smarty_json_buf(ngx_pool_t *pool, void *json);
 ngx_int_t ngx_http_smarty_send_chain(ngx_http_request_t *r,
     ngx_http_smarty_ctx_t *ctx, ngx_uint_t status, ngx_chain_t *body,
     size_t len);

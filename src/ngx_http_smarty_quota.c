@@ -1062,10 +1062,9 @@ ngx_http_smarty_quota_headers(ngx_http_request_t *r,
  */
 
 void
-ngx_http_smarty_quota_error(ngx_http_smarty_ctx_t *ctx, void *body,
-    char *code, size_t len)
+ngx_http_smarty_quota_error(ngx_http_smarty_ctx_t *ctx, void *body)
 {
-    char                      name[64], policy[64];
+    char                      name[64], code[80], policy[64];
     size_t                    i;
     json_t                   *o = body;
     json_t                   *limit;
@@ -1084,7 +1083,8 @@ ngx_http_smarty_quota_error(ngx_http_smarty_ctx_t *ctx, void *body,
     (void) ngx_http_smarty_quota_code(q, i, name, sizeof(name));
 
     if (ctx->err == SMARTY_E_QUOTA_EXCEEDED) {
-        (void) ngx_snprintf((u_char *) code, len - 1, "quota_%s%Z", name);
+        (void) ngx_snprintf((u_char *) code, sizeof(code) - 1, "quota_%s%Z",
+                            name);
         json_object_set_new(o, "code", json_string(code));
     }
 
@@ -1404,11 +1404,10 @@ static ngx_int_t
 ngx_http_smarty_quota_view_send(ngx_http_request_t *r,
     ngx_http_smarty_quota_view_t *v, ngx_uint_t local)
 {
-    char                         *s, name[64], policy[64];
-    size_t                        i, len;
+    char                          name[64], policy[64];
+    size_t                        i;
     json_t                       *o, *list, *e;
     uint64_t                      cap;
-    ngx_int_t                     rc;
     ngx_buf_t                    *b;
     ngx_chain_t                   out;
     smarty_quota_item_t          *it;
@@ -1476,43 +1475,18 @@ ngx_http_smarty_quota_view_send(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    b = ngx_http_smarty_json_buf(r->pool, o);
     json_decref(o);
 
-    if (s == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    len = ngx_strlen(s);
-
-    b = ngx_create_temp_buf(r->pool, len + 1);
     if (b == NULL) {
-        free(s);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    b->last = ngx_cpymem(b->last, s, len);
-    *b->last++ = '\n';
-    free(s);
-
-    b->last_buf = 1;
-    b->last_in_chain = 1;
-
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = b->last - b->pos;
-    ngx_str_set(&r->headers_out.content_type, "application/json");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
     }
 
     out.buf = b;
     out.next = NULL;
 
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_smarty_send_chain(r, NULL, NGX_HTTP_OK, &out,
+                                      b->last - b->pos);
 }
 
 

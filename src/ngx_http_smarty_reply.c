@@ -24,8 +24,6 @@ ngx_int_t
 ngx_http_smarty_send_error(ngx_http_request_t *r, ngx_http_smarty_ctx_t *ctx,
     smarty_err_e e, const char *msg)
 {
-    char                     *s, code[80];
-    size_t                    len;
     json_t                   *o;
     ngx_buf_t                *b;
     ngx_chain_t               out;
@@ -63,31 +61,15 @@ ngx_http_smarty_send_error(ngx_http_request_t *r, ngx_http_smarty_ctx_t *ctx,
 
     if (ctx && (e == SMARTY_E_QUOTA_EXCEEDED || e == SMARTY_E_QUOTA_BATCH)) {
         /* the code and the body name the limit */
-        ngx_http_smarty_quota_error(ctx, json_object_get(o, "body"), code,
-                                    sizeof(code));
+        ngx_http_smarty_quota_error(ctx, json_object_get(o, "body"));
     }
 
-    s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    b = ngx_http_smarty_json_buf(r->pool, o);
     json_decref(o);
 
-    if (s == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    len = ngx_strlen(s);
-
-    b = ngx_create_temp_buf(r->pool, len + 1);
     if (b == NULL) {
-        free(s);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    b->last = ngx_cpymem(b->last, s, len);
-    *b->last++ = '\n';
-    free(s);
-
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
 
     if (info->status == NGX_HTTP_UNAUTHORIZED) {
         if (ngx_http_smarty_add_header(r, "WWW-Authenticate",
@@ -109,6 +91,34 @@ ngx_http_smarty_send_error(ngx_http_request_t *r, ngx_http_smarty_ctx_t *ctx,
 
     return ngx_http_smarty_send_chain(r, ctx, info->status, &out,
                                       b->last - b->pos);
+}
+
+
+/* a JSON value (json_t) as an answer's body: compact, in order, one line */
+
+ngx_buf_t *
+ngx_http_smarty_json_buf(ngx_pool_t *pool, void *json)
+{
+    char       *s;
+    size_t      len;
+    ngx_buf_t  *b;
+
+    s = json_dumps(json, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (s == NULL) {
+        return NULL;
+    }
+
+    len = ngx_strlen(s);
+
+    b = ngx_create_temp_buf(pool, len + 1);
+    if (b != NULL) {
+        b->last = ngx_cpymem(b->last, s, len);
+        *b->last++ = '\n';
+    }
+
+    free(s);
+
+    return b;
 }
 
 
