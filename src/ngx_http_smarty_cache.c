@@ -333,9 +333,9 @@ ngx_http_smarty_cache_lookup(ngx_http_request_t *r,
     }
 
     c->cmd = ngx_http_smarty_redis_script(NGX_HTTP_SMARTY_REDIS_LUA_CACHE_GET,
-                                          0, ngx_http_smarty_cache_lookup_handler,
-                                          r, (int) (1 + q), (int) argc, argv,
-                                          argvlen);
+                                    0, ngx_http_smarty_cache_lookup_handler,
+                                    r, (int) (1 + q), (int) argc, argv,
+                                    argvlen);
 
     return c->cmd ? NGX_OK : NGX_ERROR;
 }

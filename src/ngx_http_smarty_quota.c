@@ -63,6 +63,12 @@ static ngx_int_t ngx_http_smarty_quota_local(ngx_http_request_t *r,
 static void ngx_http_smarty_quota_give_back(ngx_http_request_t *r,
     ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx,
     uint64_t requests, uint64_t images);
+static const char **ngx_http_smarty_quota_argv(ngx_pool_t *pool,
+    ngx_str_t *keys, ngx_str_t *args, size_t n, const int64_t *nums,
+    size_t nnum, int *argc, size_t **argvlen);
+static void ngx_http_smarty_quota_items(ngx_http_smarty_quota_t *q);
+static ngx_table_elt_t *ngx_http_smarty_quota_header(ngx_http_request_t *r,
+    const char *name, size_t len);
 static void ngx_http_smarty_quota_ignore(
     ngx_http_smarty_redis_status_e status, redisReply *reply, void *data);
 static int64_t ngx_http_smarty_quota_clock(void);
@@ -410,8 +416,9 @@ void
 ngx_http_smarty_quota_forward(ngx_http_request_t *r,
     ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx)
 {
-    u_char                   *num;
-    size_t                    i, argc, *argvlen;
+    int                       argc;
+    size_t                   *argvlen;
+    int64_t                   nums[2];
     ngx_int_t                 rc;
     const char              **argv;
     ngx_http_smarty_quota_t  *q;
@@ -438,38 +445,23 @@ ngx_http_smarty_quota_forward(ngx_http_request_t *r,
         return;
     }
 
-    argc = 2 * q->n + 3;
+    /* quota.lua: one request and the request's images */
 
-    argv = ngx_palloc(r->pool, argc * (sizeof(char *) + sizeof(size_t)));
-    num = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+    nums[0] = 1;
+    nums[1] = ctx->m.nimages;
 
-    if (argv == NULL || num == NULL) {
+    argv = ngx_http_smarty_quota_argv(r->pool, q->keys, q->args, q->n, nums,
+                                      2, &argc, &argvlen);
+    if (argv == NULL) {
         ngx_http_smarty_fail(r, ctx, SMARTY_E_INTERNAL, NULL);
         return;
     }
-
-    argvlen = (size_t *) (argv + argc);
-
-    for (i = 0; i < q->n; i++) {
-        argv[i] = (const char *) q->keys[i].data;
-        argvlen[i] = q->keys[i].len;
-        argv[q->n + 3 + i] = (const char *) q->args[i].data;
-        argvlen[q->n + 3 + i] = q->args[i].len;
-    }
-
-    argv[q->n] = "";                        /* Redis's clock */
-    argvlen[q->n] = 0;
-    argv[q->n + 1] = "1";                   /* one request */
-    argvlen[q->n + 1] = 1;
-    argv[q->n + 2] = (const char *) num;
-    argvlen[q->n + 2] = ngx_sprintf(num, "%ui", ctx->m.nimages) - num;
 
     ctx->state = SMARTY_STATE_CACHE;
 
     q->cmd = ngx_http_smarty_redis_script(NGX_HTTP_SMARTY_REDIS_LUA_QUOTA, 0,
                                           ngx_http_smarty_quota_handler, r,
-                                          (int) q->n, (int) argc, argv,
-                                          argvlen);
+                                          (int) q->n, argc, argv, argvlen);
     if (q->cmd == NULL) {
         ngx_http_smarty_fail(r, ctx, SMARTY_E_INTERNAL, NULL);
     }
@@ -627,7 +619,6 @@ ngx_http_smarty_quota_local(ngx_http_request_t *r,
     ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx,
     uint64_t requests, uint64_t images)
 {
-    size_t                        i;
     ngx_int_t                     rc;
     ngx_http_smarty_quota_t      *q;
     ngx_http_smarty_main_conf_t  *smcf;
@@ -646,10 +637,7 @@ ngx_http_smarty_quota_local(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    for (i = 0; i < q->n; i++) {
-        q->items[i].limit = q->limits[i];
-        q->items[i].state = &q->states[i];
-    }
+    ngx_http_smarty_quota_items(q);
 
     rc = ngx_http_smarty_quota_local_check(smcf->quota_zone, q->keys,
                                            q->items, q->scaled, q->n,
@@ -828,8 +816,9 @@ ngx_http_smarty_quota_give_back(ngx_http_request_t *r,
     ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx,
     uint64_t requests, uint64_t images)
 {
-    u_char                       *num;
-    size_t                        i, argc, *argvlen;
+    int                           argc;
+    size_t                       *argvlen;
+    int64_t                       nums[3];
     const char                  **argv;
     ngx_http_smarty_quota_t      *q;
     ngx_http_smarty_main_conf_t  *smcf;
@@ -843,10 +832,7 @@ ngx_http_smarty_quota_give_back(ngx_http_request_t *r,
             return;
         }
 
-        for (i = 0; i < q->n; i++) {
-            q->items[i].limit = q->limits[i];
-            q->items[i].state = &q->states[i];
-        }
+        ngx_http_smarty_quota_items(q);
 
         (void) ngx_http_smarty_quota_local_refund(smcf->quota_zone, q->keys,
                                         q->items, q->scaled, q->n,
@@ -857,46 +843,86 @@ ngx_http_smarty_quota_give_back(ngx_http_request_t *r,
         return;
     }
 
-    /* quota_refund.lua: KEYS, ARGV now, at, requests, images, limits */
+    /* quota_refund.lua: at, requests, images */
 
-    argc = 2 * q->n + 4;
+    nums[0] = q->at;
+    nums[1] = (int64_t) requests;
+    nums[2] = (int64_t) images;
 
-    argv = ngx_palloc(r->pool, argc * (sizeof(char *) + sizeof(size_t)));
-    num = ngx_pnalloc(r->pool, 3 * NGX_INT64_LEN);
-
-    if (argv == NULL || num == NULL) {
+    argv = ngx_http_smarty_quota_argv(r->pool, q->keys, q->args, q->n, nums,
+                                      3, &argc, &argvlen);
+    if (argv == NULL) {
         return;
     }
-
-    argvlen = (size_t *) (argv + argc);
-
-    for (i = 0; i < q->n; i++) {
-        argv[i] = (const char *) q->keys[i].data;
-        argvlen[i] = q->keys[i].len;
-        argv[q->n + 4 + i] = (const char *) q->args[i].data;
-        argvlen[q->n + 4 + i] = q->args[i].len;
-    }
-
-    argv[q->n] = "";
-    argvlen[q->n] = 0;
-
-    argv[q->n + 1] = (const char *) num;
-    argvlen[q->n + 1] = ngx_sprintf(num, "%L", q->at) - num;
-    num += argvlen[q->n + 1];
-
-    argv[q->n + 2] = (const char *) num;
-    argvlen[q->n + 2] = ngx_sprintf(num, "%uL", requests) - num;
-    num += argvlen[q->n + 2];
-
-    argv[q->n + 3] = (const char *) num;
-    argvlen[q->n + 3] = ngx_sprintf(num, "%uL", images) - num;
 
     /* fire and forget: a refund lost to a Redis failure is logged */
 
     (void) ngx_http_smarty_redis_script(NGX_HTTP_SMARTY_REDIS_LUA_QUOTA_REFUND,
                                         0, ngx_http_smarty_quota_ignore, NULL,
-                                        (int) q->n, (int) argc, argv,
-                                        argvlen);
+                                        (int) q->n, argc, argv, argvlen);
+}
+
+
+/*
+ * The arguments of quota.lua and quota_refund.lua: KEYS, the n states'
+ * keys; then ARGV, the clock ("": Redis's TIME), the nnum numbers and the
+ * n limits.
+ */
+
+static const char **
+ngx_http_smarty_quota_argv(ngx_pool_t *pool, ngx_str_t *keys,
+    ngx_str_t *args, size_t n, const int64_t *nums, size_t nnum, int *argc,
+    size_t **argvlen)
+{
+    u_char       *p;
+    size_t        i, k, *lens;
+    const char  **argv;
+
+    k = n + 1 + nnum;                   /* the first limit */
+
+    argv = ngx_palloc(pool, (k + n) * (sizeof(char *) + sizeof(size_t)));
+    p = ngx_pnalloc(pool, nnum * NGX_INT64_LEN + 1);
+
+    if (argv == NULL || p == NULL) {
+        return NULL;
+    }
+
+    lens = (size_t *) (argv + k + n);
+
+    for (i = 0; i < n; i++) {
+        argv[i] = (const char *) keys[i].data;
+        lens[i] = keys[i].len;
+        argv[k + i] = (const char *) args[i].data;
+        lens[k + i] = args[i].len;
+    }
+
+    argv[n] = "";
+    lens[n] = 0;
+
+    for (i = 0; i < nnum; i++) {
+        argv[n + 1 + i] = (const char *) p;
+        lens[n + 1 + i] = ngx_sprintf(p, "%L", nums[i]) - p;
+        p += lens[n + 1 + i];
+    }
+
+    *argc = (int) (k + n);
+    *argvlen = lens;
+
+    return argv;
+}
+
+
+/* the items as prepare() made them, for the local fallback to scale */
+
+static void
+ngx_http_smarty_quota_items(ngx_http_smarty_quota_t *q)
+{
+    size_t  i;
+
+    for (i = 0; i < q->n; i++) {
+        q->items[i].limit = q->limits[i];
+        q->items[i].state = &q->states[i];
+    }
 }
 
 
@@ -982,18 +1008,11 @@ ngx_http_smarty_quota_headers(ngx_http_request_t *r,
 
     len = smarty_quota_policy_header(q->items, q->n, NULL, 0);
 
-    h = ngx_list_push(&r->headers_out.headers);
+    h = ngx_http_smarty_quota_header(r, "RateLimit-Policy", len);
     if (h == NULL) {
         return NGX_ERROR;
     }
 
-    h->value.data = ngx_pnalloc(r->pool, len + 1);
-    if (h->value.data == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "RateLimit-Policy");
     h->value.len = smarty_quota_policy_header(q->items, q->n,
                                               (char *) h->value.data,
                                               len + 1);
@@ -1012,18 +1031,11 @@ ngx_http_smarty_quota_headers(ngx_http_request_t *r,
 
     len = smarty_quota_ratelimit_header(&item, NULL, 0);
 
-    h = ngx_list_push(&r->headers_out.headers);
+    h = ngx_http_smarty_quota_header(r, "RateLimit", len);
     if (h == NULL) {
         return NGX_ERROR;
     }
 
-    h->value.data = ngx_pnalloc(r->pool, len + 1);
-    if (h->value.data == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "RateLimit");
     h->value.len = smarty_quota_ratelimit_header(&item,
                                                  (char *) h->value.data,
                                                  len + 1);
@@ -1037,21 +1049,41 @@ ngx_http_smarty_quota_headers(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    h = ngx_list_push(&r->headers_out.headers);
+    h = ngx_http_smarty_quota_header(r, "Retry-After", NGX_INT64_LEN);
     if (h == NULL) {
         return NGX_ERROR;
     }
 
-    h->value.data = ngx_pnalloc(r->pool, NGX_INT64_LEN);
-    if (h->value.data == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Retry-After");
     h->value.len = ngx_sprintf(h->value.data, "%L", retry) - h->value.data;
 
     return NGX_OK;
+}
+
+
+/* an answer's header, its value len + 1 bytes to be written */
+
+static ngx_table_elt_t *
+ngx_http_smarty_quota_header(ngx_http_request_t *r, const char *name,
+    size_t len)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NULL;
+    }
+
+    h->value.data = ngx_pnalloc(r->pool, len + 1);
+    if (h->value.data == NULL) {
+        return NULL;
+    }
+
+    h->hash = 1;
+    h->key.data = (u_char *) name;
+    h->key.len = ngx_strlen(name);
+    h->value.len = 0;
+
+    return h;
 }
 
 
@@ -1173,7 +1205,10 @@ ngx_http_smarty_quota_variable(ngx_http_request_t *r,
 static ngx_int_t
 ngx_http_smarty_quota_view_handler(ngx_http_request_t *r)
 {
-    size_t                          i, k, n, argc, *argvlen;
+    static const int64_t            nothing[2] = { 0, 0 };
+
+    int                             argc;
+    size_t                          i, k, n, *argvlen;
     ngx_int_t                       rc, slot;
     ngx_str_t                       name, *cname;
     ngx_uint_t                      j;
@@ -1310,28 +1345,11 @@ ngx_http_smarty_quota_view_handler(ngx_http_request_t *r)
 
     /* quota.lua spending nothing: every limit's remaining and reset */
 
-    argc = 2 * v->n + 3;
-
-    argv = ngx_palloc(r->pool, argc * (sizeof(char *) + sizeof(size_t)));
+    argv = ngx_http_smarty_quota_argv(r->pool, v->keys, v->args, v->n, nothing,
+                                      2, &argc, &argvlen);
     if (argv == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    argvlen = (size_t *) (argv + argc);
-
-    for (i = 0; i < v->n; i++) {
-        argv[i] = (const char *) v->keys[i].data;
-        argvlen[i] = v->keys[i].len;
-        argv[v->n + 3 + i] = (const char *) v->args[i].data;
-        argvlen[v->n + 3 + i] = v->args[i].len;
-    }
-
-    argv[v->n] = "";
-    argvlen[v->n] = 0;
-    argv[v->n + 1] = "0";
-    argvlen[v->n + 1] = 1;
-    argv[v->n + 2] = "0";
-    argvlen[v->n + 2] = 1;
 
     cln = ngx_http_cleanup_add(r, 0);
     if (cln == NULL) {
@@ -1343,8 +1361,7 @@ ngx_http_smarty_quota_view_handler(ngx_http_request_t *r)
 
     v->cmd = ngx_http_smarty_redis_script(NGX_HTTP_SMARTY_REDIS_LUA_QUOTA, 0,
                                           ngx_http_smarty_quota_view_done, v,
-                                          (int) v->n, (int) argc, argv,
-                                          argvlen);
+                                          (int) v->n, argc, argv, argvlen);
     if (v->cmd == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
