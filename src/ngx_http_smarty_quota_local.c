@@ -58,6 +58,9 @@ static void ngx_http_smarty_quota_local_insert_value(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
 static ngx_http_smarty_quota_node_t *ngx_http_smarty_quota_local_lookup(
     ngx_http_smarty_quota_local_ctx_t *ctx, ngx_str_t *key, uint32_t hash);
+static ngx_http_smarty_quota_node_t *ngx_http_smarty_quota_local_read(
+    ngx_http_smarty_quota_local_ctx_t *ctx, ngx_str_t *key, uint32_t hash,
+    smarty_quota_state_t *st);
 static ngx_http_smarty_quota_node_t *ngx_http_smarty_quota_local_create(
     ngx_http_smarty_quota_local_ctx_t *ctx, ngx_str_t *key, uint32_t hash,
     ngx_http_smarty_quota_node_t **held, size_t nheld);
@@ -212,16 +215,11 @@ ngx_http_smarty_quota_local_check(ngx_shm_zone_t *zone, ngx_str_t *keys,
     ngx_http_smarty_quota_local_reap(ctx, now);
 
     for (i = 0; i < n; i++) {
-        node[i] = ngx_http_smarty_quota_local_lookup(ctx, &keys[i], hash[i]);
-        st = items[i].state;
-
+        node[i] = ngx_http_smarty_quota_local_read(ctx, &keys[i], hash[i],
+                                                   items[i].state);
         if (node[i] == NULL) {
-            st->t = 0;
-            st->v = 0;
             continue;
         }
-
-        *st = node[i]->state;
 
         ngx_queue_remove(&node[i]->queue);
         ngx_queue_insert_head(&ctx->sh->queue, &node[i]->queue);
@@ -323,16 +321,9 @@ ngx_http_smarty_quota_local_refund(ngx_shm_zone_t *zone, ngx_str_t *keys,
 
     for (i = 0; i < n; i++) {
         hash = ngx_crc32_short(keys[i].data, keys[i].len);
-        qn = ngx_http_smarty_quota_local_lookup(ctx, &keys[i], hash);
+        qn = ngx_http_smarty_quota_local_read(ctx, &keys[i], hash,
+                                              items[i].state);
         st = items[i].state;
-
-        if (qn == NULL) {
-            st->t = 0;
-            st->v = 0;
-
-        } else {
-            *st = qn->state;
-        }
 
         c = smarty_quota_refund(&items[i], 1, now, at, requests, images);
 
@@ -368,8 +359,6 @@ ngx_http_smarty_quota_local_peek(ngx_shm_zone_t *zone, ngx_str_t *keys,
 {
     size_t                              i;
     uint32_t                            hash;
-    smarty_quota_state_t               *st;
-    ngx_http_smarty_quota_node_t       *qn;
     ngx_http_smarty_quota_local_ctx_t  *ctx;
 
     ngx_http_smarty_quota_local_scale(items, scaled, n, num, den);
@@ -380,16 +369,8 @@ ngx_http_smarty_quota_local_peek(ngx_shm_zone_t *zone, ngx_str_t *keys,
 
     for (i = 0; i < n; i++) {
         hash = ngx_crc32_short(keys[i].data, keys[i].len);
-        qn = ngx_http_smarty_quota_local_lookup(ctx, &keys[i], hash);
-        st = items[i].state;
-
-        if (qn == NULL) {
-            st->t = 0;
-            st->v = 0;
-
-        } else {
-            *st = qn->state;
-        }
+        (void) ngx_http_smarty_quota_local_read(ctx, &keys[i], hash,
+                                                items[i].state);
     }
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
@@ -479,6 +460,28 @@ ngx_http_smarty_quota_local_lookup(ngx_http_smarty_quota_local_ctx_t *ctx,
     }
 
     return NULL;
+}
+
+
+/* a key's state into st, fresh ({0, 0}) without a node; the node or NULL */
+
+static ngx_http_smarty_quota_node_t *
+ngx_http_smarty_quota_local_read(ngx_http_smarty_quota_local_ctx_t *ctx,
+    ngx_str_t *key, uint32_t hash, smarty_quota_state_t *st)
+{
+    ngx_http_smarty_quota_node_t  *qn;
+
+    qn = ngx_http_smarty_quota_local_lookup(ctx, key, hash);
+
+    if (qn == NULL) {
+        st->t = 0;
+        st->v = 0;
+
+    } else {
+        *st = qn->state;
+    }
+
+    return qn;
 }
 
 
