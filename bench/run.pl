@@ -18,39 +18,31 @@ $bound_json .= ' ' x (1024 - length($bound_json) - 1) . "\n";
 my $QUOTAS = 'smarty_quota_space 1 "1000000000r/s; 1000000000i/m; '
     . '1000000000i/d"; smarty_quota_client 1 "1000000000r/s; 1000000000i/h";';
 
-my $extra = <<"EOF";
+# a gateway location of its own under /<name>/api/v1/, with $directives
+sub api_location {
+    my ($name, $directives) = @_;
+    return <<"EOF";
+        location /$name/api/v1/ {
+            smarty_gateway on;
+            smarty_api_prefix /$name/api/v1/;
+            smarty_upstream /_smarty_upstream/;
+            smarty_upstream_token_file %%TOKEN_FILE%%;
+            smarty_clients_file %%CLIENTS_FILE%%;
+            client_body_buffer_size 2m;
+            $directives
+        }
+EOF
+}
+
+my $extra = join('', map { api_location(@$_) }
+                 [ 'quota', "smarty_cache on; $QUOTAS" ],
+                 [ 'nocache-quota', $QUOTAS ],
+                 [ 'nocache', '' ]) . <<"EOF";
         location = /bound {
             client_body_buffer_size 2m;
             client_max_body_size 64m;
             default_type application/json;
             return 200 '$bound_json';
-        }
-        location /quota/api/v1/ {
-            smarty_gateway on;
-            smarty_api_prefix /quota/api/v1/;
-            smarty_upstream /_smarty_upstream/;
-            smarty_upstream_token_file %%TOKEN_FILE%%;
-            smarty_clients_file %%CLIENTS_FILE%%;
-            client_body_buffer_size 2m;
-            smarty_cache on;
-            $QUOTAS
-        }
-        location /nocache-quota/api/v1/ {
-            smarty_gateway on;
-            smarty_api_prefix /nocache-quota/api/v1/;
-            smarty_upstream /_smarty_upstream/;
-            smarty_upstream_token_file %%TOKEN_FILE%%;
-            smarty_clients_file %%CLIENTS_FILE%%;
-            client_body_buffer_size 2m;
-            $QUOTAS
-        }
-        location /nocache/api/v1/ {
-            smarty_gateway on;
-            smarty_api_prefix /nocache/api/v1/;
-            smarty_upstream /_smarty_upstream/;
-            smarty_upstream_token_file %%TOKEN_FILE%%;
-            smarty_clients_file %%CLIENTS_FILE%%;
-            client_body_buffer_size 2m;
         }
 EOF
 
