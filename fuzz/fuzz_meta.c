@@ -78,7 +78,9 @@ LLVMFuzzerTestOneInput(const uint8_t *in, size_t size)
         fz_assert(out.nimages <= max);
         fz_assert(nparts <= max);
         fz_assert((out.nimages == 0) == (out.images == NULL));
-        fz_assert(m->images || nparts == 0);
+        fz_assert(m->images || m->person_id || nparts == 0);
+        fz_assert(out.update_embedding == 0 || out.update_embedding == 1);
+        fz_assert(out.foreign == 0 || out.foreign == 1);
         fz_assert((m->images || m->person_id) ? out.nimages > 0
                                               : out.nimages == 0);
 
@@ -101,8 +103,15 @@ LLVMFuzzerTestOneInput(const uint8_t *in, size_t size)
                                  out.images[i].name_len) == 0);
                 seen[out.images[i].part]++;
 
-            } else {
-                fz_assert(out.images[i].part == -1);
+            } else if (out.images[i].part != -1) {
+                /* delete: a part may come for an entry */
+                fz_assert((size_t) out.images[i].part < nparts);
+                fz_assert(parts[out.images[i].part].len
+                          == out.images[i].name_len);
+                fz_assert(memcmp(parts[out.images[i].part].name,
+                                 out.images[i].name,
+                                 out.images[i].name_len) == 0);
+                seen[out.images[i].part]++;
             }
         }
 

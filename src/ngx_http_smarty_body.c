@@ -186,7 +186,7 @@ ngx_http_smarty_body_parse(ngx_http_request_t *r,
         return ctx->body_err == SMARTY_E_INTERNAL ? NGX_ERROR : NGX_DECLINED;
 
     case SMARTY_MP_ERR_HEADERS:
-    case SMARTY_MP_ERR_NO_NAME:
+    case SMARTY_MP_ERR_NAME_LONG:
         ngx_http_smarty_body_fail(ctx, SMARTY_E_BAD_PART_HEADERS, "%s",
                                   smarty_mp_strerror(rc));
         return NGX_DECLINED;

@@ -46,14 +46,35 @@ static const smarty_err_info_t  smarty_errs[SMARTY_E_LAST] = {
     [SMARTY_E_EMPTY_BODY] = { 400, "empty_body",
         "the request has no body" },
 
+    [SMARTY_E_BAD_REQUEST] = { 400, "bad_request",
+        "the HTTP request is malformed" },
+    [SMARTY_E_HEADERS_TOO_LARGE] = { 400, "headers_too_large",
+        "a request header line, or all of them, is larger than the limit" },
+    [SMARTY_E_REQUEST_TIMEOUT] = { 408, "request_timeout",
+        "the request did not arrive in time" },
+    [SMARTY_E_LENGTH_REQUIRED] = { 411, "length_required",
+        "the request needs a Content-Length" },
+    [SMARTY_E_URI_TOO_LONG] = { 414, "uri_too_long",
+        "the request URI is longer than the limit" },
+    [SMARTY_E_NOT_IMPLEMENTED] = { 501, "not_implemented",
+        "the request uses an HTTP feature the gateway does not support, "
+        "e.g. a Transfer-Encoding other than chunked" },
+
     [SMARTY_E_MISSING_KEY] = { 401, "missing_key",
-        "no client key: send Authorization: Bearer <key>" },
+        "no client key: send it as \"Authorization: Bearer <key>\" or as "
+        "the oauth_token query parameter" },
     [SMARTY_E_UNKNOWN_KEY] = { 401, "unknown_key",
         "the client key is not known" },
     [SMARTY_E_SPACE_FORBIDDEN] = { 403, "space_forbidden",
         "this client may not use this space" },
     [SMARTY_E_METHOD_FORBIDDEN] = { 403, "method_forbidden",
         "this client may not call this method" },
+    [SMARTY_E_WRITE_FORBIDDEN] = { 403, "write_forbidden",
+        "this client may recognize but not change the space: create_new "
+        "and update_embedding need the persons/enroll or persons/set "
+        "right" },
+    [SMARTY_E_OPERATOR_FORBIDDEN] = { 403, "operator_forbidden",
+        "this client is not an operator" },
 
     [SMARTY_E_UNKNOWN_ENDPOINT] = { 404, "unknown_endpoint",
         "no such API method" },

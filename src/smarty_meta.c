@@ -71,8 +71,12 @@ static size_t smarty_meta_utf8(const unsigned char *p, size_t len);
 static const char *smarty_meta_type(const json_t *v);
 static int smarty_meta_space(json_t *root, smarty_meta_t *out,
     smarty_meta_error_t *err);
+static int smarty_meta_recognize(json_t *root, smarty_meta_t *out,
+    smarty_meta_error_t *err);
 static int smarty_meta_mode(json_t *root, smarty_meta_t *out,
     smarty_meta_error_t *err);
+static void smarty_meta_foreign(const smarty_method_t *m, json_t *root,
+    json_t *images, smarty_meta_t *out);
 static int smarty_meta_shape(json_t *images, smarty_meta_error_t *err);
 static int smarty_meta_images(const smarty_method_t *m, json_t *images,
     smarty_meta_t *out, smarty_meta_error_t *err);
@@ -107,6 +111,46 @@ smarty_method_find(const char *path, size_t len)
 }
 
 
+int
+smarty_right_find(const char *name, size_t len)
+{
+    const smarty_method_t  *m;
+
+    m = smarty_method_find(name, len);
+    if (m != NULL) {
+        return m->id;
+    }
+
+    if (len == sizeof("persons/enroll") - 1
+        && memcmp(name, "persons/enroll", len) == 0)
+    {
+        return SMARTY_RIGHT_ENROLL;
+    }
+
+    return -1;
+}
+
+
+const char *
+smarty_right_name(int bit)
+{
+    if (bit >= 0 && bit < SMARTY_M_COUNT) {
+        return smarty_methods[bit].path;
+    }
+
+    return bit == SMARTY_RIGHT_ENROLL ? "persons/enroll" : NULL;
+}
+
+
+int
+smarty_meta_writes(const smarty_method_t *m, const smarty_meta_t *meta)
+{
+    return m->mutates
+           || (m->id == SMARTY_M_PERSONS_RECOGNIZE
+               && (meta->create_new || meta->update_embedding));
+}
+
+
 const smarty_method_t *
 smarty_method_get(smarty_method_e id)
 {
@@ -124,7 +168,7 @@ smarty_meta_validate(const smarty_method_t *m, const char *json,
     size_t max_images, smarty_meta_t *out, smarty_meta_error_t *err)
 {
     char          q[SMARTY_META_QUOTE_SIZE];
-    json_t       *root, *v, *images;
+    json_t       *root, *images;
     json_error_t  jerr;
 
     memset(out, 0, sizeof(smarty_meta_t));
@@ -163,19 +207,10 @@ smarty_meta_validate(const smarty_method_t *m, const char *json,
         goto failed;
     }
 
-    if (m->id == SMARTY_M_PERSONS_RECOGNIZE) {
-        v = json_object_get(root, "create_new");
-
-        if (v != NULL) {
-            if (!json_is_boolean(v)) {
-                smarty_meta_fail(err, SMARTY_E_BAD_CREATE_NEW,
-                                 "meta.create_new must be true or false, "
-                                 "not %s", smarty_meta_type(v));
-                goto failed;
-            }
-
-            out->create_new = json_is_true(v);
-        }
+    if (m->id == SMARTY_M_PERSONS_RECOGNIZE
+        && smarty_meta_recognize(root, out, err) != 0)
+    {
+        goto failed;
     }
 
     if (m->id == SMARTY_M_OBJECTS_DETECT
@@ -240,6 +275,8 @@ smarty_meta_validate(const smarty_method_t *m, const char *json,
     if (smarty_meta_names(m, parts, nparts, out, err) != 0) {
         goto failed;
     }
+
+    smarty_meta_foreign(m, root, images, out);
 
     /* the parameters that change the answer */
 
@@ -330,6 +367,131 @@ smarty_meta_space(json_t *root, smarty_meta_t *out, smarty_meta_error_t *err)
     out->space = s[0] - '0';
 
     return 0;
+}
+
+
+/* persons/recognize: create_new, update_embedding, searcher */
+
+static int
+smarty_meta_recognize(json_t *root, smarty_meta_t *out,
+    smarty_meta_error_t *err)
+{
+    json_t      *v;
+    json_int_t   searcher;
+
+    v = json_object_get(root, "create_new");
+
+    if (v != NULL) {
+        if (!json_is_boolean(v)) {
+            return smarty_meta_fail(err, SMARTY_E_BAD_CREATE_NEW,
+                                    "meta.create_new must be true or false, "
+                                    "not %s", smarty_meta_type(v));
+        }
+
+        out->create_new = json_is_true(v);
+    }
+
+    v = json_object_get(root, "update_embedding");
+
+    if (v != NULL) {
+        if (!json_is_boolean(v)) {
+            return smarty_meta_fail(err, SMARTY_E_BAD_META,
+                                    "meta.update_embedding must be true or "
+                                    "false, not %s", smarty_meta_type(v));
+        }
+
+        out->update_embedding = json_is_true(v);
+    }
+
+    v = json_object_get(root, "searcher");
+    searcher = 0;
+
+    if (v != NULL) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0) {
+            return smarty_meta_fail(err, SMARTY_E_BAD_META,
+                                    "meta.searcher must be an integer of 0 "
+                                    "or more, not %s",
+                                    json_is_integer(v) ? "a negative one"
+                                                       : smarty_meta_type(v));
+        }
+
+        searcher = json_integer_value(v);
+    }
+
+    /* searcher 0 is the default model: the same answer as no searcher */
+
+    out->params = malloc(sizeof("searcher=") + 20);
+    if (out->params == NULL) {
+        return smarty_meta_fail(err, SMARTY_E_INTERNAL, "out of memory");
+    }
+
+    if (searcher) {
+        sprintf(out->params, "searcher=%lld", (long long) searcher);
+
+    } else {
+        out->params[0] = '\0';
+    }
+
+    return 0;
+}
+
+
+/*
+ * A member the method's rules do not name: the gateway cannot tell what it
+ * does to the answer.  The other detectors key on all of meta but images.
+ */
+
+static void
+smarty_meta_foreign(const smarty_method_t *m, json_t *root, json_t *images,
+    smarty_meta_t *out)
+{
+    size_t       i, k;
+    json_t      *entry, *v;
+    const char  *key;
+
+    static const char  *known[][6] = {
+        /* SMARTY_M_PERSONS_SET */
+        { "space", "images", NULL },
+        /* SMARTY_M_PERSONS_RECOGNIZE */
+        { "space", "images", "create_new", "update_embedding", "searcher",
+          NULL },
+        /* SMARTY_M_PERSONS_DELETE */
+        { "space", "images", NULL },
+        /* SMARTY_M_PERSONS_TRUNCATE */
+        { "space", "images", NULL },
+        /* SMARTY_M_OBJECTS_DETECT */
+        { "mode", "images", NULL }
+    };
+
+    if (m->id <= SMARTY_M_OBJECTS_DETECT) {
+        json_object_foreach(root, key, v) {
+            for (k = 0; known[m->id][k]; k++) {
+                if (strcmp(key, known[m->id][k]) == 0) {
+                    break;
+                }
+            }
+
+            if (known[m->id][k] == NULL) {
+                out->foreign = 1;
+                return;
+            }
+        }
+    }
+
+    if (images == NULL) {
+        return;
+    }
+
+    json_array_foreach(images, i, entry) {
+        json_object_foreach(entry, key, v) {
+            if (strcmp(key, "name") != 0
+                && !(m->person_id && strcmp(key, "person_id") == 0))
+            {
+                out->foreign = 1;
+                return;
+            }
+        }
+    }
 }
 
 
@@ -536,7 +698,7 @@ smarty_meta_names(const smarty_method_t *m, const smarty_part_name_t *parts,
     size_t              i, j, start, dup, first, n;
     smarty_meta_key_t  *ek, *pk, *k;
 
-    if (!m->images && nparts > 0) {
+    if (!m->images && !m->person_id && nparts > 0) {
         return smarty_meta_fail(err, SMARTY_E_UNEXPECTED_IMAGE,
                                 "%s takes no image parts, but the body has "
                                 "the part \"%s\"", m->path,
@@ -604,6 +766,35 @@ smarty_meta_names(const smarty_method_t *m, const smarty_part_name_t *parts,
     }
 
     if (!m->images) {
+        /* delete: a part may come for an entry, never for anything else */
+
+        for (i = 0; i < nparts; i++) {
+            k = smarty_meta_key_find(ek, n, parts[i].name, parts[i].len);
+
+            if (k == NULL) {
+                smarty_meta_fail(err, SMARTY_E_UNEXPECTED_IMAGE,
+                                 "%s takes no image parts but one per entry "
+                                 "of meta.images, and the part \"%s\" names "
+                                 "none", m->path,
+                                 smarty_meta_quote(q, sizeof(q),
+                                                   parts[i].name,
+                                                   parts[i].len));
+                goto done;
+            }
+
+            if (out->images[k->idx].part != -1) {
+                smarty_meta_fail(err, SMARTY_E_DUPLICATE_PART,
+                                 "meta.images[%zu].name \"%s\" matches two "
+                                 "parts", k->idx,
+                                 smarty_meta_quote(q, sizeof(q),
+                                                   parts[i].name,
+                                                   parts[i].len));
+                goto done;
+            }
+
+            out->images[k->idx].part = (long) i;
+        }
+
         rc = 0;
         goto done;
     }

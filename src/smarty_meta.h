@@ -44,6 +44,25 @@ const smarty_method_t *smarty_method_find(const char *path, size_t len);
 const smarty_method_t *smarty_method_get(smarty_method_e id);
 
 
+/*
+ * A client's rights, as the clients file's "methods" names them: one bit
+ * per method (its id), and the rights that are not methods after them.
+ *
+ *   "persons/enroll"   recognize with create_new or update_embedding: a
+ *                      recognize that changes the space (persons/set
+ *                      grants it too)
+ */
+#define SMARTY_RIGHT_ENROLL   SMARTY_M_COUNT
+#define SMARTY_RIGHT_COUNT    (SMARTY_M_COUNT + 1)
+#define SMARTY_RIGHTS_ALL     ((1u << SMARTY_RIGHT_COUNT) - 1)
+
+/* the bit of a right named len bytes at name, or -1 */
+int smarty_right_find(const char *name, size_t len);
+
+/* the name of right bit, or NULL */
+const char *smarty_right_name(int bit);
+
+
 typedef struct {
     const char  *name;
     size_t       len;
@@ -63,6 +82,10 @@ typedef struct {
 typedef struct {
     int                   space;       /* 0..9, or -1 (stateless methods) */
     int                   create_new;  /* recognize only; default 0 */
+    int                   update_embedding;  /* recognize only; default 0 */
+    int                   foreign;     /* a member the gateway does not
+                                          know: its effect on the answer
+                                          is unknown, so it is not cached */
     size_t                nimages;
     smarty_meta_image_t  *images;      /* in meta order */
     char                 *params;      /* normalised parameters that change
@@ -93,16 +116,23 @@ typedef struct {
  *    at most max_images entries (SMARTY_E_TOO_MANY_IMAGES);
  *  - persons/set and persons/delete: every entry has an integer
  *    "person_id" >= 1 (SMARTY_E_BAD_PERSON_ID);
- *  - persons/delete: "images" as above but no image parts may be present
- *    (SMARTY_E_UNEXPECTED_IMAGE); persons/truncate: no parts, "images"
- *    ignored;
+ *  - persons/delete: "images" as above; image parts are not needed, but
+ *    a part may come for an entry (some SDKs send one per name): a part
+ *    that names no entry is SMARTY_E_UNEXPECTED_IMAGE; persons/truncate:
+ *    no parts, "images" ignored;
  *  - persons/recognize: "create_new", if present, is a boolean
- *    (SMARTY_E_BAD_CREATE_NEW);
+ *    (SMARTY_E_BAD_CREATE_NEW); "update_embedding", if present, a boolean
+ *    and "searcher", if present, an integer >= 0 (SMARTY_E_BAD_META);
+ *    params is "" or, with a searcher other than 0, "searcher=<n>";
  *  - objects/detect: "mode", if present, is a non-empty array of strings
  *    from object, scene, car_number, multiobject, pedestrian
  *    (SMARTY_E_BAD_MODE); params is "mode=" + the sorted unique set
  *    (default when absent: "mode=object").  Other detectors: params is
- *    the canonical compact JSON of meta minus "images" (sorted keys).
+ *    the canonical compact JSON of meta minus "images" (sorted keys);
+ *  - foreign is set when meta, or an entry of meta.images, has a member
+ *    that the method's rules above do not name (the other detectors: an
+ *    entry of meta.images only): the gateway cannot tell whether it
+ *    changes the answer.
  *
  * Returns 0 and fills out (free with smarty_meta_free) or -1 and fills err.
  */
@@ -111,5 +141,12 @@ int smarty_meta_validate(const smarty_method_t *m, const char *json,
     size_t max_images, smarty_meta_t *out, smarty_meta_error_t *err);
 
 void smarty_meta_free(smarty_meta_t *meta);
+
+/*
+ * Whether the call changes what a later recognize of the space answers:
+ * set, delete, truncate, and recognize with create_new or
+ * update_embedding.
+ */
+int smarty_meta_writes(const smarty_method_t *m, const smarty_meta_t *meta);
 
 #endif /* SMARTY_META_H */

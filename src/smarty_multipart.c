@@ -32,19 +32,24 @@
  *    quoted string are ERR_HEADERS.  Other headers are ignored; the header
  *    block (lines and their CRLFs, not the empty line) is at most
  *    SMARTY_MP_HEADERS_MAX bytes;
- *  - Content-Disposition: the type must be form-data (any case) with a
- *    non-empty "name", else ERR_NO_NAME.  Parameter values are a quoted
- *    string (backslash escapes the next byte, as in RFC 7230 quoted-pair)
- *    or a run of bytes up to ';', space, tab or '"'.  A name longer than
- *    SMARTY_MP_NAME_MAX is ERR_HEADERS; a longer filename or Content-Type
- *    is truncated (at a UTF-8 character boundary), they mean nothing to
- *    the API.
+ *  - a part whose Content-Disposition is missing, not form-data (any
+ *    case), or without a non-empty "name" is skipped: no callback sees it
+ *    (nskipped counts it), as Go's form reader, which the API uses, skips
+ *    it.  Parameter values are a quoted string (backslash escapes the next
+ *    byte, as in RFC 7230 quoted-pair) or a run of bytes up to ';', space,
+ *    tab or '"'.  A name longer than SMARTY_MP_NAME_MAX is ERR_NAME_LONG;
+ *    a longer filename or Content-Type is truncated (at a UTF-8 character
+ *    boundary), they mean nothing to the API.
  */
 
 #include <string.h>
 #include <strings.h>
 
 #include "smarty_multipart.h"
+
+
+/* smarty_mp_headers(): a nameless part, to skip */
+#define SMARTY_MP_SKIP  2
 
 
 enum {
@@ -442,7 +447,7 @@ smarty_mp_scan(smarty_mp_t *mp, const unsigned char *p, size_t len,
     const unsigned char  *d, *q;
 
     d = mp->delim;
-    data = (mp->state == SMARTY_MP_S_DATA);
+    data = (mp->state == SMARTY_MP_S_DATA && !mp->skip);
 
     i = *pos;
     m = mp->match;
@@ -601,15 +606,23 @@ smarty_mp_header_byte(smarty_mp_t *mp, int c, uint64_t at)
     /* the empty line: the data begins at the next byte */
 
     rc = smarty_mp_headers(mp);
+    mp->skip = (rc == SMARTY_MP_SKIP);
+
     if (rc < 0) {
         return rc;
     }
 
     mp->part.data_start = at + 1;
     mp->part.data_end = at + 1;
-    mp->nparts++;
     mp->state = SMARTY_MP_S_DATA;
     mp->match = 0;
+
+    if (mp->skip) {
+        mp->nskipped++;
+        return SMARTY_MP_OK;
+    }
+
+    mp->nparts++;
 
     if (mp->cb && mp->cb->part_begin) {
         rc = mp->cb->part_begin(mp->ud, &mp->part);
@@ -627,7 +640,7 @@ smarty_mp_header_byte(smarty_mp_t *mp, int c, uint64_t at)
 static int
 smarty_mp_headers(smarty_mp_t *mp)
 {
-    int                   rc, seen_cd, seen_ct;
+    int                   rc, seen_cd, seen_ct, skip;
     size_t                n, vlen;
     const unsigned char  *h, *end, *line, *eol, *colon, *v;
 
@@ -635,6 +648,7 @@ smarty_mp_headers(smarty_mp_t *mp)
     end = h + mp->hlen;
     seen_cd = 0;
     seen_ct = 0;
+    skip = 0;
 
     while (h < end) {
         line = h;
@@ -684,6 +698,8 @@ smarty_mp_headers(smarty_mp_t *mp)
                 return rc;
             }
 
+            skip = (rc == SMARTY_MP_SKIP);
+
         } else if (n == 12
                    && strncasecmp((const char *) line, "Content-Type", 12)
                       == 0)
@@ -702,8 +718,8 @@ smarty_mp_headers(smarty_mp_t *mp)
         }
     }
 
-    if (!seen_cd || mp->part.name_len == 0) {
-        return SMARTY_MP_ERR_NO_NAME;
+    if (!seen_cd || skip || mp->part.name_len == 0) {
+        return SMARTY_MP_SKIP;
     }
 
     return SMARTY_MP_OK;
@@ -757,9 +773,13 @@ smarty_mp_disposition(smarty_mp_t *mp, const unsigned char *p,
 
             if (smarty_mp_value(&p, end, part->name, SMARTY_MP_NAME_MAX + 1,
                                 &total)
-                != 0 || total > SMARTY_MP_NAME_MAX)
+                != 0)
             {
                 return SMARTY_MP_ERR_HEADERS;
+            }
+
+            if (total > SMARTY_MP_NAME_MAX) {
+                return SMARTY_MP_ERR_NAME_LONG;
             }
 
             part->name[total] = '\0';
@@ -799,7 +819,7 @@ smarty_mp_disposition(smarty_mp_t *mp, const unsigned char *p,
     }
 
     if (!form) {
-        return SMARTY_MP_ERR_NO_NAME;
+        return SMARTY_MP_SKIP;
     }
 
     return SMARTY_MP_OK;
@@ -933,9 +953,8 @@ smarty_mp_strerror(int rc)
     case SMARTY_MP_ERR_HEADERS:
         return "a multipart part has malformed or oversized headers";
 
-    case SMARTY_MP_ERR_NO_NAME:
-        return "a multipart part has no Content-Disposition: form-data "
-               "with a name";
+    case SMARTY_MP_ERR_NAME_LONG:
+        return "a multipart part's name is longer than 4096 bytes";
 
     case SMARTY_MP_ERR_TRUNCATED:
         return "the multipart body ends before its closing delimiter";

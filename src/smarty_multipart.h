@@ -18,8 +18,8 @@
 
 
 #define SMARTY_MP_BOUNDARY_MAX     70      /* RFC 2046 */
-#define SMARTY_MP_HEADERS_MAX      8192    /* all header lines of one part */
-#define SMARTY_MP_NAME_MAX         256
+#define SMARTY_MP_HEADERS_MAX      16384   /* all header lines of one part */
+#define SMARTY_MP_NAME_MAX         4096    /* PHP clients send file paths */
 #define SMARTY_MP_FILENAME_MAX     256
 #define SMARTY_MP_CTYPE_MAX        128
 
@@ -31,8 +31,8 @@
 #define SMARTY_MP_ERR_BOUNDARY     -1   /* bad/missing boundary parameter */
 #define SMARTY_MP_ERR_SYNTAX       -2   /* malformed delimiter / framing */
 #define SMARTY_MP_ERR_HEADERS      -3   /* malformed or oversized part headers */
-#define SMARTY_MP_ERR_NO_NAME      -4   /* part without Content-Disposition
-                                           form-data; name="..." */
+#define SMARTY_MP_ERR_NAME_LONG    -4   /* a part name longer than
+                                           SMARTY_MP_NAME_MAX */
 #define SMARTY_MP_ERR_TRUNCATED    -5   /* body ended before closing delimiter */
 #define SMARTY_MP_ERR_TYPE         -7   /* Content-Type is not
                                            multipart/form-data */
@@ -88,7 +88,9 @@ typedef struct {
     size_t                 hlen;
 
     smarty_mp_part_t       part;
-    unsigned               nparts;
+    unsigned               nparts;       /* named parts */
+    unsigned               nskipped;     /* nameless parts, skipped */
+    int                    skip;         /* in a nameless part */
     int                    error;
 } smarty_mp_t;
 

@@ -798,6 +798,140 @@ test_names(void)
 
 
 static void
+test_recognize_options(void)
+{
+    smarty_meta_t          out;
+    const smarty_method_t  *rec;
+
+    rec = smarty_method_find("persons/recognize", 17);
+
+    if (check_out("persons/recognize", "{\"space\":\"1\",\"images\":[{\"name\":"
+                  "\"a\"}],\"update_embedding\":true}", "a", 100, &out,
+                  "update_embedding true"))
+    {
+        ok(out.update_embedding && !out.create_new && !out.foreign,
+           "update_embedding is read, known");
+        ok(smarty_meta_writes(rec, &out), "update_embedding writes");
+        smarty_meta_free(&out);
+    }
+
+    if (check_out("persons/recognize", "{\"space\":\"1\",\"images\":[{\"name\":"
+                  "\"a\"}],\"update_embedding\":false,\"create_new\":false}",
+                  "a", 100, &out, "update_embedding false"))
+    {
+        ok(!smarty_meta_writes(rec, &out), "a plain recognize reads");
+        is_str(out.params, "", "no searcher: params \"\"");
+        smarty_meta_free(&out);
+    }
+
+    if (check_out("persons/recognize", "{\"space\":\"1\",\"images\":[{\"name\":"
+                  "\"a\"}],\"create_new\":true}", "a", 100, &out,
+                  "create_new true"))
+    {
+        ok(smarty_meta_writes(rec, &out), "create_new writes");
+        smarty_meta_free(&out);
+    }
+
+    check("persons/recognize", "{\"space\":\"1\",\"images\":[{\"name\":"
+          "\"a\"}],\"update_embedding\":1}", "a", 100, SMARTY_E_BAD_META,
+          "meta.update_embedding must be true or false, not an integer",
+          "update_embedding 1");
+
+    if (check_out("persons/recognize", "{\"space\":\"1\",\"images\":[{\"name\":"
+                  "\"a\"}],\"searcher\":1}", "a", 100, &out, "searcher 1"))
+    {
+        is_str(out.params, "searcher=1", "searcher 1: params");
+        ok(!out.foreign, "searcher is known");
+        smarty_meta_free(&out);
+    }
+
+    if (check_out("persons/recognize", "{\"space\":\"1\",\"images\":[{\"name\":"
+                  "\"a\"}],\"searcher\":0}", "a", 100, &out, "searcher 0"))
+    {
+        is_str(out.params, "", "searcher 0 is the default: params \"\"");
+        smarty_meta_free(&out);
+    }
+
+    check("persons/recognize", "{\"space\":\"1\",\"images\":[{\"name\":"
+          "\"a\"}],\"searcher\":\"1\"}", "a", 100, SMARTY_E_BAD_META,
+          "meta.searcher must be an integer of 0 or more, not a string",
+          "searcher \"1\"");
+    check("persons/recognize", "{\"space\":\"1\",\"images\":[{\"name\":"
+          "\"a\"}],\"searcher\":-1}", "a", 100, SMARTY_E_BAD_META,
+          "not a negative one", "searcher -1");
+
+    ok(!smarty_meta_writes(smarty_method_find("objects/detect", 14), &out),
+       "a detector writes nothing");
+    ok(smarty_meta_writes(smarty_method_find("persons/truncate", 16), &out),
+       "truncate writes");
+}
+
+
+static void
+test_foreign(void)
+{
+    size_t          i;
+    smarty_meta_t   out;
+
+    static const struct {
+        const char  *path;
+        const char  *json;
+        const char  *csv;
+        int          foreign;
+    } cases[] = {
+        { "persons/recognize", "{\"space\":\"1\",\"images\":[{\"name\":"
+          "\"a\"}]}", "a", 0 },
+        { "persons/recognize", "{\"space\":\"1\",\"images\":[{\"name\":"
+          "\"a\"}],\"searcherx\":1}", "a", 1 },
+        { "persons/recognize", "{\"space\":\"1\",\"images\":[{\"name\":"
+          "\"a\",\"crop\":[1,2]}]}", "a", 1 },
+        { "persons/recognize", "{\"space\":\"1\",\"images\":[{\"name\":"
+          "\"a\",\"person_id\":3}]}", "a", 1 },
+        { "persons/set", "{\"space\":\"1\",\"images\":[{\"name\":"
+          "\"a\",\"person_id\":3}]}", "a", 0 },
+        { "objects/detect", "{\"mode\":[\"scene\"],\"images\":[{\"name\":"
+          "\"a\"}]}", "a", 0 },
+        { "objects/detect", "{\"threshold\":0.5,\"images\":[{\"name\":"
+          "\"a\"}]}", "a", 1 },
+        { "docs/detect", "{\"threshold\":0.5,\"images\":[{\"name\":"
+          "\"a\"}]}", "a", 0 },
+        { "docs/detect", "{\"images\":[{\"name\":\"a\",\"page\":2}]}", "a",
+          1 },
+    };
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        if (check_out(cases[i].path, cases[i].json, cases[i].csv, 100, &out,
+                      "foreign members"))
+        {
+            is_int(out.foreign, cases[i].foreign, "%s %s: foreign %d",
+                   cases[i].path, cases[i].json, cases[i].foreign);
+            smarty_meta_free(&out);
+        }
+    }
+}
+
+
+static void
+test_rights(void)
+{
+    int  i;
+
+    for (i = 0; i < SMARTY_M_COUNT; i++) {
+        is_int(smarty_right_find(smarty_method_get(i)->path,
+                                 strlen(smarty_method_get(i)->path)), i,
+               "right: %s is its method's bit", smarty_method_get(i)->path);
+    }
+
+    is_int(smarty_right_find("persons/enroll", 14), SMARTY_RIGHT_ENROLL,
+           "right: persons/enroll");
+    is_str(smarty_right_name(SMARTY_RIGHT_ENROLL), "persons/enroll",
+           "right: its name");
+    is_int(smarty_right_find("persons/enrol", 13), -1, "right: unknown");
+    ok(smarty_right_name(SMARTY_RIGHT_COUNT) == NULL, "right: no more");
+}
+
+
+static void
 test_delete_truncate(void)
 {
     smarty_meta_t  out;
@@ -818,8 +952,33 @@ test_delete_truncate(void)
     check("persons/delete", "{\"space\":\"2\",\"images\":[{\"name\":"
           "\"x\",\"person_id\":5}]}", "file_0", 100,
           SMARTY_E_UNEXPECTED_IMAGE,
-          "persons/delete takes no image parts, but the body has the part "
-          "\"file_0\"", "delete with an image part");
+          "persons/delete takes no image parts but one per entry of "
+          "meta.images, and the part \"file_0\" names none",
+          "delete with a part that names no entry");
+
+    /* a Go SDK sends a part for every name of meta.images */
+
+    if (check_out("persons/delete", "{\"space\":\"2\",\"images\":[{\"name\":"
+                  "\"x\",\"person_id\":5},{\"name\":\"y\",\"person_id\":6}]}",
+                  "y,x", 100, &out, "delete with a part per entry"))
+    {
+        ok(out.nimages == 2 && out.images[0].part == 1
+           && out.images[1].part == 0,
+           "delete: each entry has its part");
+        smarty_meta_free(&out);
+    }
+
+    if (check_out("persons/delete", "{\"space\":\"2\",\"images\":[{\"name\":"
+                  "\"x\",\"person_id\":5},{\"name\":\"y\",\"person_id\":6}]}",
+                  "y", 100, &out, "delete with a part for some entries"))
+    {
+        ok(out.images[0].part == -1 && out.images[1].part == 0,
+           "delete: an entry without its part");
+        smarty_meta_free(&out);
+    }
+
+    check("persons/truncate", "{\"space\":\"3\"}", "file_0", 100,
+          SMARTY_E_UNEXPECTED_IMAGE, NULL, "truncate with an image part");
     check("persons/delete", "{\"space\":\"2\",\"images\":[{\"name\":"
           "\"x\",\"person_id\":5},{\"name\":\"x\",\"person_id\":6}]}", "",
           100, SMARTY_E_DUPLICATE_IMAGE, NULL, "delete names a label twice");
@@ -917,6 +1076,9 @@ main(void)
     test_bad_meta();
     test_space();
     test_create_new();
+    test_recognize_options();
+    test_foreign();
+    test_rights();
     test_mode();
     test_images();
     test_limits();

@@ -17,6 +17,9 @@
 
 
 #define REC_EV_MAX    32768
+
+/* a test case's result: the part is skipped, the body parses */
+#define SKIPPED       100
 #define REC_DATA_MAX  (1024 * 1024)
 
 
@@ -384,6 +387,32 @@ expect_one(const char *what, const char *boundary, const char *body,
 }
 
 
+/* the one part of body is skipped: the body parses, no callback sees it */
+
+static void
+expect_skipped(const char *what, const char *body, size_t len)
+{
+    int           rc;
+    smarty_mp_t  *mp;
+
+    static const smarty_mp_callbacks_t  none = { NULL, NULL, NULL };
+
+    mp = malloc(sizeof(smarty_mp_t));
+    smarty_mp_init(mp, "b", 1, &none, NULL);
+
+    rc = smarty_mp_feed(mp, (const unsigned char *) body, len);
+    if (rc == SMARTY_MP_OK) {
+        rc = smarty_mp_finish(mp);
+    }
+
+    ok(rc == SMARTY_MP_DONE && mp->nparts == 0 && mp->nskipped == 1,
+       "%s: skipped (rc %d, %u parts, %u skipped)", what, rc, mp->nparts,
+       mp->nskipped);
+
+    free(mp);
+}
+
+
 static void
 test_framing(void)
 {
@@ -553,7 +582,7 @@ test_line_ends(void)
 static void
 test_headers(void)
 {
-    char    body[20000], h[10000];
+    char    body[40000], h[20000];
     size_t  n, k;
 
     static const struct {
@@ -561,23 +590,23 @@ test_headers(void)
         const char  *headers;
         int          rc;
     } cases[] = {
-        { "no headers at all", "", SMARTY_MP_ERR_NO_NAME },
+        { "no headers at all", "", SKIPPED },
         { "no Content-Disposition", "Content-Type: image/jpeg\r\n",
-          SMARTY_MP_ERR_NO_NAME },
+          SKIPPED },
         { "form-data without a name", "Content-Disposition: form-data\r\n",
-          SMARTY_MP_ERR_NO_NAME },
+          SKIPPED },
         { "only a filename",
           "Content-Disposition: form-data; filename=\"a\"\r\n",
-          SMARTY_MP_ERR_NO_NAME },
+          SKIPPED },
         { "an empty name", "Content-Disposition: form-data; name=\"\"\r\n",
-          SMARTY_MP_ERR_NO_NAME },
+          SKIPPED },
         { "an empty token name", "Content-Disposition: form-data; name=\r\n",
-          SMARTY_MP_ERR_NO_NAME },
+          SKIPPED },
         { "not form-data", "Content-Disposition: attachment; name=\"a\"\r\n",
-          SMARTY_MP_ERR_NO_NAME },
+          SKIPPED },
         { "name*= is not name",
           "Content-Disposition: form-data; name*=utf-8''a\r\n",
-          SMARTY_MP_ERR_NO_NAME },
+          SKIPPED },
         { "an empty Content-Disposition", "Content-Disposition:\r\n",
           SMARTY_MP_ERR_HEADERS },
         { "a header without a colon", "Content-Disposition form-data\r\n",
@@ -632,7 +661,35 @@ test_headers(void)
     for (k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
         n = one_part(body, sizeof(body), "b", "", cases[k].headers, "x", 1,
                      "");
-        expect_one(cases[k].what, "b", body, n, cases[k].rc, NULL, NULL, 0);
+
+        if (cases[k].rc != SKIPPED) {
+            expect_one(cases[k].what, "b", body, n, cases[k].rc, NULL, NULL,
+                       0);
+            continue;
+        }
+
+        expect_skipped(cases[k].what, body, n);
+    }
+
+    /* a nameless part between two named ones, as smarty.php sends it */
+
+    n = snprintf(body, sizeof(body),
+                 "--b\r\nContent-Disposition: form-data; name=a\r\n\r\n1"
+                 "\r\n--b\r\nContent-Disposition: form-data; name=\"\"; "
+                 "filename=\"\"\r\nContent-Type: application/octet-stream"
+                 "\r\n\r\nplaceholder\r\n--b\r\nContent-Disposition: "
+                 "form-data; name=c\r\n\r\n2\r\n--b--\r\n");
+    {
+        int     rc;
+        rec_t  *r;
+
+        r = rec_new(body, n);
+        rc = parse_one(r, "b", body, n);
+        is_int(rc, SMARTY_MP_DONE, "a nameless part between two: parsed");
+        is_int(r->nparts, 2, "the nameless part is skipped");
+        is_mem(r->data, r->dlen, "12", 2, "none of its data is handed on");
+        ok(r->violations == 0, "invariants hold %s", r->why);
+        rec_free(r);
     }
 
     /* a NUL in a header line */
@@ -644,21 +701,33 @@ test_headers(void)
                    SMARTY_MP_ERR_HEADERS, NULL, NULL, 0);
     }
 
-    /* name: 256 bytes are fine, 257 are not */
+    /* name: SMARTY_MP_NAME_MAX (4096) bytes are fine, one more is not */
 
     memset(h, 0, sizeof(h));
     k = snprintf(h, sizeof(h), "Content-Disposition: form-data; name=\"");
-    memset(h + k, 'n', 256);
-    strcpy(h + k + 256, "\"\r\n");
+    memset(h + k, 'n', SMARTY_MP_NAME_MAX);
+    strcpy(h + k + SMARTY_MP_NAME_MAX, "\"\r\n");
     n = one_part(body, sizeof(body), "b", "", h, "x", 1, "");
-    expect_one("a 256-byte name", "b", body, n, SMARTY_MP_DONE, "[nnnnnnn",
+    expect_one("a 4096-byte name", "b", body, n, SMARTY_MP_DONE, "[nnnnnnn",
                "x", 1);
 
-    memset(h + k, 'n', 257);
-    strcpy(h + k + 257, "\"\r\n");
+    memset(h + k, 'n', SMARTY_MP_NAME_MAX + 1);
+    strcpy(h + k + SMARTY_MP_NAME_MAX + 1, "\"\r\n");
     n = one_part(body, sizeof(body), "b", "", h, "x", 1, "");
-    expect_one("a 257-byte name", "b", body, n, SMARTY_MP_ERR_HEADERS, NULL,
-               NULL, 0);
+    expect_one("a 4097-byte name", "b", body, n, SMARTY_MP_ERR_NAME_LONG,
+               NULL, NULL, 0);
+    ok(strstr(smarty_mp_strerror(SMARTY_MP_ERR_NAME_LONG), "4096") != NULL,
+       "the error names the limit");
+
+    /* a PHP client's part name: the photo's path */
+
+    k = snprintf(h, sizeof(h), "Content-Disposition: form-data; "
+                 "name=\"/var/www/uploads/2026/11/28/");
+    memset(h + k, 'p', 900);
+    strcpy(h + k + 900, ".jpg\"; filename=\"photo.jpg\"\r\n");
+    n = one_part(body, sizeof(body), "b", "", h, "x", 1, "");
+    expect_one("a 1 KB path as the name", "b", body, n, SMARTY_MP_DONE,
+               "[/var/www/uploads/2026/11/28/ppp", "x", 1);
 
     /* a long filename is cut at a UTF-8 character boundary */
     {
