@@ -52,7 +52,8 @@ static int smarty_split_fail(smarty_answer_t *out, char *err, size_t errlen,
 
 int
 smarty_cache_params_id(const char *method_path, const char *params,
-    size_t params_len, char out[SMARTY_PARAMS_ID_LEN + 1])
+    size_t params_len, const char *args, size_t args_len,
+    char out[SMARTY_PARAMS_ID_LEN + 1])
 {
     int           rc;
     size_t        i;
@@ -73,6 +74,8 @@ smarty_cache_params_id(const char *method_path, const char *params,
          && EVP_DigestUpdate(ctx, method_path, strlen(method_path))
          && EVP_DigestUpdate(ctx, "\n", 1)
          && (params_len == 0 || EVP_DigestUpdate(ctx, params, params_len))
+         && (args_len == 0 || (EVP_DigestUpdate(ctx, "\n", 1)
+                               && EVP_DigestUpdate(ctx, args, args_len)))
          && EVP_DigestFinal_ex(ctx, md, &mdlen);
 
     EVP_MD_CTX_free(ctx);

@@ -49,17 +49,23 @@
 
 /*
  * The parameters' id: the first 16 hex characters (lowercase) of
- * SHA-256(method_path "\n" params), written to out NUL-terminated.
+ * SHA-256(method_path "\n" params), or of SHA-256(method_path "\n"
+ * params "\n" args) when args_len is not 0, written to out
+ * NUL-terminated.
  *
  * method_path is "persons/recognize" etc.; params is smarty_meta_t.params
  * (params_len bytes, NULL allowed when params_len is 0): "" for
- * persons/recognize, "mode=object,scene" for objects/detect, the
- * canonical JSON of meta for the other detectors.
+ * persons/recognize without searcher, "mode=object,scene" for
+ * objects/detect, the canonical JSON of meta for the other detectors;
+ * args are the query parameters forwarded upstream, as forwarded (NULL
+ * allowed when args_len is 0).  Everything that reaches the upstream and
+ * may change its answer is in the key; nothing else is.
  *
  * Returns 0, or -1 if OpenSSL fails (out is then "").
  */
 int smarty_cache_params_id(const char *method_path, const char *params,
-    size_t params_len, char out[SMARTY_PARAMS_ID_LEN + 1]);
+    size_t params_len, const char *args, size_t args_len,
+    char out[SMARTY_PARAMS_ID_LEN + 1]);
 
 
 /*

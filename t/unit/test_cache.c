@@ -65,27 +65,39 @@ test_keys(void)
     char    buf[64];
     size_t  n, i;
 
-    rc = smarty_cache_params_id("persons/recognize", "", 0, id);
+    rc = smarty_cache_params_id("persons/recognize", "", 0, NULL, 0, id);
     is_int(rc, 0, "params_id: persons/recognize");
     is_str(id, "fa509f0688665bf5", "params_id: SHA-256 of path \"\\n\"");
 
-    rc = smarty_cache_params_id("persons/recognize", NULL, 0, id2);
+    rc = smarty_cache_params_id("persons/recognize", NULL, 0, NULL, 0, id2);
     is_str(id2, id, "params_id: NULL params of length 0 = \"\"");
 
-    smarty_cache_params_id("objects/detect", "mode=object,scene", 17, id);
+    smarty_cache_params_id("objects/detect", "mode=object,scene", 17, NULL, 0,
+                           id);
     is_str(id, "0f761be3ea16bbaa", "params_id: objects/detect with modes");
 
-    smarty_cache_params_id("objects/detect", "mode=object,scene", 17, id2);
+    smarty_cache_params_id("objects/detect", "mode=object,scene", 17, NULL, 0,
+                           id2);
     is_str(id2, id, "params_id: deterministic");
 
-    smarty_cache_params_id("objects/detect", "mode=object,scene!!", 17, id2);
+    smarty_cache_params_id("objects/detect", "mode=object,scene!!", 17, NULL,
+                           0, id2);
     is_str(id2, id, "params_id: only params_len bytes count");
 
-    smarty_cache_params_id("objects/detect", "mode=object", 11, id2);
+    smarty_cache_params_id("objects/detect", "mode=object", 11, NULL, 0, id2);
     ok(strcmp(id, id2) != 0, "params_id: other params, other id");
 
-    smarty_cache_params_id("docs/detect", "mode=object,scene", 17, id2);
+    smarty_cache_params_id("docs/detect", "mode=object,scene", 17, NULL, 0,
+                           id2);
     ok(strcmp(id, id2) != 0, "params_id: other method, other id");
+
+    smarty_cache_params_id("objects/detect", "mode=object,scene", 17,
+                           "lang=en", 7, id2);
+    ok(strcmp(id, id2) != 0, "params_id: forwarded query parameters count");
+
+    smarty_cache_params_id("objects/detect", "mode=object,scene", 17,
+                           "lang=en!!", 7, buf);
+    is_str(buf, id2, "params_id: only args_len bytes count");
 
     for (i = 0; id[i]; i++) {
         if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a'
