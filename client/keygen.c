@@ -56,7 +56,7 @@ smarty_sha256_hex(const void *data, size_t len, char *out)
 int
 smarty_keygen_main(int argc, char **argv)
 {
-    int          c, as_json, rc;
+    int          c, as_json, operator, rc;
     char         key[128], hash[65], *out;
     json_t      *spaces, *methods, *entry, *doc;
     const char  *name, *spaces_arg, *methods_arg;
@@ -65,6 +65,7 @@ smarty_keygen_main(int argc, char **argv)
         { "name",    required_argument, NULL, 'n' },
         { "spaces",  required_argument, NULL, 's' },
         { "methods", required_argument, NULL, 'm' },
+        { "operator", no_argument,      NULL, 'o' },
         { "json",    no_argument,       NULL, 'j' },
         { "help",    no_argument,       NULL, 'h' },
         { NULL, 0, NULL, 0 }
@@ -74,6 +75,7 @@ smarty_keygen_main(int argc, char **argv)
     spaces_arg = "*";
     methods_arg = "*";
     as_json = 0;
+    operator = 0;
 
     opterr = 0;
     optind = 1;
@@ -95,6 +97,10 @@ smarty_keygen_main(int argc, char **argv)
 
         case 'j':
             as_json = 1;
+            break;
+
+        case 'o':
+            operator = 1;
             break;
 
         case 'h':
@@ -156,6 +162,10 @@ smarty_keygen_main(int argc, char **argv)
     json_object_set_new(entry, "key_sha256", json_string(hash));
     json_object_set_new(entry, "spaces", spaces);
     json_object_set_new(entry, "methods", methods);
+
+    if (operator) {
+        json_object_set_new(entry, "operator", json_true());
+    }
 
     rc = SMARTY_EXIT_OK;
 
@@ -348,6 +358,10 @@ smarty_spaces_parse(const char *list)
         return json_string("*");
     }
 
+    if (strcmp(list, "none") == 0) {
+        return json_array();
+    }
+
     mask = 0;
     p = list;
 
@@ -375,50 +389,53 @@ smarty_spaces_parse(const char *list)
 }
 
 
-/* "*" or a comma list of method paths; a JSON "*" or unique [...] in the
- * API's order */
+/* "*", "none" or a comma list of rights (the method paths and
+ * persons/enroll); a JSON "*" or unique [...] in the gateway's order */
 
 static json_t *
 smarty_methods_parse(const char *list)
 {
-    int                     i;
-    char                   *item;
-    size_t                  len;
-    json_t                 *a;
-    unsigned                mask;
-    const smarty_method_t  *m;
-    const char             *p;
+    int          i, bit;
+    char        *item;
+    size_t       len;
+    json_t      *a;
+    unsigned     mask;
+    const char  *p;
 
     if (strcmp(list, "*") == 0) {
         return json_string("*");
+    }
+
+    if (strcmp(list, "none") == 0) {
+        return json_array();
     }
 
     mask = 0;
     p = list;
 
     while ((item = smarty_list_item(&p, &len)) != NULL) {
-        m = smarty_method_find(item, len);
+        bit = smarty_right_find(item, len);
 
-        if (m == NULL) {
+        if (bit < 0) {
             smarty_usage_error("keygen: unknown method \"%.*s\" in "
-                               "--methods; use \"*\" or a comma list of: "
-                               "persons/set, persons/recognize, "
-                               "persons/delete, persons/truncate, "
-                               "objects/detect, docs/detect, docs/recognize, "
+                               "--methods; use \"*\", \"none\" or a comma "
+                               "list of: persons/set, persons/recognize, "
+                               "persons/enroll, persons/delete, "
+                               "persons/truncate, objects/detect, "
+                               "docs/detect, docs/recognize, "
                                "text/recognize, adult/detect",
                                (int) len, item);
             return NULL;
         }
 
-        mask |= 1u << m->id;
+        mask |= 1u << bit;
     }
 
     a = json_array();
 
-    for (i = 0; i < SMARTY_M_COUNT; i++) {
+    for (i = 0; i < SMARTY_RIGHT_COUNT; i++) {
         if (mask & (1u << i)) {
-            json_array_append_new(a,
-                                  json_string(smarty_method_get(i)->path));
+            json_array_append_new(a, json_string(smarty_right_name(i)));
         }
     }
 

@@ -43,19 +43,27 @@ secrets() {
         (umask 077; openssl rand -hex 32 > "$run/upstream.token")
     fi
 
-    # a demo client with every space and method
-    if [ ! -s "$run/demo.key" ] || [ ! -s "$run/clients.json" ]; then
-        out=$("$build/smarty" keygen --name demo --json)
+    # a demo client with every space and method, and an operator (the
+    # quota view) that may call nothing
+    if [ ! -s "$run/demo.key" ] || [ ! -s "$run/operator.key" ] \
+        || [ ! -s "$run/clients.json" ]
+    then
+        demo=$("$build/smarty" keygen --name demo --json)
+        ops=$("$build/smarty" keygen --name operator --spaces none \
+                  --methods none --operator --json)
         (umask 077
-         printf '%s\n' "$out" | perl -MJSON::PP -e '
-            my $j = decode_json(join "", <STDIN>);
-            open my $k, ">", $ARGV[0] or die; print $k "$j->{key}\n";
-            open my $c, ">", $ARGV[1] or die;
+         printf '%s\n%s\n' "$demo" "$ops" | perl -MJSON::PP -e '
+            my @j = map { decode_json($_) } grep { /\S/ } <STDIN>;
+            my @files = @ARGV[0, 1];
+            for my $j (@j) {
+                open my $k, ">", shift @files or die;
+                print $k "$j->{key}\n";
+            }
+            open my $c, ">", $ARGV[2] or die;
             print $c JSON::PP->new->canonical->pretty
-                ->encode({ clients => [ $j->{entry} ] });
-         ' "$run/demo.key" "$run/clients.json")
+                ->encode({ clients => [ map { $_->{entry} } @j ] });
+         ' "$run/demo.key" "$run/operator.key" "$run/clients.json")
     fi
-
 }
 
 start() {
@@ -115,9 +123,10 @@ Try it (the demo key is in $run/demo.key, sample photos in $run/photos):
     -k "\$(cat $run/demo.key)" -p $run/photos/group.jpg \\
     --meta '{"space":"1","create_new":false}'
 
-What the quotas of space 1 have left (docs/quota.md):
+What the quotas of space 1 have left (docs/quota.md; an operator's key):
 
-  curl -s 'http://127.0.0.1:$gw_port/quota?space=1'
+  curl -s 'http://127.0.0.1:$gw_port/quota?space=1' \\
+    -H "Authorization: Bearer \$(cat $run/operator.key)"
 
 Stop it with: make stop
 EOT

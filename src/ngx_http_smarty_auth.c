@@ -7,11 +7,15 @@
  *   {"clients": [
  *     {"name": "billing", "key_sha256": "<64 hex digits>",
  *      "spaces": ["0", "1"] | "*",
- *      "methods": ["persons/recognize", ...] | "*",
+ *      "methods": ["persons/recognize", "persons/enroll", ...] | "*",
+ *      "operator": true,                                   (optional)
  *      "quota": {"1": "100i/m", "*": "10r/s"}}         (optional)
  *   ]}
  *
- * "quota" replaces smarty_quota_client's policy for this client in the
+ * "persons/enroll" lets a client recognize with create_new or
+ * update_embedding (persons/set lets it too); "operator" lets it read the
+ * operator endpoints (the quota view).  "quota" replaces
+ * smarty_quota_client's policy for this client in the
  * spaces it names ("0".."9", "*", "detectors"; see docs/quota.md).
  *
  * Only the SHA-256 of a key is stored.  A client presents its key as
@@ -21,6 +25,7 @@
  */
 
 #include "ngx_http_smarty_module.h"
+#include "smarty_args.h"
 
 #include <jansson.h>
 #include <openssl/crypto.h>
@@ -136,8 +141,8 @@ ngx_http_smarty_client_parse(ngx_conf_t *cf, ngx_str_t *path, size_t i,
     json_t                 *v, *x;
     u_char                 *what;
     ngx_str_t               space, policy;
+    int                     bit;
     const char             *s, *key;
-    const smarty_method_t  *m;
 
     ngx_memzero(c, sizeof(ngx_http_smarty_client_t));
 
@@ -231,23 +236,23 @@ ngx_http_smarty_client_parse(ngx_conf_t *cf, ngx_str_t *path, size_t i,
     s = json_string_value(v);
 
     if (s && ngx_strcmp(s, "*") == 0) {
-        c->methods = (1 << SMARTY_M_COUNT) - 1;
+        c->methods = SMARTY_RIGHTS_ALL;
 
     } else if (json_is_array(v)) {
         json_array_foreach(v, k, x) {
             s = json_string_value(x);
-            m = s ? smarty_method_find(s, ngx_strlen(s)) : NULL;
+            bit = s ? smarty_right_find(s, ngx_strlen(s)) : -1;
 
-            if (m == NULL) {
+            if (bit < 0) {
                 ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                    "clients file \"%V\": client \"%V\": "
                                    "methods[%uz] is not an API method "
-                                   "such as \"persons/recognize\"", path,
-                                   &c->name, k);
+                                   "such as \"persons/recognize\", nor "
+                                   "\"persons/enroll\"", path, &c->name, k);
                 return NGX_ERROR;
             }
 
-            c->methods |= 1 << m->id;
+            c->methods |= 1 << bit;
         }
 
     } else {
@@ -256,6 +261,20 @@ ngx_http_smarty_client_parse(ngx_conf_t *cf, ngx_str_t *path, size_t i,
                            "must be \"*\" or an array of method paths", path,
                            &c->name);
         return NGX_ERROR;
+    }
+
+    v = json_object_get(e, "operator");
+
+    if (v != NULL) {
+        if (!json_is_boolean(v)) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "clients file \"%V\": client \"%V\": "
+                               "\"operator\" must be true or false", path,
+                               &c->name);
+            return NGX_ERROR;
+        }
+
+        c->operator = json_is_true(v);
     }
 
     v = json_object_get(e, "quota");
@@ -325,13 +344,13 @@ ngx_http_smarty_hex32(const char *hex, u_char *out)
 
 
 /*
- * Returns NGX_OK with ctx->client set, or an smarty_err_e: the client's key
- * is missing, unknown, or may not call this method.
+ * The client whose key the request carries: SMARTY_OK with *client set, or
+ * SMARTY_E_MISSING_KEY, SMARTY_E_UNKNOWN_KEY.
  */
 
-ngx_int_t
-ngx_http_smarty_authenticate(ngx_http_request_t *r,
-    ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx)
+smarty_err_e
+ngx_http_smarty_identify(ngx_http_request_t *r,
+    ngx_http_smarty_clients_t *clients, ngx_http_smarty_client_t **client)
 {
     u_char                     digest[SMARTY_SHA256_LEN];
     ngx_str_t                  key;
@@ -347,9 +366,9 @@ ngx_http_smarty_authenticate(ngx_http_request_t *r,
     /* look at every client, whatever matches, so that timing says nothing */
 
     found = NULL;
-    c = slcf->clients->clients.elts;
+    c = clients->clients.elts;
 
-    for (i = 0; i < slcf->clients->clients.nelts; i++) {
+    for (i = 0; i < clients->clients.nelts; i++) {
         if (CRYPTO_memcmp(c[i].key_sha256, digest, SMARTY_SHA256_LEN) == 0) {
             found = &c[i];
         }
@@ -361,9 +380,29 @@ ngx_http_smarty_authenticate(ngx_http_request_t *r,
         return SMARTY_E_UNKNOWN_KEY;
     }
 
-    ctx->client = found;
+    *client = found;
 
-    if (!(found->methods & (1 << ctx->method->id))) {
+    return SMARTY_OK;
+}
+
+
+/*
+ * Returns NGX_OK with ctx->client set, or an smarty_err_e: the client's key
+ * is missing, unknown, or may not call this method.
+ */
+
+ngx_int_t
+ngx_http_smarty_authenticate(ngx_http_request_t *r,
+    ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx)
+{
+    smarty_err_e  e;
+
+    e = ngx_http_smarty_identify(r, slcf->clients, &ctx->client);
+    if (e != SMARTY_OK) {
+        return e;
+    }
+
+    if (!(ctx->client->methods & (1 << ctx->method->id))) {
         return SMARTY_E_METHOD_FORBIDDEN;
     }
 
@@ -383,6 +422,16 @@ ngx_http_smarty_authorize_space(ngx_http_request_t *r,
         return SMARTY_E_SPACE_FORBIDDEN;
     }
 
+    /* a recognize that enrolls or updates is a write */
+
+    if (ctx->method->id == SMARTY_M_PERSONS_RECOGNIZE
+        && smarty_meta_writes(ctx->method, &ctx->m)
+        && !(ctx->client->methods & (1 << SMARTY_RIGHT_ENROLL
+                                     | 1 << SMARTY_M_PERSONS_SET)))
+    {
+        return SMARTY_E_WRITE_FORBIDDEN;
+    }
+
     return NGX_OK;
 }
 
@@ -391,7 +440,9 @@ static ngx_int_t
 ngx_http_smarty_get_key(ngx_http_request_t *r, ngx_str_t *key)
 {
     u_char           *p, *dst;
+    size_t            pos;
     ngx_str_t         v;
+    smarty_arg_t      a;
     ngx_table_elt_t  *h;
 
     h = r->headers_in.authorization;
@@ -422,88 +473,36 @@ ngx_http_smarty_get_key(ngx_http_request_t *r, ngx_str_t *key)
         return key->len ? NGX_OK : NGX_DECLINED;
     }
 
-    if (ngx_http_arg(r, (u_char *) "oauth_token", sizeof("oauth_token") - 1,
-                     &v)
-        != NGX_OK || v.len == 0)
-    {
+    /*
+     * the first oauth_token, its name decoded as the API decodes it:
+     * "oauth%5Ftoken" is one too
+     */
+
+    pos = 0;
+
+    for ( ;; ) {
+        if (!smarty_args_next((const char *) r->args.data, r->args.len, &pos,
+                              &a))
+        {
+            return NGX_DECLINED;
+        }
+
+        if (smarty_args_name_is(a.name, a.name_len, "oauth_token", 0)) {
+            break;
+        }
+    }
+
+    if (a.value == NULL || a.value_len == 0) {
         return NGX_DECLINED;
     }
 
-    dst = ngx_pnalloc(r->pool, v.len);
+    dst = ngx_pnalloc(r->pool, a.value_len);
     if (dst == NULL) {
         return NGX_DECLINED;
     }
 
     key->data = dst;
-    p = v.data;
-    ngx_unescape_uri(&dst, &p, v.len, NGX_UNESCAPE_URI);
-    key->len = dst - key->data;
+    key->len = smarty_args_unescape(a.value, a.value_len, (char *) dst);
 
     return key->len ? NGX_OK : NGX_DECLINED;
-}
-
-
-/*
- * Copies args without the client's credentials: "oauth_token" and
- * "oauth_provider" are dropped (redact == 0), or the value of oauth_token
- * is replaced with "***" (redact == 1, for logs).
- */
-
-ngx_int_t
-ngx_http_smarty_args_filter(ngx_pool_t *pool, ngx_str_t *args, ngx_str_t *out,
-    ngx_uint_t redact)
-{
-    u_char  *p, *end, *amp, *eq, *o;
-    size_t   nlen;
-
-    out->data = ngx_pnalloc(pool, args->len + sizeof("oauth_token=***"));
-    if (out->data == NULL) {
-        return NGX_ERROR;
-    }
-
-    o = out->data;
-    p = args->data;
-    end = args->data + args->len;
-
-    while (p < end) {
-        amp = ngx_strlchr(p, end, '&');
-        if (amp == NULL) {
-            amp = end;
-        }
-
-        eq = ngx_strlchr(p, amp, '=');
-        nlen = (eq ? eq : amp) - p;
-
-        if (nlen == sizeof("oauth_token") - 1
-            && ngx_strncasecmp(p, (u_char *) "oauth_token", nlen) == 0)
-        {
-            if (redact) {
-                if (o != out->data) {
-                    *o++ = '&';
-                }
-
-                o = ngx_cpymem(o, "oauth_token=***", 15);
-            }
-
-        } else if (!redact
-                   && nlen == sizeof("oauth_provider") - 1
-                   && ngx_strncasecmp(p, (u_char *) "oauth_provider", nlen)
-                      == 0)
-        {
-            /* dropped */
-
-        } else if (amp > p) {
-            if (o != out->data) {
-                *o++ = '&';
-            }
-
-            o = ngx_cpymem(o, p, amp - p);
-        }
-
-        p = amp + 1;
-    }
-
-    out->len = o - out->data;
-
-    return NGX_OK;
 }

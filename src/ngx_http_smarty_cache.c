@@ -117,13 +117,21 @@ ngx_http_smarty_cache_start(ngx_http_request_t *r,
 }
 
 
-/* recognize without create_new, and the stateless detectors */
+/*
+ * A recognize that changes nothing, and the stateless detectors; never a
+ * request whose meta holds a member the gateway does not know (it cannot
+ * tell what that member does to the answer).
+ */
 
 static ngx_int_t
 ngx_http_smarty_cache_cacheable(ngx_http_smarty_ctx_t *ctx)
 {
+    if (ctx->m.foreign) {
+        return 0;
+    }
+
     if (ctx->method->id == SMARTY_M_PERSONS_RECOGNIZE) {
-        return !ctx->m.create_new;
+        return !smarty_meta_writes(ctx->method, &ctx->m);
     }
 
     return !ctx->method->persons && ctx->method->images;
@@ -178,7 +186,9 @@ ngx_http_smarty_cache_keys(ngx_http_request_t *r,
 
     c->params.data = c->gen_key.data + c->gen_key.len;
     if (smarty_cache_params_id(ctx->method->path, ctx->m.params,
-                               ctx->m.params_len, (char *) c->params.data)
+                               ctx->m.params_len,
+                               (const char *) ctx->up_args.data,
+                               ctx->up_args.len, (char *) c->params.data)
         != 0)
     {
         return NGX_ERROR;
@@ -462,9 +472,14 @@ ngx_http_smarty_cache_lookup_handler(ngx_http_smarty_redis_status_e status,
             continue;
         }
 
-        cache->state[i] = (e->type == REDIS_REPLY_INTEGER
-                           && e->integer == SMARTY_CE_LOCKED)
-                          ? SMARTY_CE_LOCKED : SMARTY_CE_MISS;
+        if (e->type == REDIS_REPLY_INTEGER && e->integer == SMARTY_CE_LOCKED)
+        {
+            cache->state[i] = SMARTY_CE_LOCKED;
+            cache->holds = 1;
+            continue;
+        }
+
+        cache->state[i] = SMARTY_CE_MISS;
     }
 
     ngx_http_smarty_cache_decide(r, slcf, ctx);
@@ -609,9 +624,7 @@ ngx_http_smarty_cache_finish(ngx_http_request_t *r,
 
     /* a change of the space, whatever the upstream answered */
 
-    if (ctx->method->mutates
-        || (ctx->method->id == SMARTY_M_PERSONS_RECOGNIZE && ctx->m.create_new))
-    {
+    if (smarty_meta_writes(ctx->method, &ctx->m)) {
         ngx_http_smarty_cache_bump(r, ctx);
         return NGX_OK;
     }
@@ -752,6 +765,7 @@ ngx_http_smarty_cache_store(ngx_http_request_t *r,
 
     c = &ctx->cache;
     k = c->nup ? c->nup : c->n;
+    c->holds = 0;
 
     argc = 6 + 2 * k;
 
@@ -1016,16 +1030,35 @@ ngx_http_smarty_cache_ignore(ngx_http_smarty_redis_status_e status,
 }
 
 
+/*
+ * The request goes (its client left, or it is done): a lookup in flight
+ * may still take locks, and locks held are released now, not when they
+ * expire (smarty_cache_wait), so identical requests do not wait for them.
+ */
+
 void
 ngx_http_smarty_cache_cleanup(ngx_http_smarty_ctx_t *ctx)
 {
-    if (ctx->cache.cmd) {
-        ngx_http_smarty_redis_cancel(ctx->cache.cmd);
-        ctx->cache.cmd = NULL;
+    ngx_http_smarty_cache_t  *c;
+
+    c = &ctx->cache;
+
+    if (c->poll.timer_set) {
+        ngx_del_timer(&c->poll);
     }
 
-    if (ctx->cache.poll.timer_set) {
-        ngx_del_timer(&ctx->cache.poll);
+    if (c->cmd) {
+        ngx_http_smarty_redis_cancel(c->cmd);
+        c->cmd = NULL;
+        c->holds = 1;
+        ngx_str_set(&c->gen, "");
+    }
+
+    if (c->holds) {
+        (void) ngx_http_smarty_cache_store(ctx->request,
+                   ngx_http_get_module_loc_conf(ctx->request,
+                                                ngx_http_smarty_module),
+                   ctx, NULL);
     }
 }
 
@@ -1096,8 +1129,14 @@ ngx_http_smarty_cache_header(ngx_http_request_t *r,
         break;
 
     case SMARTY_CACHE_BYPASS:
-        /* set, delete, truncate, recognize with create_new */
-        p = ngx_sprintf(p, "smarty-gateway; fwd=method");
+        if (ctx->m.foreign) {
+            /* meta holds a member the gateway does not know */
+            p = ngx_sprintf(p, "smarty-gateway; fwd=bypass; detail=meta");
+
+        } else {
+            /* a write: set, delete, truncate, an enrolling recognize */
+            p = ngx_sprintf(p, "smarty-gateway; fwd=method");
+        }
         break;
 
     default: /* SMARTY_CACHE_UNAVAILABLE */

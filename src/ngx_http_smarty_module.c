@@ -24,6 +24,7 @@
 
 #include "ngx_http_smarty_module.h"
 #include "ngx_http_smarty_quota.h"
+#include "smarty_args.h"
 
 
 static ngx_int_t ngx_http_smarty_handler(ngx_http_request_t *r);
@@ -56,6 +57,8 @@ static char *ngx_http_smarty_token_file(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_smarty_clients_file(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_smarty_upstream_args_conf(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static char *ngx_http_smarty_max_images(ngx_conf_t *cf, void *post,
     void *data);
 
@@ -74,7 +77,7 @@ static ngx_command_t  ngx_http_smarty_commands[] = {
       NULL },
 
     { ngx_string("smarty_error"),
-      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS|NGX_CONF_TAKE1,
       ngx_http_smarty_error,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
@@ -92,6 +95,13 @@ static ngx_command_t  ngx_http_smarty_commands[] = {
       ngx_conf_set_str_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_smarty_loc_conf_t, upstream),
+      NULL },
+
+    { ngx_string("smarty_upstream_args"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_smarty_upstream_args_conf,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
       NULL },
 
     { ngx_string("smarty_upstream_provider"),
@@ -227,9 +237,18 @@ static ngx_command_t  ngx_http_smarty_commands[] = {
       offsetof(ngx_http_smarty_main_conf_t, quota_zone_size),
       NULL },
 
+    { ngx_string("smarty_quota_view"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_smarty_quota_view,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    /* the former name of smarty_quota_view, which $smarty_quota_status
+     * shadowed: still read, with a warning */
     { ngx_string("smarty_quota_status"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
-      ngx_http_smarty_quota_status,
+      ngx_http_smarty_quota_view,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -296,6 +315,7 @@ ngx_http_smarty_handler(ngx_http_request_t *r)
 
     cln->handler = ngx_http_smarty_ctx_cleanup;
     cln->data = ctx;
+    ctx->request = r;
 
     ngx_http_set_ctx(r, ctx, ngx_http_smarty_module);
 
@@ -326,6 +346,10 @@ ngx_http_smarty_handler(ngx_http_request_t *r)
     rc = ngx_http_smarty_authenticate(r, slcf, ctx);
     if (rc != NGX_OK) {
         return ngx_http_smarty_reject(r, ctx, (smarty_err_e) rc, NULL);
+    }
+
+    if (ngx_http_smarty_upstream_args(r, slcf, &ctx->up_args) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     rc = ngx_http_smarty_body_begin(r, ctx);
@@ -548,6 +572,7 @@ ngx_http_smarty_create_loc_conf(ngx_conf_t *cf)
      */
 
     conf->enable = NGX_CONF_UNSET;
+    conf->upstream_args = NGX_CONF_UNSET_PTR;
     conf->clients = NGX_CONF_UNSET_PTR;
     conf->max_images = NGX_CONF_UNSET_UINT;
     conf->max_image_size = NGX_CONF_UNSET_SIZE;
@@ -561,6 +586,7 @@ ngx_http_smarty_create_loc_conf(ngx_conf_t *cf)
     conf->quota_hits = NGX_CONF_UNSET;
     conf->quota_refund = NGX_CONF_UNSET;
     conf->quota_closed = NGX_CONF_UNSET;
+    conf->quota_view = NGX_CONF_UNSET;
 
     return conf;
 }
@@ -626,6 +652,7 @@ ngx_http_smarty_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_str_value(conf->api_prefix, prev->api_prefix, "/api/v1/");
     ngx_conf_merge_str_value(conf->upstream, prev->upstream, "");
+    ngx_conf_merge_ptr_value(conf->upstream_args, prev->upstream_args, NULL);
     ngx_conf_merge_str_value(conf->provider, prev->provider, "mcs");
     ngx_conf_merge_str_value(conf->token, prev->token, "");
     ngx_conf_merge_str_value(conf->token_file, prev->token_file, "");
@@ -671,6 +698,18 @@ ngx_http_smarty_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                                    "smarty_quota_prefix")
         != NGX_OK)
     {
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->quota_view == NGX_CONF_UNSET) {
+        conf->quota_view = 0;       /* not inherited */
+    }
+
+    if (conf->quota_view && conf->clients == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"smarty_quota_view\" needs "
+                           "\"smarty_clients_file\": only an operator's "
+                           "key may read it");
         return NGX_CONF_ERROR;
     }
 
@@ -772,7 +811,14 @@ ngx_http_smarty_key_prefix(ngx_conf_t *cf, ngx_str_t *prefix,
 /*
  * "smarty_error code": the location answers with that error in the API's
  * envelope; for error_page, e.g. nginx's own 413 for client_max_body_size.
+ * "smarty_error" alone: the code is the URI's last segment, so that one
+ * internal location serves every error_page:
+ *
+ *     error_page 400 /_smarty_error/bad_request;
+ *     location /_smarty_error/ { internal; smarty_error; }
  */
+
+#define NGX_HTTP_SMARTY_ERROR_URI  -2
 
 static char *
 ngx_http_smarty_error(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
@@ -789,15 +835,21 @@ ngx_http_smarty_error(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     value = cf->args->elts;
 
-    e = smarty_err_find((const char *) value[1].data, value[1].len);
-    if (e == SMARTY_OK) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "unknown smarty error code \"%V\" (see the "
-                           "error codes in the documentation)", &value[1]);
-        return NGX_CONF_ERROR;
-    }
+    if (cf->args->nelts == 1) {
+        slcf->error = NGX_HTTP_SMARTY_ERROR_URI;
 
-    slcf->error = e;
+    } else {
+        e = smarty_err_find((const char *) value[1].data, value[1].len);
+        if (e == SMARTY_OK) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "unknown smarty error code \"%V\" (see the "
+                               "error codes in the documentation)",
+                               &value[1]);
+            return NGX_CONF_ERROR;
+        }
+
+        slcf->error = e;
+    }
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_smarty_error_handler;
@@ -809,7 +861,9 @@ ngx_http_smarty_error(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static ngx_int_t
 ngx_http_smarty_error_handler(ngx_http_request_t *r)
 {
+    u_char                      *p;
     ngx_int_t                    rc;
+    smarty_err_e                 e;
     ngx_http_smarty_loc_conf_t  *slcf;
 
     slcf = ngx_http_get_module_loc_conf(r, ngx_http_smarty_module);
@@ -819,9 +873,28 @@ ngx_http_smarty_error_handler(ngx_http_request_t *r)
         r->keepalive = 0;
     }
 
+    e = (smarty_err_e) slcf->error;
+
+    if (slcf->error == NGX_HTTP_SMARTY_ERROR_URI) {
+        p = r->uri.data + r->uri.len;
+
+        while (p > r->uri.data && p[-1] != '/') {
+            p--;
+        }
+
+        e = smarty_err_find((const char *) p, r->uri.data + r->uri.len - p);
+
+        if (e == SMARTY_OK) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "smarty: \"%V\" names no smarty error code",
+                          &r->uri);
+            e = SMARTY_E_INTERNAL;
+        }
+    }
+
     return ngx_http_smarty_send_error(r,
                        ngx_http_get_module_ctx(r, ngx_http_smarty_module),
-                       (smarty_err_e) slcf->error, NULL);
+                       e, NULL);
 }
 
 
@@ -856,7 +929,8 @@ ngx_http_smarty_postconfiguration(ngx_conf_t *cf)
  * ("request: ...", with a client key sent as oauth_token) and the upstream's
  * URI ("upstream: ...", with the gateway's token), at error level, not only
  * at debug.  Every request gets a log handler that writes nginx's context
- * and then replaces every oauth_token value in it with "***".
+ * and then replaces every oauth_token value in it with "***", whatever the
+ * case or the percent-encoding of its name (smarty_args_redact()).
  */
 
 static ngx_int_t
@@ -875,40 +949,11 @@ static u_char *
 ngx_http_smarty_log_error(ngx_http_request_t *r, ngx_http_request_t *sr,
     u_char *buf, size_t len)
 {
-    u_char  *p, *end, *v, *e;
+    u_char  *end;
 
     end = ngx_http_smarty_orig_log_handler(r, sr, buf, len);
 
-    for (p = buf; p + sizeof("oauth_token=") - 1 <= end; /* void */) {
-
-        if (ngx_strncasecmp(p, (u_char *) "oauth_token=",
-                            sizeof("oauth_token=") - 1) != 0)
-        {
-            p++;
-            continue;
-        }
-
-        v = p + sizeof("oauth_token=") - 1;
-
-        for (e = v; e < end; e++) {
-            if (*e == '&' || *e == ' ' || *e == '"' || *e == ',') {
-                break;
-            }
-        }
-
-        if (e - v >= 3) {
-            ngx_memcpy(v, "***", 3);
-            ngx_memmove(v + 3, e, end - e);
-            end -= (e - v) - 3;
-
-        } else {
-            ngx_memset(v, '*', e - v);
-        }
-
-        p = v;
-    }
-
-    return end;
+    return buf + smarty_args_redact((char *) buf, end - buf);
 }
 
 
@@ -965,6 +1010,57 @@ ngx_http_smarty_clients_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     value = cf->args->elts;
 
     return ngx_http_smarty_clients_load(cf, &value[1], &slcf->clients);
+}
+
+
+/*
+ * smarty_upstream_args name ...: the client's query parameters that go
+ * upstream (none by default: the API defines none); never a credential.
+ */
+
+static char *
+ngx_http_smarty_upstream_args_conf(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_smarty_loc_conf_t  *slcf = conf;
+
+    ngx_str_t   *value, *name;
+    ngx_uint_t   i;
+
+    if (slcf->upstream_args != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    slcf->upstream_args = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                           sizeof(ngx_str_t));
+    if (slcf->upstream_args == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (value[i].len == 0 || value[i].len > SMARTY_ARGS_NAME_MAX
+            || smarty_args_credential((const char *) value[i].data,
+                                      value[i].len))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"smarty_upstream_args\": \"%V\" cannot "
+                               "be passed: the gateway sets oauth_token and "
+                               "oauth_provider itself", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        name = ngx_array_push(slcf->upstream_args);
+        if (name == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *name = value[i];
+    }
+
+    return NGX_CONF_OK;
 }
 
 

@@ -37,7 +37,8 @@ typedef struct {
     ngx_str_t                  name;
     u_char                     key_sha256[SMARTY_SHA256_LEN];
     ngx_uint_t                 spaces;     /* bit n: space "n" allowed */
-    ngx_uint_t                 methods;    /* bit smarty_method_e allowed */
+    ngx_uint_t                 methods;    /* bit n: right n (smarty_meta.h) */
+    unsigned                   operator:1; /* may read operator endpoints */
     ngx_http_smarty_quota_sets_t  *quota;  /* the clients file's "quota" */
 } ngx_http_smarty_client_t;
 
@@ -52,6 +53,7 @@ typedef struct {
     ngx_flag_t                 enable;
     ngx_str_t                  api_prefix;      /* "/api/v1/" */
     ngx_str_t                  upstream;        /* internal location prefix */
+    ngx_array_t               *upstream_args;   /* names a client may pass */
     ngx_str_t                  provider;        /* oauth_provider to send */
     ngx_str_t                  token;           /* URI-escaped token */
     ngx_str_t                  token_file;
@@ -76,6 +78,7 @@ typedef struct {
     ngx_uint_t                 quota_share_num; /* fallback "share=" */
     ngx_uint_t                 quota_share_den;
     ngx_str_t                  quota_prefix;
+    ngx_flag_t                 quota_view;      /* the operator's view */
 } ngx_http_smarty_loc_conf_t;
 
 
@@ -132,6 +135,8 @@ typedef struct {
     ngx_uint_t                      nup;
 
     unsigned                        lookup:1;   /* a lookup was answered */
+    unsigned                        holds:1;    /* may hold locks: release
+                                                   them when it goes */
     unsigned                        collapsed:1;
     unsigned                        stored:1;
 } ngx_http_smarty_cache_t;
@@ -182,6 +187,7 @@ typedef enum {
 
 
 typedef struct {
+    ngx_http_request_t        *request;
     ngx_http_smarty_state_e    state;
     const smarty_method_t     *method;
     ngx_http_smarty_client_t  *client;
@@ -207,6 +213,7 @@ typedef struct {
     ngx_http_smarty_quota_t    quota;
 
     /* upstream */
+    ngx_str_t                  up_args;    /* the client's, forwarded */
     ngx_http_request_t        *sr;
     ngx_int_t                  up_rc;
     ngx_uint_t                 up_status;
@@ -226,12 +233,12 @@ extern ngx_module_t  ngx_http_smarty_module;
 /* auth */
 char *ngx_http_smarty_clients_load(ngx_conf_t *cf, ngx_str_t *path,
     ngx_http_smarty_clients_t **out);
+smarty_err_e ngx_http_smarty_identify(ngx_http_request_t *r,
+    ngx_http_smarty_clients_t *clients, ngx_http_smarty_client_t **client);
 ngx_int_t ngx_http_smarty_authenticate(ngx_http_request_t *r,
     ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx);
 ngx_int_t ngx_http_smarty_authorize_space(ngx_http_request_t *r,
     ngx_http_smarty_ctx_t *ctx);
-ngx_int_t ngx_http_smarty_args_filter(ngx_pool_t *pool, ngx_str_t *args,
-    ngx_str_t *out, ngx_uint_t redact);
 
 /* the request flow (module) */
 void ngx_http_smarty_forward(ngx_http_request_t *r,
@@ -258,7 +265,7 @@ char *ngx_http_smarty_quota_policy(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_smarty_quota_fallback(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-char *ngx_http_smarty_quota_status(ngx_conf_t *cf, ngx_command_t *cmd,
+char *ngx_http_smarty_quota_view(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_smarty_quota_sets_parse(ngx_conf_t *cf,
     ngx_http_smarty_quota_sets_t **sets, ngx_str_t *space, ngx_str_t *policy,
@@ -303,6 +310,8 @@ char *ngx_http_smarty_token_load(ngx_conf_t *cf, ngx_str_t *path,
     ngx_str_t *token);
 
 /* upstream */
+ngx_int_t ngx_http_smarty_upstream_args(ngx_http_request_t *r,
+    ngx_http_smarty_loc_conf_t *slcf, ngx_str_t *out);
 ngx_int_t ngx_http_smarty_upstream_start(ngx_http_request_t *r,
     ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx);
 void ngx_http_smarty_upstream_done(ngx_http_request_t *r);

@@ -16,7 +16,7 @@
  *   - gives images back when the upstream fails, and when images it paid
  *     for were answered from the cache after all (coalescing);
  *   - writes the 429 answer, the RateLimit headers and the variables;
- *   - serves the operator's view (smarty_quota_status).
+ *   - serves the operator's view (smarty_quota_view), to operators only.
  */
 
 #include "ngx_http_smarty_module.h"
@@ -288,12 +288,26 @@ invalid:
 }
 
 
-/* smarty_quota_status: this location is the operator's view */
+/* smarty_quota_view: this location is the operator's view */
 
 char *
-ngx_http_smarty_quota_status(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+ngx_http_smarty_quota_view(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
+    ngx_http_smarty_loc_conf_t  *slcf = conf;
+
     ngx_http_core_loc_conf_t  *clcf;
+
+    if (slcf->quota_view != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    if (cmd->name.len == sizeof("smarty_quota_status") - 1) {
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "\"smarty_quota_status\" is now called "
+                           "\"smarty_quota_view\"");
+    }
+
+    slcf->quota_view = 1;
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_smarty_quota_view_handler;
@@ -1213,6 +1227,7 @@ ngx_http_smarty_quota_view_handler(ngx_http_request_t *r)
     ngx_str_t                       name, *cname;
     ngx_uint_t                      j;
     const char                    **argv;
+    smarty_err_e                    e;
     ngx_http_cleanup_t             *cln;
     smarty_quota_set_t             *set;
     ngx_http_smarty_client_t       *cl;
@@ -1230,6 +1245,18 @@ ngx_http_smarty_quota_view_handler(ngx_http_request_t *r)
     }
 
     slcf = ngx_http_get_module_loc_conf(r, ngx_http_smarty_module);
+
+    /* only an operator: the view names every client and its usage */
+
+    e = ngx_http_smarty_identify(r, slcf->clients, &cl);
+    if (e != SMARTY_OK) {
+        return ngx_http_smarty_send_error(r, NULL, e, NULL);
+    }
+
+    if (!cl->operator) {
+        return ngx_http_smarty_send_error(r, NULL,
+                                          SMARTY_E_OPERATOR_FORBIDDEN, NULL);
+    }
 
     v = ngx_pcalloc(r->pool, sizeof(ngx_http_smarty_quota_view_t));
     if (v == NULL) {

@@ -8,8 +8,10 @@
  *   - is a POST carrying the client's body bytes unchanged (it shares the
  *     parent's request_body: memory buffers or the temp file as they are);
  *   - has the client's headers minus Authorization, the client's key;
- *   - has the client's query string minus oauth_token and oauth_provider,
- *     plus the gateway's oauth_provider and oauth_token;
+ *   - has a query string built from scratch: the gateway's oauth_provider
+ *     and oauth_token, then only the client's parameters that
+ *     "smarty_upstream_args" allows (none by default), never a credential
+ *     in any spelling (names compared percent-decoded, in any case);
  *   - keeps the answer in memory (NGX_HTTP_SUBREQUEST_IN_MEMORY), so the
  *     gateway decides what the client sees: the upstream's answer, or an
  *     error in the API's envelope (502, 504) when the upstream failed.
@@ -19,6 +21,7 @@
  */
 
 #include "ngx_http_smarty_module.h"
+#include "smarty_args.h"
 #include "smarty_cache.h"
 
 
@@ -51,32 +54,29 @@ ngx_http_smarty_upstream_start(ngx_http_request_t *r,
     p = ngx_cpymem(uri.data, slcf->upstream.data, slcf->upstream.len);
     ngx_memcpy(p, ctx->method->path, plen);
 
-    if (ngx_http_smarty_args_filter(r->pool, &r->args, &client_args, 0)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
+    client_args = ctx->up_args;
 
-    args.len = client_args.len + sizeof("&oauth_provider=") - 1
-               + slcf->provider.len + sizeof("&oauth_token=") - 1
-               + slcf->token.len;
+    /* the gateway's credentials first, then what the allow-list lets by */
+
+    args.len = sizeof("oauth_provider=&oauth_token=") - 1
+               + slcf->provider.len + slcf->token.len
+               + (client_args.len ? client_args.len + 1 : 0);
 
     args.data = ngx_pnalloc(r->pool, args.len);
     if (args.data == NULL) {
         return NGX_ERROR;
     }
 
-    p = args.data;
-
-    if (client_args.len) {
-        p = ngx_cpymem(p, client_args.data, client_args.len);
-        *p++ = '&';
-    }
-
-    p = ngx_cpymem(p, "oauth_provider=", sizeof("oauth_provider=") - 1);
+    p = ngx_cpymem(args.data, "oauth_provider=", sizeof("oauth_provider=") - 1);
     p = ngx_cpymem(p, slcf->provider.data, slcf->provider.len);
     p = ngx_cpymem(p, "&oauth_token=", sizeof("&oauth_token=") - 1);
     p = ngx_cpymem(p, slcf->token.data, slcf->token.len);
+
+    if (client_args.len) {
+        *p++ = '&';
+        p = ngx_cpymem(p, client_args.data, client_args.len);
+    }
+
     args.len = p - args.data;
 
     ps = ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t));
@@ -114,6 +114,70 @@ ngx_http_smarty_upstream_start(ngx_http_request_t *r,
     ctx->up_done = 0;
 
     r->write_event_handler = ngx_http_smarty_upstream_done;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The client's parameters that go upstream: those "smarty_upstream_args"
+ * names, as the client sent them, in its order; never a credential.  The
+ * cache key depends on exactly these bytes.
+ */
+
+ngx_int_t
+ngx_http_smarty_upstream_args(ngx_http_request_t *r,
+    ngx_http_smarty_loc_conf_t *slcf, ngx_str_t *out)
+{
+    u_char        *p;
+    size_t         pos;
+    ngx_str_t     *allow;
+    ngx_uint_t     i;
+    smarty_arg_t   a;
+
+    out->len = 0;
+    out->data = NULL;
+
+    if (slcf->upstream_args == NULL || r->args.len == 0) {
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, r->args.len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    out->data = p;
+    allow = slcf->upstream_args->elts;
+    pos = 0;
+
+    while (smarty_args_next((const char *) r->args.data, r->args.len, &pos,
+                            &a))
+    {
+        if (smarty_args_credential(a.name, a.name_len)) {
+            continue;
+        }
+
+        for (i = 0; i < slcf->upstream_args->nelts; i++) {
+            if (smarty_args_name_is(a.name, a.name_len,
+                                    (const char *) allow[i].data, 1))
+            {
+                break;
+            }
+        }
+
+        if (i == slcf->upstream_args->nelts) {
+            continue;
+        }
+
+        if (p != out->data) {
+            *p++ = '&';
+        }
+
+        p = ngx_cpymem(p, a.pair, a.pair_len);
+    }
+
+    out->len = p - out->data;
 
     return NGX_OK;
 }

@@ -16,7 +16,9 @@
  *                                  client_images_minute
  *   $smarty_quota_remaining        its remaining units
  *   $smarty_quota_reset            seconds until it is whole again
- *   $smarty_redacted_args          $args with the oauth_token value as "***"
+ *   $smarty_redacted_args          $args with every oauth_token value (its
+ *                                  name in any case or percent-encoding)
+ *                                  as "***"
  *   $smarty_redacted_request_uri   $request_uri likewise
  *
  * The redacted forms exist because a client may send its key as
@@ -24,6 +26,7 @@
  */
 
 #include "ngx_http_smarty_module.h"
+#include "smarty_args.h"
 
 
 typedef enum {
@@ -45,9 +48,7 @@ typedef enum {
 
 static ngx_int_t ngx_http_smarty_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
-static ngx_int_t ngx_http_smarty_redacted_args(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data);
-static ngx_int_t ngx_http_smarty_redacted_request_uri(ngx_http_request_t *r,
+static ngx_int_t ngx_http_smarty_redacted(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
 
@@ -93,10 +94,10 @@ static ngx_http_variable_t  ngx_http_smarty_vars[] = {
       SMARTY_VAR_QUOTA_RESET, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("smarty_redacted_args"), NULL,
-      ngx_http_smarty_redacted_args, 0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+      ngx_http_smarty_redacted, 0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("smarty_redacted_request_uri"), NULL,
-      ngx_http_smarty_redacted_request_uri, 0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+      ngx_http_smarty_redacted, 1, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
 };
@@ -271,63 +272,29 @@ ngx_http_smarty_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
 }
 
 
-static ngx_int_t
-ngx_http_smarty_redacted_args(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data)
-{
-    ngx_str_t  out;
-
-    if (ngx_http_smarty_args_filter(r->pool, &r->args, &out, 1) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    v->valid = 1;
-    v->no_cacheable = 1;
-    v->not_found = 0;
-    v->data = out.data;
-    v->len = out.len;
-
-    return NGX_OK;
-}
-
+/* $smarty_redacted_args, $smarty_redacted_request_uri */
 
 static ngx_int_t
-ngx_http_smarty_redacted_request_uri(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data)
+ngx_http_smarty_redacted(ngx_http_request_t *r, ngx_http_variable_value_t *v,
+    uintptr_t data)
 {
-    u_char     *q, *p;
-    ngx_str_t   args, out;
+    u_char     *p;
+    ngx_str_t  *s;
 
-    q = ngx_strlchr(r->unparsed_uri.data,
-                    r->unparsed_uri.data + r->unparsed_uri.len, '?');
+    s = data ? &r->unparsed_uri : &r->args;
 
-    v->valid = 1;
-    v->no_cacheable = 1;
-    v->not_found = 0;
-
-    if (q == NULL) {
-        v->data = r->unparsed_uri.data;
-        v->len = r->unparsed_uri.len;
-        return NGX_OK;
-    }
-
-    args.data = q + 1;
-    args.len = r->unparsed_uri.data + r->unparsed_uri.len - args.data;
-
-    if (ngx_http_smarty_args_filter(r->pool, &args, &out, 1) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    p = ngx_pnalloc(r->pool, (q - r->unparsed_uri.data) + 1 + out.len);
+    p = ngx_pnalloc(r->pool, s->len);
     if (p == NULL) {
         return NGX_ERROR;
     }
 
+    ngx_memcpy(p, s->data, s->len);
+
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
     v->data = p;
-    p = ngx_cpymem(p, r->unparsed_uri.data, q - r->unparsed_uri.data);
-    *p++ = '?';
-    p = ngx_cpymem(p, out.data, out.len);
-    v->len = p - v->data;
+    v->len = smarty_args_redact((char *) p, s->len);
 
     return NGX_OK;
 }

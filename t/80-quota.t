@@ -711,9 +711,13 @@ subtest 'Redis away: local fallback, fail-closed, and back' => sub {
     my $pol = qq{    smarty_quota_space 1 "4r/h";\n};
     my $loc = gw(redis_port => $red->{port}, quota => $pol,
                  gateway => "            smarty_quota_fallback local share=1/2;\n",
+                 clients => [ { name => 'demo' },
+                              { name => 'ops', spaces => [], methods => [],
+                                operator => JSON::PP::true } ],
                  server => "        location = /quota {\n"
                          . "            smarty_quota_fallback local share=1/2;\n"
-                         . "            smarty_quota_status;\n"
+                         . "            smarty_quota_view;\n"
+                         . "            smarty_clients_file %%CLIENTS_FILE%%;\n"
                          . "        }\n");
     my $clo = gw(redis_port => $red->{port}, quota => $pol,
                  gateway => "            smarty_quota_fallback closed;\n");
@@ -751,7 +755,8 @@ subtest 'Redis away: local fallback, fail-closed, and back' => sub {
     is(qstatus($cl), 'CLOSED', '$smarty_quota_status CLOSED');
 
     # the view while Redis is away reads this instance's fallback
-    my $v = SmartyTest::http('GET', "$loc->{url}/quota?space=1");
+    my $v = SmartyTest::http('GET', "$loc->{url}/quota?space=1",
+        headers => { Authorization => "Bearer $loc->{keys}{ops}" });
     is($v->{status}, 200, 'the view while Redis is away: 200');
     is($v->{json}{source}, 'local', 'the view: source local') or diag $v->{content};
 
@@ -812,10 +817,12 @@ subtest 'the operator\'s view' => sub {
         quota => qq{    smarty_quota_space  * "5r/$WU";\n}
                . qq{    smarty_quota_client * "3i/$WU";\n},
         clients => [ { name => 'demo' }, { name => 'bob', spaces => ['1'] },
-                     { name => 'eve', spaces => ['2'] } ],
+                     { name => 'eve', spaces => ['2'] },
+                     { name => 'ops', spaces => [], methods => [],
+                       operator => JSON::PP::true } ],
         server => "        location = /quota {\n"
                 . "            allow 127.0.0.1; deny all;\n"
-                . "            smarty_quota_status;\n"
+                . "            smarty_quota_view;\n"
                 . "            smarty_clients_file %%CLIENTS_FILE%%;\n"
                 . "        }\n");
     fresh_window();
@@ -824,9 +831,22 @@ subtest 'the operator\'s view' => sub {
     is_ok(rec($g, client => 'bob', count => 1), 'bob: 1 image');
 
     my $view = sub {
-        my ($q) = @_;
-        return SmartyTest::http('GET', "$g->{url}/quota?$q");
+        my ($q, $who) = @_;
+        return SmartyTest::http('GET', "$g->{url}/quota?$q",
+            headers => { Authorization => "Bearer $g->{keys}{$who // 'ops'}" });
     };
+
+    # only an operator reads it: every space's usage and every client's name
+    my $anon = SmartyTest::http('GET', "$g->{url}/quota?space=1");
+    is_error($anon, 401, 'missing_key', 'the view without a key: 401');
+    unlike($anon->{content}, qr/bob|eve/, 'and no client name');
+    is_error($view->('space=1', 'demo'), 403, 'operator_forbidden',
+             'the view with a client key that is not an operator\'s: 403');
+    is_error(SmartyTest::http('GET', "$g->{url}/quota?space=1&oauth_token=$g->{keys}{demo}"),
+             403, 'operator_forbidden', 'likewise with the key as oauth_token');
+    is_error(SmartyTest::http('GET', "$g->{url}/quota?space=1",
+                 headers => { Authorization => 'Bearer sgw_nobody' }),
+             401, 'unknown_key', 'an unknown key: 401');
     my $find = sub {
         my ($v, $client, $code) = @_;
         my @m = grep { ($_->{client} // '') eq ($client // '') && $_->{code} eq $code }

@@ -512,7 +512,17 @@ $http
         access_log %%DIR%%/gateway.log smarty;
         client_max_body_size 64m;
         client_body_buffer_size $bb;
-        error_page 413 = \@smarty_too_large;
+
+        # nginx's own refusals, in the API's envelope
+        error_page 400 /_smarty_error/bad_request;
+        error_page 494 /_smarty_error/headers_too_large;
+        error_page 404 /_smarty_error/unknown_endpoint;
+        error_page 405 /_smarty_error/method_not_allowed;
+        error_page 408 /_smarty_error/request_timeout;
+        error_page 411 /_smarty_error/length_required;
+        error_page 413 /_smarty_error/body_too_large;
+        error_page 414 /_smarty_error/uri_too_long;
+        error_page 501 /_smarty_error/not_implemented;
 
         location /api/v1/ {
             smarty_gateway on;
@@ -529,11 +539,13 @@ $gw
             proxy_set_header Connection "";
             proxy_connect_timeout 2s;
             proxy_read_timeout $rt;
+            proxy_ignore_client_abort on;
             subrequest_output_buffer_size 1m;
         }
 
-        location \@smarty_too_large {
-            smarty_error body_too_large;
+        location /_smarty_error/ {
+            internal;
+            smarty_error;
         }
 
         location / {
