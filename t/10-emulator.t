@@ -109,6 +109,28 @@ sub truncate_with {
         meta => { space => '9' });
 }
 
+# A multipart body of raw parts, each [ [ header lines ], data ], posted to
+# the API.
+sub raw_parts {
+    my ($path, @parts) = @_;
+    my $b = 'raw' . SmartyTest::random_hex(8);
+    my $body = '';
+    for my $p (@parts) {
+        $body .= "--$b\r\n" . join('', map { "$_\r\n" } @{ $p->[0] })
+                 . "\r\n$p->[1]\r\n";
+    }
+    $body .= "--$b--\r\n";
+    return SmartyTest::http('POST', "$url/api/v1/$path?$Q",
+        headers => { 'Content-Type' => "multipart/form-data; boundary=$b" },
+        body => $body);
+}
+
+sub meta_part {
+    my ($meta) = @_;
+    return [ [ 'Content-Disposition: form-data; name="meta"',
+               'Content-Type: application/json' ], $JSON->encode($meta) ];
+}
+
 # --- the token check -------------------------------------------------------------
 
 {
@@ -373,6 +395,73 @@ my ($noface, $faces3);
                       '4 MB and one byte: 413');
     is_envelope_error(SmartyTest::http('POST', "$url/nowhere"), 404,
                       'unknown_endpoint', 'a path outside the API: 404');
+}
+
+# --- parts without a name ---------------------------------------------------------------
+
+{
+    # smarty.php sends delete and truncate with a nameless placeholder part
+    my $placeholder = [ [ 'Content-Disposition: form-data; name=""; filename=""',
+                          'Content-Type: application/octet-stream' ], 'placeholder' ];
+    set_person('2', $rachel, 3);
+    my $r = raw_parts('persons/delete',
+        meta_part({ space => '2', images => [ { name => 'x', person_id => 3 } ] }),
+        $placeholder);
+    is($r->{status}, 200, 'delete with a part named "": 200');
+    is_deeply($r->{json}{body}{objects}, [ { name => 'x', status => 0 } ],
+              'and the person is deleted');
+    $r = raw_parts('persons/truncate', meta_part({ space => '2' }), $placeholder);
+    is($r->{status}, 200, 'truncate with a part named "": 200');
+    is_deeply($r->{json}{body}, {}, 'truncate answers {}');
+
+    # every kind of nameless part is skipped, as Go's form reader does
+    my $names = [ map { { name => $_ } } qw(ok up att fdx first second) ];
+    $r = raw_parts('persons/recognize',
+        meta_part({ space => '1', images => $names }),
+        [ [ 'Content-Disposition: form-data; name="ok"' ], $rachel ],
+        [ [ 'content-disposition: FORM-DATA ; name="up"' ], $rachel ],
+        [ [ 'Content-Disposition: attachment; name="att"' ], $rachel ],
+        [ [ 'Content-Disposition: form-datax; name="fdx"' ], $rachel ],
+        [ [ 'Content-Disposition: form-data; filename="f.jpg"' ], $rachel ],
+        [ [ 'Content-Type: image/jpeg' ], $rachel ],
+        [ [], $rachel ],
+        [ [ 'Content-Disposition: form-data; name=""' ], 'x' ],
+        [ [ 'Content-Disposition: attachment; name="first"',
+            'Content-Disposition: form-data; name="first"' ], $rachel ],
+        [ [ 'Content-Disposition: form-data; name="second"',
+            'Content-Disposition: attachment; name="x"' ], $rachel ]);
+    is($r->{status}, 200, 'nameless parts: 200');
+    is_deeply([ map { [ $_->{name}, $_->{status} ] } @{ $r->{json}{body}{objects} } ],
+              [ [ ok => 0 ], [ up => 0 ], [ att => 1 ], [ fdx => 1 ], [ first => 1 ],
+                [ second => 0 ] ],
+              'only form-data parts with a name are images; the first '
+              . 'Content-Disposition counts');
+    is($r->{json}{body}{objects}[2]{error}, 'the request has no image of this name',
+       'a part that is not form-data is no image');
+
+    is_envelope_error(raw_parts('persons/truncate',
+                          [ [ 'Content-Disposition: attachment; name="meta"' ],
+                            '{"space":"1"}' ]),
+                      400, 'missing_meta', 'a meta part that is not form-data is no meta');
+
+    # nameless parts count against no limit
+    my @hundred = map { [ [ qq{Content-Disposition: form-data; name="f$_"} ], $rachel ] }
+                  0 .. 99;
+    $r = raw_parts('persons/recognize',
+        meta_part({ space => '1', images => [ { name => 'f0' } ] }), @hundred,
+        [ [ 'Content-Disposition: form-data; filename="a.jpg"' ], $rachel ]);
+    is($r->{status}, 200, '100 images and a nameless part: 200');
+    $r = raw_parts('persons/recognize',
+        meta_part({ space => '1', images => [ { name => 'f0' } ] }), $hundred[0],
+        [ [ 'Content-Disposition: form-data; name=""' ], "\0" x (4 * 1024 * 1024 + 1) ]);
+    is($r->{status}, 200, 'a nameless part over 4 MB: 200');
+
+    is_envelope_error(raw_parts('persons/truncate', meta_part({ space => '1' }),
+                          [ [ 'Content-Disposition: form-data; name=""', 'no colon' ], 'x' ]),
+                      400, 'bad_part_headers', 'a malformed header line: still 400');
+    is_envelope_error(raw_parts('persons/truncate', meta_part({ space => '1' }),
+                          [ [ ': no name' ], 'x' ]),
+                      400, 'bad_part_headers', 'a header line without a name: 400');
 }
 
 # --- /_emulator/: last, stats, faults, reset ----------------------------------------------
