@@ -464,6 +464,32 @@ my ($noface, $faces3);
                       400, 'bad_part_headers', 'a header line without a name: 400');
 }
 
+# --- delete and truncate with image parts -----------------------------------------------
+
+{
+    # a Go SDK attaches a part for every name of meta.images, to delete too
+    set_person('2', $rachel, 4);
+    set_person('2', SmartyTest::alone_photo('ross'), 5);
+    my $s0 = stats();
+    my $r = api('persons/delete',
+        meta => { space => '2', images => [ { name => 'a', person_id => 4 },
+                                            { name => 'b', person_id => 5 },
+                                            { name => 'c', person_id => 6 } ] },
+        images => [ [ 'a', $rachel ], [ 'b', 'not an image' ] ]);
+    is($r->{status}, 200, 'delete with image parts: 200');
+    is_deeply($r->{json}{body}{objects},
+              [ { name => 'a', status => 0 }, { name => 'b', status => 0 },
+                { name => 'c', status => 1, error => 'person not found' } ],
+              'the parts are ignored: whatever they hold, or their absence');
+    is(stats()->{images} - $s0->{images}, 0, 'delete answers no images');
+    is_deeply(tags_of(recognize('2', $rachel)), [ 'undefined' ], 'Rachel is deleted');
+
+    $r = api('persons/truncate', meta => { space => '2' },
+             images => [ [ 'file_0', $rachel ], [ 'x', 'not an image' ] ]);
+    is($r->{status}, 200, 'truncate with image parts: 200');
+    is_deeply($r->{json}{body}, {}, 'they are ignored');
+}
+
 # --- /_emulator/: last, stats, faults, reset ----------------------------------------------
 
 {
