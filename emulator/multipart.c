@@ -15,7 +15,8 @@
 
 
 #define EMU_MP_BOUNDARY_MAX  70
-#define EMU_MP_HEADERS_MAX   16384
+#define EMU_MP_NAME_MAX      4096    /* a part's name, or its filename */
+#define EMU_MP_HEADERS_MAX   32768   /* both, quoted, fit */
 
 
 static int
@@ -146,7 +147,7 @@ static int
 emu_mp_headers(const unsigned char *h, size_t n, emu_part_t *part,
     emu_err_t *err)
 {
-    const char  *line, *colon, *value, *end, *s;
+    const char  *line, *colon, *value, *end, *s, *what;
     size_t       len, vlen;
     int          disposition;
 
@@ -190,6 +191,23 @@ emu_mp_headers(const unsigned char *h, size_t n, emu_part_t *part,
 
             part->name = emu_mp_param(value, vlen, "name");
             part->filename = emu_mp_param(value, vlen, "filename");
+
+            if (part->name && strlen(part->name) > EMU_MP_NAME_MAX) {
+                what = "name";
+
+            } else if (part->filename
+                       && strlen(part->filename) > EMU_MP_NAME_MAX)
+            {
+                what = "filename";
+
+            } else {
+                continue;
+            }
+
+            emu_err_set(err, 400, "bad_part_headers",
+                        "a multipart part's %s is too long: at most %d "
+                        "bytes are allowed", what, EMU_MP_NAME_MAX);
+            return -1;
 
         } else if ((size_t) (colon - line) == sizeof("Content-Type") - 1
                    && strncasecmp(line, "Content-Type", colon - line) == 0)

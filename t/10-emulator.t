@@ -464,6 +464,46 @@ my ($noface, $faces3);
                       400, 'bad_part_headers', 'a header line without a name: 400');
 }
 
+# --- long part names ---------------------------------------------------------------------
+
+{
+    # PHP clients name a part by the photo's path
+    my $path = substr('/var/www/uploads/' . ('photos/' x 600), 0, 4092) . '.jpg';
+    is(length $path, 4096, 'a path of 4096 bytes');
+    my $r = raw_parts('persons/recognize',
+        meta_part({ space => '1', images => [ { name => $path } ] }),
+        [ [ qq{Content-Disposition: form-data; name="$path"; filename="$path"} ],
+          $rachel ]);
+    is($r->{status}, 200, 'a part name and filename of 4096 bytes: 200');
+    is_deeply([ map { [ $_->{name}, $_->{status} ] } @{ $r->{json}{body}{objects} } ],
+              [ [ $path, 0 ] ], 'the image is found by its long name');
+
+    my $quoted = '\\"' x 4096;
+    $r = raw_parts('persons/recognize',
+        meta_part({ space => '1', images => [ { name => '"' x 4096 } ] }),
+        [ [ qq{Content-Disposition: form-data; name="$quoted"; filename="$quoted"} ],
+          $rachel ]);
+    is_deeply([ map { $_->{status} } @{ $r->{json}{body}{objects} // [] } ], [ 0 ],
+              'a name and a filename of 4096 bytes, each quoted into 8192');
+
+    for my $n (4097, 12000) {
+        $r = recognize('1', $rachel, images => [ [ 'x' x $n, $rachel ] ]);
+        is_envelope_error($r, 400, 'bad_part_headers', "a part name of $n bytes: 400");
+        like($r->{json}{body}{error}, qr/'s name is too long: at most 4096 bytes/,
+             'the sentence says the name is too long, and the limit');
+    }
+    $r = raw_parts('persons/recognize',
+        meta_part({ space => '1', images => [ { name => 'a' } ] }),
+        [ [ 'Content-Disposition: form-data; name="a"; filename="' . ('f' x 4097) . '"' ],
+          $rachel ]);
+    is_envelope_error($r, 400, 'bad_part_headers', 'a filename of 4097 bytes: 400');
+    like($r->{json}{body}{error}, qr/filename is too long: at most 4096 bytes/,
+         'the sentence says the filename is too long');
+    $r = raw_parts('persons/truncate', meta_part({ space => '1' }),
+        [ [ 'Content-Disposition: attachment; name="' . ('x' x 5000) . '"' ], 'x' ]);
+    is($r->{status}, 200, 'a long name of a skipped part does not matter');
+}
+
 # --- delete and truncate with image parts -----------------------------------------------
 
 {
