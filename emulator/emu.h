@@ -182,6 +182,8 @@ const char *emu_image_type(const unsigned char *p, size_t len);
 size_t emu_faces_find(const unsigned char *p, size_t len, emu_face_t **faces);
 void emu_face_scores(const emu_face_t *f, double *confidence,
     double *similarity_match, double *similarity_none, double *awesomeness);
+void emu_face_attributes(const emu_face_t *f, const char **sex, int *age,
+    const char **emotion);
 
 /* persons.c */
 void emu_persons_init(void);

@@ -397,12 +397,16 @@ emu_persons_set(emu_call_t *call)
 
 
 static json_t *
-emu_person_json(emu_space_t *sp, const emu_face_t *f, int create_new)
+emu_person_json(emu_space_t *sp, const emu_face_t *f, int create_new,
+    int searcher)
 {
     emu_link_t  *l;
+    json_t      *j;
     json_int_t   person;
     double       confidence, sim_match, sim_none, awesomeness;
     char         tag[32];
+    const char  *sex, *emotion;
+    int          age;
 
     emu_face_scores(f, &confidence, &sim_match, &sim_none, &awesomeness);
 
@@ -423,24 +427,33 @@ emu_person_json(emu_space_t *sp, const emu_face_t *f, int create_new)
         strcpy(tag, "undefined");
     }
 
-    return json_pack("{s:s,s:[i,i,i,i],s:f,s:f,s:f}",
-                     "tag", tag,
-                     "coord", (json_int_t) f->box[0], (json_int_t) f->box[1],
-                     (json_int_t) f->box[2], (json_int_t) f->box[3],
-                     "confidence", confidence,
-                     "similarity", person ? sim_match : sim_none,
-                     "awesomeness", awesomeness);
+    j = json_pack("{s:s,s:[i,i,i,i],s:f,s:f,s:f}",
+                  "tag", tag,
+                  "coord", (json_int_t) f->box[0], (json_int_t) f->box[1],
+                  (json_int_t) f->box[2], (json_int_t) f->box[3],
+                  "confidence", confidence,
+                  "similarity", person ? sim_match : sim_none,
+                  "awesomeness", awesomeness);
+
+    if (j != NULL && searcher) {
+        emu_face_attributes(f, &sex, &age, &emotion);
+        json_object_set_new(j, "sex", json_string(sex));
+        json_object_set_new(j, "age", json_integer(age));
+        json_object_set_new(j, "emotion", json_string(emotion));
+    }
+
+    return j;
 }
 
 
 json_t *
 emu_persons_recognize(emu_call_t *call)
 {
-    json_t       *images, *entry, *objects, *obj, *persons, *cn;
+    json_t       *images, *entry, *objects, *obj, *persons, *cn, *se;
     emu_space_t  *sp;
     emu_seen_t   *seen;
     size_t        i, k;
-    int           create_new;
+    int           create_new, searcher;
 
     sp = emu_meta_space(call);
     if (sp == NULL) {
@@ -455,6 +468,20 @@ emu_persons_recognize(emu_call_t *call)
     }
 
     create_new = json_is_true(cn);
+
+    /* the second recognition model: sex, age and emotion of every face */
+    se = json_object_get(call->meta, "searcher");
+
+    if (se != NULL
+        && (!json_is_integer(se)
+            || (json_integer_value(se) != 0 && json_integer_value(se) != 1)))
+    {
+        emu_err_set(&call->err, 400, "bad_meta",
+                    "meta.searcher must be the integer 0 or 1");
+        return NULL;
+    }
+
+    searcher = (json_integer_value(se) == 1);
 
     images = emu_meta_images(call, 0);
     if (images == NULL) {
@@ -479,7 +506,7 @@ emu_persons_recognize(emu_call_t *call)
             for (k = 0; k < seen[i].nfaces; k++) {
                 json_array_append_new(persons,
                                       emu_person_json(sp, &seen[i].faces[k],
-                                                      create_new));
+                                                      create_new, searcher));
             }
 
             obj = json_pack("{s:s,s:i,s:o}", "name", emu_entry_name(entry),

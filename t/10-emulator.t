@@ -289,6 +289,88 @@ my ($noface, $faces3);
               [ [ 5, 6, 7, 8 ] ], 'malformed annotations are no faces');
 }
 
+# --- recognize: the second model (searcher) -----------------------------------------------
+
+sub recognize_meta {
+    my ($meta, @images) = @_;
+    @images = ([ 'file_0', $group ]) unless @images;
+    return api('persons/recognize',
+        meta => { space => '0', images => [ map { { name => $_->[0] } } @images ],
+                  %$meta },
+        images => \@images);
+}
+
+{
+    set_person('0', $rachel, 1);
+    my $plain = recognize_meta({});
+    is($plain->{status}, 200, 'searcher absent: 200');
+    is(recognize_meta({ searcher => 0 })->{content}, $plain->{content},
+       'searcher 0: the same answer, byte for byte');
+    ok(!(grep { exists $_->{sex} || exists $_->{age} || exists $_->{emotion} }
+         @{ $plain->{json}{body}{objects}[0]{persons} }), 'and no attributes');
+
+    my $r = recognize_meta({ searcher => 1 });
+    is($r->{status}, 200, 'searcher 1: 200');
+    my @p = @{ $r->{json}{body}{objects}[0]{persons} };
+    is(scalar @p, 6, 'six faces');
+    my %emotions = map { $_ => 1 } qw(Neutral Happiness Sadness Surprise Anger Fear Disgust);
+    ok(!(grep { $_->{sex} !~ /^(?:male|female)$/ } @p), 'sex is male or female');
+    ok(!(grep { $_->{age} !~ /^\d+$/ || $_->{age} < 1 || $_->{age} > 90 } @p),
+       'age is an integer from 1 to 90');
+    ok(!(grep { !$emotions{ $_->{emotion} } } @p), 'emotion is one of the seven');
+    like($r->{content}, qr/"age":\d+[,}]/, 'age is a JSON integer');
+    my @bare = map { my %f = %$_; delete @f{qw(sex age emotion)}; \%f } @p;
+    is_deeply(\@bare, $plain->{json}{body}{objects}[0]{persons},
+              'the rest of every face is unchanged');
+    like($r->{content}, qr/"awesomeness":[\d.]+,"sex":"\w+","age":\d+,"emotion":"\w+"\}/,
+         'the attributes follow awesomeness');
+
+    # the same person, the same attributes: in every photo, every space
+    my %attr = map { $_->{tag} eq 'person1' ? (rachel => $_) : () } @p;
+    my $alone = recognize_meta({ searcher => 1 }, [ 'a', $rachel ]);
+    my $other = api('persons/recognize',
+        meta => { space => '4', searcher => 1, create_new => JSON::PP::true,
+                  images => [ { name => 'a' } ] },
+        images => [ [ 'a', $rachel ] ]);
+    for my $x ([ 'alone', $alone ], [ 'in another space', $other ]) {
+        my $f = $x->[1]{json}{body}{objects}[0]{persons}[0];
+        is_deeply([ @$f{qw(sex age emotion)} ], [ @{ $attr{rachel} }{qw(sex age emotion)} ],
+                  "Rachel has the same attributes $x->[0]");
+    }
+
+    # and the attributes vary between persons
+    my @many = map { [ "p$_", SmartyTest::alone_photo("someone$_") ] } 1 .. 40;
+    $r = recognize_meta({ searcher => 1 }, @many);
+    my @f = map { $_->{persons}[0] } @{ $r->{json}{body}{objects} };
+    my (%sex, %emo, %age);
+    $sex{ $_->{sex} }++, $emo{ $_->{emotion} }++, $age{ $_->{age} }++ for @f;
+    is(scalar keys %sex, 2, 'both sexes among 40 persons');
+    cmp_ok(scalar keys %emo, '>=', 5, 'most emotions among 40 persons');
+    cmp_ok(scalar keys %age, '>=', 20, 'many ages among 40 persons');
+
+    for my $bad (2, -1, '"1"', 'true', '1.0', 'null', '[1]') {
+        my $rb = api('persons/recognize',
+            meta => qq({"space":"0","searcher":$bad,"images":[{"name":"a"}]}),
+            images => [ [ 'a', $rachel ] ]);
+        is_envelope_error($rb, 400, 'bad_meta', "searcher $bad: 400");
+        like($rb->{json}{body}{error}, qr/meta\.searcher/, 'the sentence names meta.searcher');
+    }
+
+    # only recognize takes searcher
+    $r = api('persons/set',
+        meta => { space => '0', searcher => 'x',
+                  images => [ { name => 'a', person_id => 2 } ] },
+        images => [ [ 'a', SmartyTest::alone_photo('ross') ] ]);
+    is_deeply($r->{json}{body}{objects}, [ { name => 'a', status => 0 } ],
+              'set ignores searcher');
+    $r = api('objects/detect', meta => { searcher => 1, images => [ { name => 'a' } ] },
+             images => [ [ 'a', $rachel ] ]);
+    ok(!(grep { exists $_->{sex} } @{ $r->{json}{body}{object_labels}[0]{labels} }),
+       'objects/detect ignores searcher');
+    api('persons/truncate', meta => { space => '0' });
+    api('persons/truncate', meta => { space => '4' });
+}
+
 # --- stateless detectors ----------------------------------------------------------------
 
 {
