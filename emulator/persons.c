@@ -396,24 +396,33 @@ emu_persons_set(emu_call_t *call)
 }
 
 
+/* what a recognize asks for, besides its images */
+typedef struct {
+    emu_space_t  *space;
+    int           create_new;
+    int           searcher;
+} emu_recognize_t;
+
+
 static json_t *
-emu_person_json(emu_space_t *sp, const emu_face_t *f, int create_new,
-    int searcher)
+emu_person_json(const emu_recognize_t *rc, const emu_face_t *f)
 {
-    emu_link_t  *l;
-    json_t      *j;
-    json_int_t   person;
-    double       confidence, sim_match, sim_none, awesomeness;
-    char         tag[32];
-    const char  *sex, *emotion;
-    int          age;
+    emu_space_t  *sp;
+    emu_link_t   *l;
+    json_t       *j;
+    json_int_t    person;
+    double        confidence, sim_match, sim_none, awesomeness;
+    char          tag[32];
+    const char   *sex, *emotion;
+    int           age;
 
     emu_face_scores(f, &confidence, &sim_match, &sim_none, &awesomeness);
 
+    sp = rc->space;
     l = emu_space_find(sp, f->id);
     person = l ? l->person : 0;
 
-    if (l == NULL && create_new) {
+    if (l == NULL && rc->create_new) {
         person = emu_space_max(sp) + 1;
         if (emu_space_link(sp, f->id, person) != 0) {
             person = 0;
@@ -435,7 +444,7 @@ emu_person_json(emu_space_t *sp, const emu_face_t *f, int create_new,
                   "similarity", person ? sim_match : sim_none,
                   "awesomeness", awesomeness);
 
-    if (j != NULL && searcher) {
+    if (j != NULL && rc->searcher) {
         emu_face_attributes(f, &sex, &age, &emotion);
         json_object_set_new(j, "sex", json_string(sex));
         json_object_set_new(j, "age", json_integer(age));
@@ -449,14 +458,13 @@ emu_person_json(emu_space_t *sp, const emu_face_t *f, int create_new,
 json_t *
 emu_persons_recognize(emu_call_t *call)
 {
-    json_t       *images, *entry, *objects, *obj, *persons, *cn, *se;
-    emu_space_t  *sp;
-    emu_seen_t   *seen;
-    size_t        i, k;
-    int           create_new, searcher;
+    json_t           *images, *entry, *objects, *obj, *persons, *cn, *se;
+    emu_seen_t       *seen;
+    size_t            i, k;
+    emu_recognize_t   rc;
 
-    sp = emu_meta_space(call);
-    if (sp == NULL) {
+    rc.space = emu_meta_space(call);
+    if (rc.space == NULL) {
         return NULL;
     }
 
@@ -467,7 +475,7 @@ emu_persons_recognize(emu_call_t *call)
         return NULL;
     }
 
-    create_new = json_is_true(cn);
+    rc.create_new = json_is_true(cn);
 
     /* the second recognition model: sex, age and emotion of every face */
     se = json_object_get(call->meta, "searcher");
@@ -481,7 +489,7 @@ emu_persons_recognize(emu_call_t *call)
         return NULL;
     }
 
-    searcher = (json_integer_value(se) == 1);
+    rc.searcher = (json_integer_value(se) == 1);
 
     images = emu_meta_images(call, 0);
     if (images == NULL) {
@@ -505,8 +513,8 @@ emu_persons_recognize(emu_call_t *call)
 
             for (k = 0; k < seen[i].nfaces; k++) {
                 json_array_append_new(persons,
-                                      emu_person_json(sp, &seen[i].faces[k],
-                                                      create_new, searcher));
+                                      emu_person_json(&rc,
+                                                      &seen[i].faces[k]));
             }
 
             obj = json_pack("{s:s,s:i,s:o}", "name", emu_entry_name(entry),
