@@ -2,11 +2,13 @@
  * smarty-emulator: persons/set, recognize, delete and truncate.
  *
  * Each of the ten spaces maps identities to person ids (a chained hash
- * table).  The faces of a call's images are found first; then one mutex,
- * which guards all spaces, is held from the call's first image to its
- * last, so calls are atomic with respect to each other.
+ * table), with the number of updates of each identity's embedding.  The
+ * faces of a call's images are found first; then one mutex, which guards
+ * all spaces, is held from the call's first image to its last, so calls
+ * are atomic with respect to each other.
  */
 
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,9 +20,10 @@
 typedef struct emu_link_s  emu_link_t;
 
 struct emu_link_s {
-    emu_link_t  *next;
-    json_int_t   person;
-    char         id[];
+    emu_link_t     *next;
+    json_int_t      person;
+    unsigned long   updates;    /* of the embedding (update_embedding) */
+    char            id[];
 };
 
 
@@ -168,6 +171,7 @@ emu_space_link(emu_space_t *sp, const char *id, json_int_t person)
         }
 
         memcpy(l->id, id, n + 1);
+        l->updates = 0;
         k = emu_hash(id) % sp->nbuckets;
         l->next = sp->buckets[k];
         sp->buckets[k] = l;
@@ -401,7 +405,23 @@ typedef struct {
     emu_space_t  *space;
     int           create_new;
     int           searcher;
+    int           update_embedding;
 } emu_recognize_t;
+
+
+/*
+ * The similarity of a tagged face whose embedding has been updated: each
+ * update takes it halfway from where it was to 1.
+ */
+static double
+emu_similarity_updated(double sim, unsigned long updates)
+{
+    if (updates == 0) {
+        return sim;
+    }
+
+    return emu_round4(sim + (1 - sim) * (1 - pow(0.5, (double) updates)));
+}
 
 
 static json_t *
@@ -411,7 +431,7 @@ emu_person_json(const emu_recognize_t *rc, const emu_face_t *f)
     emu_link_t   *l;
     json_t       *j;
     json_int_t    person;
-    double        confidence, sim_match, sim_none, awesomeness;
+    double        confidence, sim_match, sim_none, awesomeness, sim;
     char          tag[32];
     const char   *sex, *emotion;
     int           age;
@@ -420,11 +440,22 @@ emu_person_json(const emu_recognize_t *rc, const emu_face_t *f)
 
     sp = rc->space;
     l = emu_space_find(sp, f->id);
-    person = l ? l->person : 0;
+    person = 0;
+    sim = sim_none;
 
-    if (l == NULL && rc->create_new) {
+    if (l != NULL) {
+        /* known before this face: the call may update its embedding */
+        l->updates += rc->update_embedding;
+        person = l->person;
+        sim = emu_similarity_updated(sim_match, l->updates);
+
+    } else if (rc->create_new) {
         person = emu_space_max(sp) + 1;
-        if (emu_space_link(sp, f->id, person) != 0) {
+
+        if (emu_space_link(sp, f->id, person) == 0) {
+            sim = sim_match;
+
+        } else {
             person = 0;
         }
     }
@@ -441,7 +472,7 @@ emu_person_json(const emu_recognize_t *rc, const emu_face_t *f)
                   "coord", (json_int_t) f->box[0], (json_int_t) f->box[1],
                   (json_int_t) f->box[2], (json_int_t) f->box[3],
                   "confidence", confidence,
-                  "similarity", person ? sim_match : sim_none,
+                  "similarity", sim,
                   "awesomeness", awesomeness);
 
     if (j != NULL && rc->searcher) {
@@ -458,7 +489,8 @@ emu_person_json(const emu_recognize_t *rc, const emu_face_t *f)
 json_t *
 emu_persons_recognize(emu_call_t *call)
 {
-    json_t           *images, *entry, *objects, *obj, *persons, *cn, *se;
+    json_t           *images, *entry, *objects, *obj, *persons;
+    json_t           *cn, *se, *ue;
     emu_seen_t       *seen;
     size_t            i, k;
     emu_recognize_t   rc;
@@ -490,6 +522,17 @@ emu_persons_recognize(emu_call_t *call)
     }
 
     rc.searcher = (json_integer_value(se) == 1);
+
+    /* known faces update their person's embedding: similarity rises */
+    ue = json_object_get(call->meta, "update_embedding");
+
+    if (ue != NULL && !json_is_boolean(ue)) {
+        emu_err_set(&call->err, 400, "bad_meta",
+                    "meta.update_embedding must be a boolean");
+        return NULL;
+    }
+
+    rc.update_embedding = json_is_true(ue);
 
     images = emu_meta_images(call, 0);
     if (images == NULL) {

@@ -371,6 +371,103 @@ sub recognize_meta {
     api('persons/truncate', meta => { space => '4' });
 }
 
+# --- recognize: update_embedding ------------------------------------------------------------
+
+sub faces_of {
+    my ($r) = @_;
+    return [ map { @{ $_->{persons} // [] } } @{ $r->{json}{body}{objects} } ];
+}
+
+sub updated {
+    my ($base, $n) = @_;
+    return $base + (1 - $base) * (1 - 0.5 ** $n);
+}
+
+sub near {
+    my ($got, $want, $name) = @_;
+    ok(defined $got && abs($got - $want) < 0.00011,
+       sprintf('%s (%s, %.4f)', $name, $got // 'none', $want));
+}
+
+{
+    my $T = JSON::PP::true;
+    set_person('0', $rachel, 1);
+    my $plain = recognize_meta({});
+    my $base = faces_of($plain)->[0]{similarity};
+    my @others = map { $_->{similarity} } @{ faces_of($plain) }[1 .. 5];
+    my $alone_base = faces_of(recognize_meta({}, [ 'a', $rachel ]))->[0]{similarity};
+    is(faces_of($plain)->[0]{tag}, 'person1', 'Rachel is person1 in space 0');
+
+    is(recognize_meta({ update_embedding => JSON::PP::false })->{content},
+       $plain->{content}, 'update_embedding false: the same answer, byte for byte');
+
+    my $u = recognize_meta({ update_embedding => $T });
+    is($u->{status}, 200, 'update_embedding true: 200');
+    near(faces_of($u)->[0]{similarity}, updated($base, 1),
+         'the update\'s own answer shows the similarity after it');
+    cmp_ok(faces_of($u)->[0]{similarity}, '>', $base, 'higher than before');
+    is_deeply([ map { [ $_->{tag}, $_->{similarity} ] } @{ faces_of($u) }[1 .. 5] ],
+              [ map { [ 'undefined', $_ ] } @others ], 'unknown faces are not updated');
+
+    my $after = recognize_meta({});
+    isnt($after->{content}, $plain->{content},
+         'a later recognize answers differently from before the update');
+    near(faces_of($after)->[0]{similarity}, updated($base, 1),
+         'with the updated similarity');
+    near(faces_of(recognize_meta({ update_embedding => $T }))->[0]{similarity},
+         updated($base, 2), 'a second update: halfway again to 1');
+
+    # one update per face, in order; per identity, whatever the photo
+    my $two = recognize_meta({ update_embedding => $T }, [ 'a', $rachel ], [ 'b', $rachel ]);
+    near(faces_of($two)->[0]{similarity}, updated($alone_base, 3), 'the third update');
+    near(faces_of($two)->[1]{similarity}, updated($alone_base, 4),
+         'the fourth, by the second image of the same call');
+
+    # every space has its own counters
+    set_person('4', $rachel, 1);
+    near(faces_of(api('persons/recognize',
+                      meta => { space => '4', images => [ { name => 'a' } ] },
+                      images => [ [ 'a', $rachel ] ]))->[0]{similarity},
+         $alone_base, 'another space: no update');
+
+    # with create_new: known faces are updated, new persons are not
+    my $cn = recognize_meta({ update_embedding => $T, create_new => $T });
+    is_deeply([ map { $_->{tag} } @{ faces_of($cn) } ], [ map { "person$_" } 1 .. 6 ],
+              'create_new and update_embedding together');
+    near(faces_of($cn)->[0]{similarity}, updated($base, 5), 'Rachel updated a fifth time');
+    my $next = recognize_meta({});
+    is_deeply([ map { $_->{similarity} } @{ faces_of($next) }[1 .. 5] ],
+              [ map { $_->{similarity} } @{ faces_of($cn) }[1 .. 5] ],
+              'the new persons were not updated by the call that made them');
+    my $up = recognize_meta({ update_embedding => $T });
+    ok(!(grep { faces_of($up)->[$_]{similarity} <= faces_of($next)->[$_]{similarity} } 1 .. 5),
+       'the next update raises them');
+
+    # delete forgets the person's counters, truncate the space's
+    api('persons/delete', meta => { space => '0', images => [ { name => 'd', person_id => 1 } ] });
+    set_person('0', $rachel, 1);
+    my $again = recognize_meta({});
+    is(faces_of($again)->[0]{similarity}, $base, 'after delete: Rachel\'s first similarity');
+    near(faces_of($again)->[1]{similarity}, updated(faces_of($cn)->[1]{similarity}, 1),
+         'the others keep theirs');
+    api('persons/truncate', meta => { space => '0' });
+    recognize_meta({ create_new => $T });
+    is_deeply([ map { $_->{similarity} } @{ faces_of(recognize_meta({})) } ],
+              [ $base, map { $_->{similarity} } @{ faces_of($cn) }[1 .. 5] ],
+              'after truncate: every similarity as before any update');
+
+    for my $bad ('1', '0', '"true"', 'null', '[]') {
+        my $rb = api('persons/recognize',
+            meta => qq({"space":"0","update_embedding":$bad,"images":[{"name":"a"}]}),
+            images => [ [ 'a', $rachel ] ]);
+        is_envelope_error($rb, 400, 'bad_meta', "update_embedding $bad: 400");
+        like($rb->{json}{body}{error}, qr/meta\.update_embedding/,
+             'the sentence names meta.update_embedding');
+    }
+    api('persons/truncate', meta => { space => '0' });
+    api('persons/truncate', meta => { space => '4' });
+}
+
 # --- stateless detectors ----------------------------------------------------------------
 
 {
