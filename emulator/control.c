@@ -11,6 +11,8 @@
  *   POST /_emulator/reset[?tokens=1]
  *                            forgets spaces, counters, the last request
  *                            (and the issued tokens)
+ *   POST /_emulator/tokens/revoke
+ *                            revokes every issued token
  */
 
 #include <pthread.h>
@@ -244,6 +246,7 @@ emu_control_handle(struct MHD_Connection *c, emu_req_t *r)
     json_t      *last;
     emu_err_t    err;
     int          get, post;
+    size_t       n;
 
     what = r->path + sizeof("/_emulator/") - 1;
     get = strcmp(r->method, MHD_HTTP_METHOD_GET) == 0;
@@ -272,7 +275,7 @@ emu_control_handle(struct MHD_Connection *c, emu_req_t *r)
 
         v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "tokens");
         if (v != NULL && strcmp(v, "1") == 0) {
-            emu_tokens_reset();
+            (void) emu_tokens_revoke();
         }
 
         emu_log("reset%s", (v && strcmp(v, "1") == 0) ? " (and tokens)" : "");
@@ -280,8 +283,17 @@ emu_control_handle(struct MHD_Connection *c, emu_req_t *r)
         return emu_send_json(c, r, 200, json_pack("{s:b}", "reset", 1));
     }
 
+    if (strcmp(what, "tokens/revoke") == 0 && post) {
+        n = emu_tokens_revoke();
+        emu_log("tokens revoked: %zu", n);
+
+        return emu_send_json(c, r, 200,
+                             json_pack("{s:I}", "revoked", (json_int_t) n));
+    }
+
     if (strcmp(what, "stats") == 0 || strcmp(what, "last") == 0
-        || strcmp(what, "faults") == 0 || strcmp(what, "reset") == 0)
+        || strcmp(what, "faults") == 0 || strcmp(what, "reset") == 0
+        || strcmp(what, "tokens/revoke") == 0)
     {
         emu_err_set(&err, 405, "method_not_allowed",
                     "wrong HTTP method for /_emulator/%s", what);

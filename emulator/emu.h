@@ -203,7 +203,7 @@ json_t *emu_adult_detect(emu_call_t *call);
 /* tokens.c */
 enum MHD_Result emu_tokens_handle(struct MHD_Connection *c, emu_req_t *r);
 int emu_token_valid(const char *token);
-void emu_tokens_reset(void);
+size_t emu_tokens_revoke(void);
 
 /* control.c */
 enum MHD_Result emu_control_handle(struct MHD_Connection *c, emu_req_t *r);

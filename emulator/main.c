@@ -409,7 +409,7 @@ main(int argc, char **argv)
     MHD_stop_daemon(d);
 
     emu_persons_reset();
-    emu_tokens_reset();
+    (void) emu_tokens_revoke();
 
     for (i = 0; i < EMU_SERVICE_TOKENS; i++) {
         free(emu_conf.tokens[i]);

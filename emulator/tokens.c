@@ -177,12 +177,21 @@ emu_token_valid(const char *token)
 }
 
 
-void
-emu_tokens_reset(void)
+/* revokes every issued token; returns how many were active */
+size_t
+emu_tokens_revoke(void)
 {
+    size_t  access, refresh;
+
     pthread_mutex_lock(&emu_tokens_lock);
+
+    emu_grants_prune(emu_now_ms());
+    emu_grants_count(&access, &refresh);
     emu_ngrants = 0;
+
     pthread_mutex_unlock(&emu_tokens_lock);
+
+    return access + refresh;
 }
 
 

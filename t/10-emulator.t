@@ -962,6 +962,53 @@ sub read_response {
     SmartyTest::stop_proc($e);
 }
 
+# --- revoking every token at once ---------------------------------------------------------
+
+sub revoke {
+    my ($e) = @_;
+    return SmartyTest::http('POST', "$e->{url}/_emulator/tokens/revoke");
+}
+
+{
+    my $e = SmartyTest::start_emulator(args => [ '--token', 'plain-token' ]);
+    my $a = client_credentials($e)->{json};
+    my $b = client_credentials($e)->{json};
+    my $c = refresh($e, $b->{refresh_token})->{json};
+    is(truncate_with($e, $a->{access_token})->{status}, 200, 'a token works');
+
+    my $r = revoke($e);
+    is($r->{status}, 200, 'tokens/revoke: 200');
+    is_deeply($r->{json}, { revoked => 4 },
+              'two active pairs: four tokens revoked (the refreshed pair was already)');
+    for my $x ([ 'first', $a ], [ 'refreshed', $c ]) {
+        is_envelope_error(truncate_with($e, $x->[1]{access_token}), 401, 'invalid_token',
+                          "the $x->[0] access token is refused");
+        is_envelope_error(refresh($e, $x->[1]{refresh_token}), 400, 'invalid_grant',
+                          "the $x->[0] refresh token is refused");
+    }
+    is(truncate_with($e, 'plain-token')->{status}, 200, 'the service token still works');
+    my $d = client_credentials($e);
+    is($d->{status}, 200, 'a new token after the revocation');
+    is(truncate_with($e, $d->{json}{access_token})->{status}, 200, 'and it works');
+    is_deeply(revoke($e)->{json}, { revoked => 2 }, 'one pair: two tokens revoked');
+    is_deeply(revoke($e)->{json}, { revoked => 0 }, 'none left: 0');
+    is_envelope_error(SmartyTest::http('GET', "$e->{url}/_emulator/tokens/revoke"), 405,
+                      'method_not_allowed', 'tokens/revoke: GET is 405');
+    like(SmartyTest::slurp("$e->{dir}/emulator.log"), qr/tokens revoked: 4$/m,
+         'the revocation is logged');
+    SmartyTest::stop_proc($e);
+}
+
+{
+    # expired tokens are not counted
+    my $e = SmartyTest::start_emulator(args => [ '--quiet', '--token-lifetime', '1' ]);
+    my $at = client_credentials($e)->{json}{access_token};
+    ok(SmartyTest::wait_until(sub { truncate_with($e, $at)->{status} == 401 }, 10),
+       'the access token expires');
+    is_deeply(revoke($e)->{json}, { revoked => 1 }, 'only its refresh token is revoked');
+    SmartyTest::stop_proc($e);
+}
+
 # --- flags and a clean stop ---------------------------------------------------------------
 
 {
