@@ -46,6 +46,9 @@ typedef struct {
                                        aliases_changed: true */
     long         latency_ms;
     long         per_image_ms;
+    double       token_fail;        /* the token endpoint's 503s */
+    double       token_hang;        /* and hangs */
+    long         token_latency_ms;
 } emu_knobs_t;
 
 

@@ -10,6 +10,8 @@
  * most --max-tokens of each are active at once (429 too_many_tokens
  * beyond).  A refresh revokes the pair it came with and issues a new one.
  * Tokens are 32 random bytes (RAND_bytes) in hex; none is ever logged.
+ * Faults of its own: a hang, a latency, a 503 (token_hang, token_latency_ms,
+ * token_fail).
  */
 
 #include <pthread.h>
@@ -314,10 +316,35 @@ emu_tokens_handle(struct MHD_Connection *c, emu_req_t *r)
     emu_grant_t   *g;
     emu_err_t      err;
     json_error_t   jerr;
+    emu_knobs_t    knobs;
 
     if (strcmp(r->method, MHD_HTTP_METHOD_POST) != 0) {
         emu_err_set(&err, 405, "method_not_allowed",
                     "the token endpoint takes POST requests only");
+        return emu_send_error(c, r, &err);
+    }
+
+    emu_knobs_get(&knobs);
+
+    if (emu_chance(knobs.token_hang)) {
+        emu_stats_fault("token_hang");
+        emu_log("%s %s hangs (injected)", r->method, r->path);
+        emu_wait(c, emu_conf.hang_max_s * 1000);
+        emu_log("%s %s hang over after %ld ms", r->method, r->path,
+                (long) (emu_now_ms() - r->start_ms));
+        return MHD_NO;
+    }
+
+    if (emu_wait(c, knobs.token_latency_ms) != 0) {
+        emu_log("%s %s: the client left during the latency", r->method,
+                r->path);
+        return MHD_NO;
+    }
+
+    if (emu_chance(knobs.token_fail)) {
+        emu_stats_fault("token_fail");
+        emu_err_set(&err, 503, "service_unavailable",
+                    "the token service is unavailable (injected)");
         return emu_send_error(c, r, &err);
     }
 

@@ -746,11 +746,13 @@ sub near {
 
     my $k = SmartyTest::http('GET', "$url/_emulator/faults")->{json};
     is_deeply($k, { fail_5xx => 0, temp_error => 0, hang => 0, reset => 0,
-                    aliases_changed => 0, latency_ms => 0, per_image_ms => 0 },
+                    aliases_changed => 0, latency_ms => 0, per_image_ms => 0,
+                    token_fail => 0, token_hang => 0, token_latency_ms => 0 },
               'faults: the defaults');
     $k = faults('latency_ms=5&temp_error=0.25');
     is_deeply($k, { fail_5xx => 0, temp_error => 0.25, hang => 0, reset => 0,
-                    aliases_changed => 0, latency_ms => 5, per_image_ms => 0 },
+                    aliases_changed => 0, latency_ms => 5, per_image_ms => 0,
+                    token_fail => 0, token_hang => 0, token_latency_ms => 0 },
               'faults: changes only what is given');
     $k = faults('aliases_changed=1');
     my $ac = SmartyTest::call($url, 'persons/recognize', query => $Q,
@@ -1009,6 +1011,90 @@ sub revoke {
     SmartyTest::stop_proc($e);
 }
 
+# --- faults of the token endpoint --------------------------------------------------------
+
+{
+    my $e = SmartyTest::start_emulator(args => [ '--token', 'plain-token' ]);
+    my $f = sub {
+        my ($q) = @_;
+        my $r = SmartyTest::http('POST', "$e->{url}/_emulator/faults?$q");
+        is($r->{status}, 200, "faults: $q");
+        return $r->{json};
+    };
+
+    # the API's faults never apply to the token endpoint
+    $f->('fail_5xx=1&hang=1&reset=1&latency_ms=3000');
+    my $t0 = time;
+    is(client_credentials($e)->{status}, 200, 'fail_5xx, hang, reset, latency_ms: '
+       . 'the token endpoint answers');
+    cmp_ok(time - $t0, '<', 2, 'at once');
+    $f->('fail_5xx=0&hang=0&reset=0&latency_ms=0');
+
+    my $k = $f->('token_fail=1');
+    is($k->{token_fail}, 1, 'token_fail is set');
+    is_deeply(SmartyTest::http('GET', "$e->{url}/_emulator/faults")->{json}, $k,
+              'and read back with GET');
+    my $r = client_credentials($e);
+    is_envelope_error($r, 503, 'service_unavailable', 'token_fail=1: 503');
+    like($r->{json}{body}{error}, qr/injected/, 'an injected failure');
+    is(SmartyTest::emulator_stats($e)->{faults}{token_fail}, 1, 'counted in faults');
+    is(truncate_with($e, 'plain-token')->{status}, 200, 'the API is not touched');
+    $f->('token_fail=0');
+    my $pair = client_credentials($e);
+    is($pair->{status}, 200, 'token_fail=0: 200 again');
+
+    $f->('token_latency_ms=400');
+    $t0 = time;
+    is(refresh($e, $pair->{json}{refresh_token})->{status}, 200, 'token_latency_ms=400: 200');
+    cmp_ok(time - $t0, '>=', 0.39, 'it took 400 ms');
+    $t0 = time;
+    is(truncate_with($e, 'plain-token')->{status}, 200, 'the API answers');
+    cmp_ok(time - $t0, '<', 0.3, 'without that latency');
+    $f->('token_latency_ms=0');
+
+    $f->('token_hang=1');
+    $t0 = time;
+    $r = SmartyTest::http('POST', "$e->{url}/auth/oauth/v1/token", timeout => 1,
+        headers => { 'Content-Type' => 'application/json' },
+        body => $JSON->encode({ client_id => 'smarty-emulator',
+                                client_secret => 'smarty-emulator-secret',
+                                grant_type => 'client_credentials' }));
+    is($r->{status}, 599, 'token_hang=1: no answer before the client gives up');
+    cmp_ok(time - $t0, '<', 5, 'the client gave up after its timeout');
+    is(SmartyTest::emulator_stats($e)->{faults}{token_hang}, 1, 'counted in faults');
+    ok(SmartyTest::wait_until(sub {
+           SmartyTest::slurp("$e->{dir}/emulator.log")
+               =~ m{POST /auth/oauth/v1/token hang over} }, 10),
+       'the hang ended when the client left');
+    is(truncate_with($e, 'plain-token')->{status}, 200, 'the API answers meanwhile');
+    $f->('token_hang=0');
+
+    for my $bad ('token_fail=1.5', 'token_hang=x', 'token_latency_ms=-1') {
+        is_envelope_error(SmartyTest::http('POST', "$e->{url}/_emulator/faults?$bad"),
+                          400, 'bad_fault', "faults: $bad is refused");
+    }
+    SmartyTest::stop_proc($e);
+}
+
+{
+    # the flags; a hang ends after --hang-max-s
+    my $e = SmartyTest::start_emulator(args => [ '--quiet', '--token-fail', '1',
+                                                 '--token-latency-ms', '50',
+                                                 '--token-hang', '0', '--hang-max-s', '1' ]);
+    my $k = SmartyTest::http('GET', "$e->{url}/_emulator/faults")->{json};
+    is_deeply([ @$k{qw(token_fail token_hang token_latency_ms)} ], [ 1, 0, 50 ],
+              '--token-fail, --token-hang, --token-latency-ms');
+    is_envelope_error(client_credentials($e), 503, 'service_unavailable',
+                      '--token-fail 1: 503');
+    SmartyTest::http('POST', "$e->{url}/_emulator/faults?token_fail=0&token_hang=1");
+    my $t0 = time;
+    my $r = client_credentials($e);
+    is($r->{status}, 599, 'token_hang=1: the connection closes without an answer');
+    cmp_ok(time - $t0, '>=', 0.9, 'after --hang-max-s 1');
+    cmp_ok(time - $t0, '<', 5, 'not later');
+    SmartyTest::stop_proc($e);
+}
+
 # --- flags and a clean stop ---------------------------------------------------------------
 
 {
@@ -1016,12 +1102,18 @@ sub revoke {
     is($? >> 8, 0, '--help exits 0');
     for my $f (qw(listen port token token-file client-id client-secret token-lifetime
                   refresh-lifetime max-tokens max-images max-image-bytes max-body-bytes
-                  latency-ms per-image-ms fail-5xx temp-error hang hang-max-s reset seed
+                  latency-ms per-image-ms fail-5xx temp-error hang hang-max-s reset
+                  token-fail token-hang token-latency-ms seed
                   quiet help)) {
         like($help, qr/^\s+--\Q$f\E\b/m, "--help lists --$f");
     }
     my $out = `$SmartyTest::BUILD/smarty-emulator --fail-5xx 2 2>&1`;
     isnt($? >> 8, 0, 'a bad flag value is refused');
+    for my $bad ([ '--token-fail', '2' ], [ '--token-hang', '-1' ],
+                 [ '--token-latency-ms', 'x' ]) {
+        $out = `$SmartyTest::BUILD/smarty-emulator @$bad 2>&1`;
+        isnt($? >> 8, 0, "@$bad is refused");
+    }
 
     my $e = SmartyTest::start_emulator(token => 't', args => [ '--hang', '1' ]);
     # a request hangs; SIGTERM stops the emulator at once anyway
