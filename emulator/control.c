@@ -28,7 +28,6 @@ static struct {
     json_int_t   requests_total;
     json_int_t   requests;
     json_int_t   images;
-    json_int_t   tokens_issued;
     json_int_t   fail_5xx;
     json_int_t   temp_error;
     json_int_t   hang;
@@ -80,15 +79,6 @@ emu_stats_images(size_t n)
 
 
 void
-emu_stats_token_issued(void)
-{
-    pthread_mutex_lock(&emu_stats_lock);
-    emu_stats.tokens_issued++;
-    pthread_mutex_unlock(&emu_stats_lock);
-}
-
-
-void
 emu_stats_fault(const char *which)
 {
     pthread_mutex_lock(&emu_stats_lock);
@@ -134,7 +124,10 @@ emu_last_set(json_t *last)
 static json_t *
 emu_stats_json(void)
 {
-    json_t  *j, *by_path;
+    json_t             *j, *by_path;
+    emu_token_stats_t   ts;
+
+    emu_tokens_stats(&ts);
 
     pthread_mutex_lock(&emu_stats_lock);
 
@@ -142,12 +135,19 @@ emu_stats_json(void)
     by_path = emu_stats.by_path ? json_deep_copy(emu_stats.by_path)
                                 : json_object();
 
-    j = json_pack("{s:I,s:I,s:I,s:o,s:I,s:{s:I,s:I,s:I,s:I,s:I,s:I}}",
+    j = json_pack("{s:I,s:I,s:I,s:o,s:I,s:{s:I,s:I,s:I,s:I,s:I},"
+                  "s:{s:I,s:I,s:I,s:I,s:I,s:I}}",
                   "requests", emu_stats.requests,
                   "requests_total", emu_stats.requests_total,
                   "images", emu_stats.images,
                   "by_path", by_path,
-                  "tokens_issued", emu_stats.tokens_issued,
+                  "tokens_issued", ts.issued,
+                  "tokens",
+                  "issued", ts.issued,
+                  "refreshed", ts.refreshed,
+                  "active", ts.active,
+                  "max_active", ts.max_active,
+                  "refused", ts.refused,
                   "faults",
                   "fail_5xx", emu_stats.fail_5xx,
                   "temp_error", emu_stats.temp_error,
@@ -297,6 +297,8 @@ emu_control_handle(struct MHD_Connection *c, emu_req_t *r)
         if (v != NULL && strcmp(v, "1") == 0) {
             (void) emu_tokens_revoke();
         }
+
+        emu_tokens_stats_reset();
 
         emu_log("reset%s", (v && strcmp(v, "1") == 0) ? " (and tokens)" : "");
 

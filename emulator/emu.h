@@ -128,6 +128,16 @@ typedef struct {
 typedef json_t *(*emu_method_pt)(emu_call_t *call);
 
 
+/* what /_emulator/stats tells of the token endpoint */
+typedef struct {
+    json_int_t   issued;        /* access tokens, refreshed ones included */
+    json_int_t   refreshed;
+    json_int_t   active;        /* access tokens unexpired and unrevoked */
+    json_int_t   max_active;    /* since the last reset */
+    json_int_t   refused;       /* 4xx and 5xx answers */
+} emu_token_stats_t;
+
+
 typedef struct {
     char         id[EMU_ID_MAX + 8];   /* annotated <id>, or "#<sha>/<n>" */
     uint32_t     box[4];               /* left, top, right, bottom */
@@ -207,13 +217,14 @@ json_t *emu_adult_detect(emu_call_t *call);
 enum MHD_Result emu_tokens_handle(struct MHD_Connection *c, emu_req_t *r);
 int emu_token_valid(const char *token);
 size_t emu_tokens_revoke(void);
+void emu_tokens_stats(emu_token_stats_t *ts);
+void emu_tokens_stats_reset(void);
 
 /* control.c */
 enum MHD_Result emu_control_handle(struct MHD_Connection *c, emu_req_t *r);
 void emu_stats_request_total(void);
 void emu_stats_request(const char *path);
 void emu_stats_images(size_t n);
-void emu_stats_token_issued(void);
 void emu_stats_fault(const char *which);
 void emu_last_set(json_t *last);
 

@@ -973,16 +973,16 @@ sub revoke {
 
 {
     my $e = SmartyTest::start_emulator(args => [ '--token', 'plain-token' ]);
-    my $a = client_credentials($e)->{json};
+    my $first = client_credentials($e)->{json};
     my $b = client_credentials($e)->{json};
     my $c = refresh($e, $b->{refresh_token})->{json};
-    is(truncate_with($e, $a->{access_token})->{status}, 200, 'a token works');
+    is(truncate_with($e, $first->{access_token})->{status}, 200, 'a token works');
 
     my $r = revoke($e);
     is($r->{status}, 200, 'tokens/revoke: 200');
     is_deeply($r->{json}, { revoked => 4 },
               'two active pairs: four tokens revoked (the refreshed pair was already)');
-    for my $x ([ 'first', $a ], [ 'refreshed', $c ]) {
+    for my $x ([ 'first', $first ], [ 'refreshed', $c ]) {
         is_envelope_error(truncate_with($e, $x->[1]{access_token}), 401, 'invalid_token',
                           "the $x->[0] access token is refused");
         is_envelope_error(refresh($e, $x->[1]{refresh_token}), 400, 'invalid_grant',
@@ -1007,7 +1007,57 @@ sub revoke {
     my $at = client_credentials($e)->{json}{access_token};
     ok(SmartyTest::wait_until(sub { truncate_with($e, $at)->{status} == 401 }, 10),
        'the access token expires');
+    is_deeply(SmartyTest::emulator_stats($e)->{tokens},
+              { issued => 1, refreshed => 0, active => 0, max_active => 1, refused => 0 },
+              'stats: an expired token is no longer active');
     is_deeply(revoke($e)->{json}, { revoked => 1 }, 'only its refresh token is revoked');
+    SmartyTest::stop_proc($e);
+}
+
+# --- the token endpoint's stats -----------------------------------------------------------
+
+{
+    my $e = SmartyTest::start_emulator(args => [ '--quiet', '--token', 'plain-token',
+                                                 '--max-tokens', '3' ]);
+    my $is = sub {
+        my ($want, $name) = @_;
+        my %w;
+        @w{qw(issued refreshed active max_active refused)} = @$want;
+        my $st = SmartyTest::emulator_stats($e);
+        is_deeply($st->{tokens}, \%w, "stats: $name");
+        is($st->{tokens_issued}, $w{issued}, 'tokens_issued is tokens.issued');
+    };
+    $is->([ 0, 0, 0, 0, 0 ], 'nothing yet');
+
+    client_credentials($e);
+    my $b = client_credentials($e)->{json};
+    $is->([ 2, 0, 2, 2, 0 ], 'two tokens issued');
+    is(refresh($e, $b->{refresh_token})->{status}, 200, 'a refresh');
+    $is->([ 3, 1, 2, 2, 0 ], 'one of them by refresh; two active still');
+    is(client_credentials($e)->{status}, 200, 'a third active');
+    $is->([ 4, 1, 3, 3, 0 ], 'three active at most');
+
+    is(client_credentials($e)->{status}, 429, 'a fourth: 429');
+    is(client_credentials($e, secret => 'no')->{status}, 401, 'a wrong secret: 401');
+    is(refresh($e, $b->{refresh_token})->{status}, 400, 'a used refresh token: 400');
+    is(token_call($e, 'x')->{status}, 400, 'not JSON: 400');
+    is(SmartyTest::http('GET', "$e->{url}/auth/oauth/v1/token")->{status}, 405, 'GET: 405');
+    SmartyTest::http('POST', "$e->{url}/_emulator/faults?token_fail=1");
+    is(client_credentials($e)->{status}, 503, 'an injected 503');
+    SmartyTest::http('POST', "$e->{url}/_emulator/faults?token_fail=0&token_hang=1");
+    is(SmartyTest::http('POST', "$e->{url}/auth/oauth/v1/token", timeout => 1,
+                        body => '{}')->{status}, 599, 'a hang');
+    SmartyTest::http('POST', "$e->{url}/_emulator/faults?token_hang=0");
+    $is->([ 4, 1, 3, 3, 6 ], 'six refused (a hang is not: it answers nothing)');
+
+    is_deeply(revoke($e)->{json}, { revoked => 6 }, 'revoked');
+    $is->([ 4, 1, 0, 3, 6 ], 'none active after the revocation, the highest kept');
+
+    is(client_credentials($e)->{status}, 200, 'a new token');
+    SmartyTest::http('POST', "$e->{url}/_emulator/reset");
+    $is->([ 0, 0, 1, 1, 0 ], 'reset: zero, the highest from the one active');
+    SmartyTest::http('POST', "$e->{url}/_emulator/reset?tokens=1");
+    $is->([ 0, 0, 0, 0, 0 ], 'reset?tokens=1: all zero');
     SmartyTest::stop_proc($e);
 }
 
