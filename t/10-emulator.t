@@ -950,6 +950,14 @@ sub read_response {
 {
     my $e = SmartyTest::start_emulator(args => [ '--token-lifetime', '1', '--refresh-lifetime', '1',
                                                  '--max-tokens', '2' ]);
+    # neither --token nor --token-file: no static token at all
+    like(SmartyTest::slurp("$e->{dir}/emulator.log"),
+         qr/no --token or --token-file: the API accepts only access tokens/,
+         'without --token nor --token-file the start says so');
+    for my $t ('plain-token', 'smarty-emulator-secret', 'smarty-emulator', 'x') {
+        is_envelope_error(truncate_with($e, $t), 401, 'invalid_token',
+                          "no static token: \"$t\" is refused");
+    }
     my $r = client_credentials($e);
     is($r->{json}{expires_in}, 1, '--token-lifetime 1: expires_in 1');
     my $at = $r->{json}{access_token};
