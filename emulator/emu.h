@@ -12,7 +12,7 @@
  *   persons.c    persons/set, recognize, delete, truncate: the spaces
  *   detect.c     the stateless detectors
  *   tokens.c     /auth/oauth/v1/token
- *   control.c    /_emulator/: stats, last request, faults, reset
+ *   control.c    /_emulator/: stats, last request, faults, reset, revoke
  *   util.c       RNG, knobs, hashing, JSON, time
  */
 
