@@ -4,13 +4,15 @@
  *   GET  /_emulator/stats    counters
  *   GET  /_emulator/last     the last request to /api/v1/
  *   POST /_emulator/faults?fail_5xx=P&temp_error=P&hang=P&reset=P
- *                         &aliases_changed=P
- *                          &latency_ms=N&per_image_ms=N
+ *                         &aliases_changed=P&latency_ms=N&per_image_ms=N
+ *                         &token_fail=P&token_hang=P&token_latency_ms=N
  *                            changes the knobs given; answers all of them
  *   GET  /_emulator/faults   the knobs
  *   POST /_emulator/reset[?tokens=1]
  *                            forgets spaces, counters, the last request
  *                            (and the issued tokens)
+ *   POST /_emulator/tokens/revoke
+ *                            revokes every issued token
  */
 
 #include <pthread.h>
@@ -26,11 +28,12 @@ static struct {
     json_int_t   requests_total;
     json_int_t   requests;
     json_int_t   images;
-    json_int_t   tokens_issued;
     json_int_t   fail_5xx;
     json_int_t   temp_error;
     json_int_t   hang;
     json_int_t   reset;
+    json_int_t   token_fail;
+    json_int_t   token_hang;
     json_t      *by_path;
     json_t      *last;
 } emu_stats;
@@ -76,15 +79,6 @@ emu_stats_images(size_t n)
 
 
 void
-emu_stats_token_issued(void)
-{
-    pthread_mutex_lock(&emu_stats_lock);
-    emu_stats.tokens_issued++;
-    pthread_mutex_unlock(&emu_stats_lock);
-}
-
-
-void
 emu_stats_fault(const char *which)
 {
     pthread_mutex_lock(&emu_stats_lock);
@@ -97,6 +91,12 @@ emu_stats_fault(const char *which)
 
     } else if (strcmp(which, "hang") == 0) {
         emu_stats.hang++;
+
+    } else if (strcmp(which, "token_fail") == 0) {
+        emu_stats.token_fail++;
+
+    } else if (strcmp(which, "token_hang") == 0) {
+        emu_stats.token_hang++;
 
     } else {
         emu_stats.reset++;
@@ -124,7 +124,10 @@ emu_last_set(json_t *last)
 static json_t *
 emu_stats_json(void)
 {
-    json_t  *j, *by_path;
+    json_t             *j, *by_path;
+    emu_token_stats_t   ts;
+
+    emu_tokens_stats(&ts);
 
     pthread_mutex_lock(&emu_stats_lock);
 
@@ -132,17 +135,26 @@ emu_stats_json(void)
     by_path = emu_stats.by_path ? json_deep_copy(emu_stats.by_path)
                                 : json_object();
 
-    j = json_pack("{s:I,s:I,s:I,s:o,s:I,s:{s:I,s:I,s:I,s:I}}",
+    j = json_pack("{s:I,s:I,s:I,s:o,s:I,s:{s:I,s:I,s:I,s:I,s:I},"
+                  "s:{s:I,s:I,s:I,s:I,s:I,s:I}}",
                   "requests", emu_stats.requests,
                   "requests_total", emu_stats.requests_total,
                   "images", emu_stats.images,
                   "by_path", by_path,
-                  "tokens_issued", emu_stats.tokens_issued,
+                  "tokens_issued", ts.issued,
+                  "tokens",
+                  "issued", ts.issued,
+                  "refreshed", ts.refreshed,
+                  "active", ts.active,
+                  "max_active", ts.max_active,
+                  "refused", ts.refused,
                   "faults",
                   "fail_5xx", emu_stats.fail_5xx,
                   "temp_error", emu_stats.temp_error,
                   "hang", emu_stats.hang,
-                  "reset", emu_stats.reset);
+                  "reset", emu_stats.reset,
+                  "token_fail", emu_stats.token_fail,
+                  "token_hang", emu_stats.token_hang);
 
     pthread_mutex_unlock(&emu_stats_lock);
 
@@ -171,14 +183,17 @@ emu_stats_clear(void)
 static json_t *
 emu_knobs_json(const emu_knobs_t *k)
 {
-    return json_pack("{s:f,s:f,s:f,s:f,s:f,s:I,s:I}",
+    return json_pack("{s:f,s:f,s:f,s:f,s:f,s:I,s:I,s:f,s:f,s:I}",
                      "fail_5xx", k->fail_5xx,
                      "temp_error", k->temp_error,
                      "hang", k->hang,
                      "reset", k->reset,
                      "aliases_changed", k->aliases_changed,
                      "latency_ms", (json_int_t) k->latency_ms,
-                     "per_image_ms", (json_int_t) k->per_image_ms);
+                     "per_image_ms", (json_int_t) k->per_image_ms,
+                     "token_fail", k->token_fail,
+                     "token_hang", k->token_hang,
+                     "token_latency_ms", (json_int_t) k->token_latency_ms);
 }
 
 
@@ -186,13 +201,15 @@ static enum MHD_Result
 emu_faults(struct MHD_Connection *c, emu_req_t *r)
 {
     static const char  *probs[] = { "fail_5xx", "temp_error", "hang",
-                                    "reset", "aliases_changed" };
-    static const char  *times[] = { "latency_ms", "per_image_ms" };
+                                    "reset", "aliases_changed",
+                                    "token_fail", "token_hang" };
+    static const char  *times[] = { "latency_ms", "per_image_ms",
+                                    "token_latency_ms" };
     emu_knobs_t         k;
     emu_err_t           err;
     const char         *v;
-    double             *pp[5];
-    long               *tp[2];
+    double             *pp[7];
+    long               *tp[3];
     size_t              i;
 
     emu_knobs_get(&k);
@@ -203,10 +220,13 @@ emu_faults(struct MHD_Connection *c, emu_req_t *r)
         pp[2] = &k.hang;
         pp[3] = &k.reset;
         pp[4] = &k.aliases_changed;
+        pp[5] = &k.token_fail;
+        pp[6] = &k.token_hang;
         tp[0] = &k.latency_ms;
         tp[1] = &k.per_image_ms;
+        tp[2] = &k.token_latency_ms;
 
-        for (i = 0; i < 5; i++) {
+        for (i = 0; i < 7; i++) {
             v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
                                             probs[i]);
             if (v != NULL && emu_parse_prob(v, pp[i]) != 0) {
@@ -216,7 +236,7 @@ emu_faults(struct MHD_Connection *c, emu_req_t *r)
             }
         }
 
-        for (i = 0; i < 2; i++) {
+        for (i = 0; i < 3; i++) {
             v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
                                             times[i]);
             if (v != NULL && emu_parse_long(v, 0, 3600000, tp[i]) != 0) {
@@ -229,8 +249,10 @@ emu_faults(struct MHD_Connection *c, emu_req_t *r)
 
         emu_knobs_set(&k);
         emu_log("faults: fail_5xx=%g temp_error=%g hang=%g reset=%g "
-                "latency_ms=%ld per_image_ms=%ld", k.fail_5xx, k.temp_error,
-                k.hang, k.reset, k.latency_ms, k.per_image_ms);
+                "latency_ms=%ld per_image_ms=%ld token_fail=%g "
+                "token_hang=%g token_latency_ms=%ld", k.fail_5xx,
+                k.temp_error, k.hang, k.reset, k.latency_ms, k.per_image_ms,
+                k.token_fail, k.token_hang, k.token_latency_ms);
     }
 
     return emu_send_json(c, r, 200, emu_knobs_json(&k));
@@ -244,6 +266,7 @@ emu_control_handle(struct MHD_Connection *c, emu_req_t *r)
     json_t      *last;
     emu_err_t    err;
     int          get, post;
+    size_t       n;
 
     what = r->path + sizeof("/_emulator/") - 1;
     get = strcmp(r->method, MHD_HTTP_METHOD_GET) == 0;
@@ -272,16 +295,27 @@ emu_control_handle(struct MHD_Connection *c, emu_req_t *r)
 
         v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "tokens");
         if (v != NULL && strcmp(v, "1") == 0) {
-            emu_tokens_reset();
+            (void) emu_tokens_revoke();
         }
+
+        emu_tokens_stats_reset();
 
         emu_log("reset%s", (v && strcmp(v, "1") == 0) ? " (and tokens)" : "");
 
         return emu_send_json(c, r, 200, json_pack("{s:b}", "reset", 1));
     }
 
+    if (strcmp(what, "tokens/revoke") == 0 && post) {
+        n = emu_tokens_revoke();
+        emu_log("tokens revoked: %zu", n);
+
+        return emu_send_json(c, r, 200,
+                             json_pack("{s:I}", "revoked", (json_int_t) n));
+    }
+
     if (strcmp(what, "stats") == 0 || strcmp(what, "last") == 0
-        || strcmp(what, "faults") == 0 || strcmp(what, "reset") == 0)
+        || strcmp(what, "faults") == 0 || strcmp(what, "reset") == 0
+        || strcmp(what, "tokens/revoke") == 0)
     {
         emu_err_set(&err, 405, "method_not_allowed",
                     "wrong HTTP method for /_emulator/%s", what);

@@ -12,7 +12,7 @@
  *   persons.c    persons/set, recognize, delete, truncate: the spaces
  *   detect.c     the stateless detectors
  *   tokens.c     /auth/oauth/v1/token
- *   control.c    /_emulator/: stats, last request, faults, reset
+ *   control.c    /_emulator/: stats, last request, faults, reset, revoke
  *   util.c       RNG, knobs, hashing, JSON, time
  */
 
@@ -46,6 +46,9 @@ typedef struct {
                                        aliases_changed: true */
     long         latency_ms;
     long         per_image_ms;
+    double       token_fail;        /* the token endpoint's 503s */
+    double       token_hang;        /* and hangs */
+    long         token_latency_ms;
 } emu_knobs_t;
 
 
@@ -125,6 +128,16 @@ typedef struct {
 typedef json_t *(*emu_method_pt)(emu_call_t *call);
 
 
+/* what /_emulator/stats tells of the token endpoint */
+typedef struct {
+    json_int_t   issued;        /* access tokens, refreshed ones included */
+    json_int_t   refreshed;
+    json_int_t   active;        /* access tokens unexpired and unrevoked */
+    json_int_t   max_active;    /* since the last reset */
+    json_int_t   refused;       /* 4xx and 5xx answers */
+} emu_token_stats_t;
+
+
 typedef struct {
     char         id[EMU_ID_MAX + 8];   /* annotated <id>, or "#<sha>/<n>" */
     uint32_t     box[4];               /* left, top, right, bottom */
@@ -182,6 +195,8 @@ const char *emu_image_type(const unsigned char *p, size_t len);
 size_t emu_faces_find(const unsigned char *p, size_t len, emu_face_t **faces);
 void emu_face_scores(const emu_face_t *f, double *confidence,
     double *similarity_match, double *similarity_none, double *awesomeness);
+void emu_face_attributes(const emu_face_t *f, const char **sex, int *age,
+    const char **emotion);
 
 /* persons.c */
 void emu_persons_init(void);
@@ -201,14 +216,15 @@ json_t *emu_adult_detect(emu_call_t *call);
 /* tokens.c */
 enum MHD_Result emu_tokens_handle(struct MHD_Connection *c, emu_req_t *r);
 int emu_token_valid(const char *token);
-void emu_tokens_reset(void);
+size_t emu_tokens_revoke(void);
+void emu_tokens_stats(emu_token_stats_t *ts);
+void emu_tokens_stats_reset(void);
 
 /* control.c */
 enum MHD_Result emu_control_handle(struct MHD_Connection *c, emu_req_t *r);
 void emu_stats_request_total(void);
 void emu_stats_request(const char *path);
 void emu_stats_images(size_t n);
-void emu_stats_token_issued(void);
 void emu_stats_fault(const char *which);
 void emu_last_set(json_t *last);
 

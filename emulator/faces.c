@@ -5,7 +5,9 @@
  *  - the faces: every "face=<id>@<l>,<t>,<r>,<b>" in the bytes, in order;
  *    an image without any has 0 to 3 faces derived from its SHA-256, of
  *    identities "#<sha256>/<n>" that no other bytes share;
- *  - the scores: derived from identity and box.
+ *  - the scores: derived from identity and box;
+ *  - the attributes of the second model (sex, age, emotion): derived from
+ *    the identity alone.
  */
 
 #include <stdio.h>
@@ -242,4 +244,30 @@ emu_face_scores(const emu_face_t *f, double *confidence,
     *similarity_match = emu_frac(d + 2, 0.8, 0.9899);
     *similarity_none = emu_frac(d + 4, 0.05, 0.45);
     *awesomeness = emu_frac(d + 6, 0.3, 0.9899);
+}
+
+
+/*
+ * The attributes of the second recognition model ("searcher": 1), from the
+ * SHA-256 of the identity alone: a person has one sex, age and emotion in
+ * every photo.
+ */
+void
+emu_face_attributes(const emu_face_t *f, const char **sex, int *age,
+    const char **emotion)
+{
+    static const char  *emotions[] = { "Neutral", "Happiness", "Sadness",
+                                       "Surprise", "Anger", "Fear",
+                                       "Disgust" };
+    char                buf[sizeof(f->id) + 16];
+    unsigned char       d[32];
+    int                 n;
+
+    n = snprintf(buf, sizeof(buf), "searcher/%s", f->id);
+
+    emu_sha256(buf, n, d);
+
+    *sex = (d[0] & 1) ? "female" : "male";
+    *age = 1 + (int) ((((unsigned) d[1] << 8) | d[2]) % 90);
+    *emotion = emotions[d[3] % (sizeof(emotions) / sizeof(emotions[0]))];
 }

@@ -55,11 +55,15 @@ emu_usage(FILE *f)
 "                           seconds, or when the client leaves (300)\n"
 "  --reset P                share of API requests whose connection is\n"
 "                           reset without an answer (0)\n"
+"  --token-fail P           share of token requests answered 503 (0)\n"
+"  --token-hang P           share of token requests never answered (0)\n"
+"  --token-latency-ms N     latency of every token request (0)\n"
 "  --seed N                 seed of the fault injection RNG (1)\n"
 "  --quiet                  log nothing but the start line and errors\n"
 "  --help                   this text\n"
 "\n"
-"Shares P are from 0 to 1.  Tokens are never logged.\n");
+"Shares P are from 0 to 1.  Of the faults, only the --token-* ones apply\n"
+"to the token endpoint.  Tokens are never logged.\n");
 }
 
 
@@ -132,6 +136,9 @@ enum {
     EMU_O_HANG,
     EMU_O_HANG_MAX_S,
     EMU_O_RESET,
+    EMU_O_TOKEN_FAIL,
+    EMU_O_TOKEN_HANG,
+    EMU_O_TOKEN_LATENCY_MS,
     EMU_O_SEED,
     EMU_O_QUIET,
     EMU_O_HELP
@@ -158,6 +165,9 @@ static const struct option  emu_options[] = {
     { "hang",             required_argument, NULL, EMU_O_HANG },
     { "hang-max-s",       required_argument, NULL, EMU_O_HANG_MAX_S },
     { "reset",            required_argument, NULL, EMU_O_RESET },
+    { "token-fail",       required_argument, NULL, EMU_O_TOKEN_FAIL },
+    { "token-hang",       required_argument, NULL, EMU_O_TOKEN_HANG },
+    { "token-latency-ms", required_argument, NULL, EMU_O_TOKEN_LATENCY_MS },
     { "seed",             required_argument, NULL, EMU_O_SEED },
     { "quiet",            no_argument,       NULL, EMU_O_QUIET },
     { "help",             no_argument,       NULL, EMU_O_HELP },
@@ -328,6 +338,26 @@ emu_flags(int argc, char **argv)
             }
             break;
 
+        case EMU_O_TOKEN_FAIL:
+            if (emu_parse_prob(optarg, &emu_conf.knobs.token_fail)) {
+                return emu_bad(name, "a share from 0 to 1");
+            }
+            break;
+
+        case EMU_O_TOKEN_HANG:
+            if (emu_parse_prob(optarg, &emu_conf.knobs.token_hang)) {
+                return emu_bad(name, "a share from 0 to 1");
+            }
+            break;
+
+        case EMU_O_TOKEN_LATENCY_MS:
+            if (emu_parse_long(optarg, 0, 3600000,
+                               &emu_conf.knobs.token_latency_ms))
+            {
+                return emu_bad(name, "milliseconds, 0 to 3600000");
+            }
+            break;
+
         case EMU_O_SEED:
             errno = 0;
             seed = strtoull(optarg, &end, 10);
@@ -409,7 +439,7 @@ main(int argc, char **argv)
     MHD_stop_daemon(d);
 
     emu_persons_reset();
-    emu_tokens_reset();
+    (void) emu_tokens_revoke();
 
     for (i = 0; i < EMU_SERVICE_TOKENS; i++) {
         free(emu_conf.tokens[i]);

@@ -3,7 +3,8 @@
  *
  * Binary safe and linear in the body size: delimiters are found with
  * memmem() (glibc's is linear), part headers are bounded.  Part data is not
- * copied: parts point into the body.
+ * copied: parts point into the body.  A part without a form-data name is
+ * skipped, as Go's multipart form reader (the real API's) skips it.
  */
 
 #include <stdlib.h>
@@ -14,7 +15,8 @@
 
 
 #define EMU_MP_BOUNDARY_MAX  70
-#define EMU_MP_HEADERS_MAX   16384
+#define EMU_MP_NAME_MAX      4096    /* a part's name, or its filename */
+#define EMU_MP_HEADERS_MAX   32768   /* both, quoted, fit */
 
 
 static int
@@ -119,16 +121,39 @@ emu_mp_param(const char *s, size_t n, const char *name)
 }
 
 
+/* the disposition's first item is "form-data" (any case) */
+static int
+emu_mp_form_data(const char *v, size_t n)
+{
+    size_t  k;
+
+    for (k = 0; k < n && v[k] != ';'; k++) { /* void */ }
+
+    while (k && emu_mp_ws(v[k - 1])) {
+        k--;
+    }
+
+    return k == sizeof("form-data") - 1
+           && strncasecmp(v, "form-data", k) == 0;
+}
+
+
+/*
+ * The part's headers.  As with Go's Header.Get(), the first
+ * Content-Disposition counts; the part gets a name only from a form-data
+ * disposition.
+ */
 static int
 emu_mp_headers(const unsigned char *h, size_t n, emu_part_t *part,
     emu_err_t *err)
 {
-    const char  *line, *colon, *value, *end, *s;
+    const char  *line, *colon, *value, *end, *s, *what;
     size_t       len, vlen;
-    char        *name;
+    int          disposition;
 
     s = (const char *) h;
     end = s + n;
+    disposition = 0;
 
     while (s < end) {
         line = s;
@@ -160,23 +185,29 @@ emu_mp_headers(const unsigned char *h, size_t n, emu_part_t *part,
         if ((size_t) (colon - line) == sizeof("Content-Disposition") - 1
             && strncasecmp(line, "Content-Disposition", colon - line) == 0)
         {
-            if (vlen < 9 || strncasecmp(value, "form-data", 9) != 0) {
-                emu_err_set(err, 400, "bad_part_headers",
-                            "a multipart part is not form-data");
-                return -1;
+            if (disposition++ || !emu_mp_form_data(value, vlen)) {
+                continue;
             }
 
-            name = emu_mp_param(value, vlen, "name");
-            if (name != NULL) {
-                free(part->name);
-                part->name = name;
+            part->name = emu_mp_param(value, vlen, "name");
+            part->filename = emu_mp_param(value, vlen, "filename");
+
+            if (part->name && strlen(part->name) > EMU_MP_NAME_MAX) {
+                what = "name";
+
+            } else if (part->filename
+                       && strlen(part->filename) > EMU_MP_NAME_MAX)
+            {
+                what = "filename";
+
+            } else {
+                continue;
             }
 
-            name = emu_mp_param(value, vlen, "filename");
-            if (name != NULL) {
-                free(part->filename);
-                part->filename = name;
-            }
+            emu_err_set(err, 400, "bad_part_headers",
+                        "a multipart part's %s is too long: at most %d "
+                        "bytes are allowed", what, EMU_MP_NAME_MAX);
+            return -1;
 
         } else if ((size_t) (colon - line) == sizeof("Content-Type") - 1
                    && strncasecmp(line, "Content-Type", colon - line) == 0)
@@ -184,12 +215,6 @@ emu_mp_headers(const unsigned char *h, size_t n, emu_part_t *part,
             free(part->content_type);
             part->content_type = strndup(value, vlen);
         }
-    }
-
-    if (part->name == NULL || part->name[0] == '\0') {
-        emu_err_set(err, 400, "bad_part_headers",
-                    "a multipart part has no name");
-        return -1;
     }
 
     return 0;
@@ -265,6 +290,20 @@ emu_mp_add(emu_parts_t *parts)
     memset(p, 0, sizeof(emu_part_t));
 
     return p;
+}
+
+
+/* forgets the last part: it has no name */
+static void
+emu_mp_drop(emu_parts_t *parts)
+{
+    emu_part_t  *p;
+
+    p = &parts->parts[--parts->nparts];
+
+    free(p->name);
+    free(p->filename);
+    free(p->content_type);
 }
 
 
@@ -362,6 +401,10 @@ emu_multipart_parse(const char *ctype, const unsigned char *body,
 
         part->data = body + p;
         part->len = next - (body + p);
+
+        if (part->name == NULL || part->name[0] == '\0') {
+            emu_mp_drop(out);
+        }
 
         pos = next - body + 2;
     }

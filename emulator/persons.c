@@ -2,11 +2,13 @@
  * smarty-emulator: persons/set, recognize, delete and truncate.
  *
  * Each of the ten spaces maps identities to person ids (a chained hash
- * table).  The faces of a call's images are found first; then one mutex,
- * which guards all spaces, is held from the call's first image to its
- * last, so calls are atomic with respect to each other.
+ * table), with the number of updates of each identity's embedding.  The
+ * faces of a call's images are found first; then one mutex, which guards
+ * all spaces, is held from the call's first image to its last, so calls
+ * are atomic with respect to each other.
  */
 
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,9 +20,10 @@
 typedef struct emu_link_s  emu_link_t;
 
 struct emu_link_s {
-    emu_link_t  *next;
-    json_int_t   person;
-    char         id[];
+    emu_link_t     *next;
+    json_int_t      person;
+    unsigned long   updates;    /* of the embedding (update_embedding) */
+    char            id[];
 };
 
 
@@ -168,6 +171,7 @@ emu_space_link(emu_space_t *sp, const char *id, json_int_t person)
         }
 
         memcpy(l->id, id, n + 1);
+        l->updates = 0;
         k = emu_hash(id) % sp->nbuckets;
         l->next = sp->buckets[k];
         sp->buckets[k] = l;
@@ -396,22 +400,62 @@ emu_persons_set(emu_call_t *call)
 }
 
 
-static json_t *
-emu_person_json(emu_space_t *sp, const emu_face_t *f, int create_new)
+/* what a recognize asks for, besides its images */
+typedef struct {
+    emu_space_t  *space;
+    int           create_new;
+    int           searcher;
+    int           update_embedding;
+} emu_recognize_t;
+
+
+/*
+ * The similarity of a tagged face whose embedding has been updated: each
+ * update takes it halfway from where it was to 1.
+ */
+static double
+emu_similarity_updated(double sim, unsigned long updates)
 {
-    emu_link_t  *l;
-    json_int_t   person;
-    double       confidence, sim_match, sim_none, awesomeness;
-    char         tag[32];
+    if (updates == 0) {
+        return sim;
+    }
+
+    return emu_round4(sim + (1 - sim) * (1 - pow(0.5, (double) updates)));
+}
+
+
+static json_t *
+emu_person_json(const emu_recognize_t *rc, const emu_face_t *f)
+{
+    emu_space_t  *sp;
+    emu_link_t   *l;
+    json_t       *j;
+    json_int_t    person;
+    double        confidence, sim_match, sim_none, awesomeness, sim;
+    char          tag[32];
+    const char   *sex, *emotion;
+    int           age;
 
     emu_face_scores(f, &confidence, &sim_match, &sim_none, &awesomeness);
 
+    sp = rc->space;
     l = emu_space_find(sp, f->id);
-    person = l ? l->person : 0;
+    person = 0;
+    sim = sim_none;
 
-    if (l == NULL && create_new) {
+    if (l != NULL) {
+        /* known before this face: the call may update its embedding */
+        l->updates += rc->update_embedding;
+        person = l->person;
+        sim = emu_similarity_updated(sim_match, l->updates);
+
+    } else if (rc->create_new) {
         person = emu_space_max(sp) + 1;
-        if (emu_space_link(sp, f->id, person) != 0) {
+
+        if (emu_space_link(sp, f->id, person) == 0) {
+            sim = sim_match;
+
+        } else {
             person = 0;
         }
     }
@@ -423,27 +467,36 @@ emu_person_json(emu_space_t *sp, const emu_face_t *f, int create_new)
         strcpy(tag, "undefined");
     }
 
-    return json_pack("{s:s,s:[i,i,i,i],s:f,s:f,s:f}",
-                     "tag", tag,
-                     "coord", (json_int_t) f->box[0], (json_int_t) f->box[1],
-                     (json_int_t) f->box[2], (json_int_t) f->box[3],
-                     "confidence", confidence,
-                     "similarity", person ? sim_match : sim_none,
-                     "awesomeness", awesomeness);
+    j = json_pack("{s:s,s:[i,i,i,i],s:f,s:f,s:f}",
+                  "tag", tag,
+                  "coord", (json_int_t) f->box[0], (json_int_t) f->box[1],
+                  (json_int_t) f->box[2], (json_int_t) f->box[3],
+                  "confidence", confidence,
+                  "similarity", sim,
+                  "awesomeness", awesomeness);
+
+    if (j != NULL && rc->searcher) {
+        emu_face_attributes(f, &sex, &age, &emotion);
+        json_object_set_new(j, "sex", json_string(sex));
+        json_object_set_new(j, "age", json_integer(age));
+        json_object_set_new(j, "emotion", json_string(emotion));
+    }
+
+    return j;
 }
 
 
 json_t *
 emu_persons_recognize(emu_call_t *call)
 {
-    json_t       *images, *entry, *objects, *obj, *persons, *cn;
-    emu_space_t  *sp;
-    emu_seen_t   *seen;
-    size_t        i, k;
-    int           create_new;
+    json_t           *images, *entry, *objects, *obj, *persons;
+    json_t           *cn, *se, *ue;
+    emu_seen_t       *seen;
+    size_t            i, k;
+    emu_recognize_t   rc;
 
-    sp = emu_meta_space(call);
-    if (sp == NULL) {
+    rc.space = emu_meta_space(call);
+    if (rc.space == NULL) {
         return NULL;
     }
 
@@ -454,7 +507,32 @@ emu_persons_recognize(emu_call_t *call)
         return NULL;
     }
 
-    create_new = json_is_true(cn);
+    rc.create_new = json_is_true(cn);
+
+    /* the second recognition model: sex, age and emotion of every face */
+    se = json_object_get(call->meta, "searcher");
+
+    if (se != NULL
+        && (!json_is_integer(se)
+            || (json_integer_value(se) != 0 && json_integer_value(se) != 1)))
+    {
+        emu_err_set(&call->err, 400, "bad_meta",
+                    "meta.searcher must be the integer 0 or 1");
+        return NULL;
+    }
+
+    rc.searcher = (json_integer_value(se) == 1);
+
+    /* known faces update their person's embedding: similarity rises */
+    ue = json_object_get(call->meta, "update_embedding");
+
+    if (ue != NULL && !json_is_boolean(ue)) {
+        emu_err_set(&call->err, 400, "bad_meta",
+                    "meta.update_embedding must be a boolean");
+        return NULL;
+    }
+
+    rc.update_embedding = json_is_true(ue);
 
     images = emu_meta_images(call, 0);
     if (images == NULL) {
@@ -478,8 +556,8 @@ emu_persons_recognize(emu_call_t *call)
 
             for (k = 0; k < seen[i].nfaces; k++) {
                 json_array_append_new(persons,
-                                      emu_person_json(sp, &seen[i].faces[k],
-                                                      create_new));
+                                      emu_person_json(&rc,
+                                                      &seen[i].faces[k]));
             }
 
             obj = json_pack("{s:s,s:i,s:o}", "name", emu_entry_name(entry),

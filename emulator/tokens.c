@@ -10,6 +10,8 @@
  * most --max-tokens of each are active at once (429 too_many_tokens
  * beyond).  A refresh revokes the pair it came with and issues a new one.
  * Tokens are 32 random bytes (RAND_bytes) in hex; none is ever logged.
+ * Faults of its own: a hang, a latency, a 503 (token_hang, token_latency_ms,
+ * token_fail).
  */
 
 #include <pthread.h>
@@ -32,10 +34,11 @@ typedef struct {
 } emu_grant_t;
 
 
-static pthread_mutex_t   emu_tokens_lock = PTHREAD_MUTEX_INITIALIZER;
-static emu_grant_t      *emu_grants;
-static size_t            emu_ngrants;
-static size_t            emu_grants_alloc;
+static pthread_mutex_t    emu_tokens_lock = PTHREAD_MUTEX_INITIALIZER;
+static emu_grant_t       *emu_grants;
+static size_t             emu_ngrants;
+static size_t             emu_grants_alloc;
+static emu_token_stats_t  emu_tstats;   /* active: counted when asked */
 
 
 static int
@@ -111,7 +114,7 @@ static emu_grant_t *
 emu_grant_new(int64_t now)
 {
     emu_grant_t  *g;
-    size_t        n;
+    size_t        n, access, refresh;
 
     if (emu_ngrants == emu_grants_alloc) {
         n = emu_grants_alloc ? 2 * emu_grants_alloc : 32;
@@ -138,7 +141,13 @@ emu_grant_new(int64_t now)
     g->refresh_live = 1;
     emu_ngrants++;
 
-    emu_stats_token_issued();
+    emu_grants_count(&access, &refresh);
+
+    emu_tstats.issued++;
+
+    if ((json_int_t) access > emu_tstats.max_active) {
+        emu_tstats.max_active = access;
+    }
 
     return g;
 }
@@ -178,11 +187,55 @@ emu_token_valid(const char *token)
 
 
 void
-emu_tokens_reset(void)
+emu_tokens_stats(emu_token_stats_t *ts)
 {
+    size_t  access, refresh;
+
     pthread_mutex_lock(&emu_tokens_lock);
-    emu_ngrants = 0;
+
+    emu_grants_prune(emu_now_ms());
+    emu_grants_count(&access, &refresh);
+
+    *ts = emu_tstats;
+    ts->active = access;
+
     pthread_mutex_unlock(&emu_tokens_lock);
+}
+
+
+/* zero, but the highest number active starts from the number active now */
+void
+emu_tokens_stats_reset(void)
+{
+    size_t  access, refresh;
+
+    pthread_mutex_lock(&emu_tokens_lock);
+
+    emu_grants_prune(emu_now_ms());
+    emu_grants_count(&access, &refresh);
+
+    memset(&emu_tstats, 0, sizeof(emu_token_stats_t));
+    emu_tstats.max_active = access;
+
+    pthread_mutex_unlock(&emu_tokens_lock);
+}
+
+
+/* revokes every issued token; returns how many were active */
+size_t
+emu_tokens_revoke(void)
+{
+    size_t  access, refresh;
+
+    pthread_mutex_lock(&emu_tokens_lock);
+
+    emu_grants_prune(emu_now_ms());
+    emu_grants_count(&access, &refresh);
+    emu_ngrants = 0;
+
+    pthread_mutex_unlock(&emu_tokens_lock);
+
+    return access + refresh;
 }
 
 
@@ -292,9 +345,25 @@ emu_grant(json_t *req, emu_err_t *err)
     g = emu_grant_new(now);
     if (g == NULL) {
         emu_err_set(err, 500, "internal_error", "cannot make a token");
+
+    } else if (strcmp(grant, "refresh_token") == 0) {
+        emu_tstats.refreshed++;
     }
 
     return g;
+}
+
+
+/* a refused token request: counted, answered */
+static enum MHD_Result
+emu_tokens_refuse(struct MHD_Connection *c, emu_req_t *r,
+    const emu_err_t *err)
+{
+    pthread_mutex_lock(&emu_tokens_lock);
+    emu_tstats.refused++;
+    pthread_mutex_unlock(&emu_tokens_lock);
+
+    return emu_send_error(c, r, err);
 }
 
 
@@ -305,17 +374,42 @@ emu_tokens_handle(struct MHD_Connection *c, emu_req_t *r)
     emu_grant_t   *g;
     emu_err_t      err;
     json_error_t   jerr;
+    emu_knobs_t    knobs;
 
     if (strcmp(r->method, MHD_HTTP_METHOD_POST) != 0) {
         emu_err_set(&err, 405, "method_not_allowed",
                     "the token endpoint takes POST requests only");
-        return emu_send_error(c, r, &err);
+        return emu_tokens_refuse(c, r, &err);
+    }
+
+    emu_knobs_get(&knobs);
+
+    if (emu_chance(knobs.token_hang)) {
+        emu_stats_fault("token_hang");
+        emu_log("%s %s hangs (injected)", r->method, r->path);
+        emu_wait(c, emu_conf.hang_max_s * 1000);
+        emu_log("%s %s hang over after %ld ms", r->method, r->path,
+                (long) (emu_now_ms() - r->start_ms));
+        return MHD_NO;
+    }
+
+    if (emu_wait(c, knobs.token_latency_ms) != 0) {
+        emu_log("%s %s: the client left during the latency", r->method,
+                r->path);
+        return MHD_NO;
+    }
+
+    if (emu_chance(knobs.token_fail)) {
+        emu_stats_fault("token_fail");
+        emu_err_set(&err, 503, "service_unavailable",
+                    "the token service is unavailable (injected)");
+        return emu_tokens_refuse(c, r, &err);
     }
 
     if (r->body_overflow) {
         emu_err_set(&err, 413, "body_too_large",
                     "the request body is too large");
-        return emu_send_error(c, r, &err);
+        return emu_tokens_refuse(c, r, &err);
     }
 
     req = json_loadb((const char *) (r->body ? r->body
@@ -326,7 +420,7 @@ emu_tokens_handle(struct MHD_Connection *c, emu_req_t *r)
         json_decref(req);
         emu_err_set(&err, 400, "invalid_request",
                     "the body must be a JSON object");
-        return emu_send_error(c, r, &err);
+        return emu_tokens_refuse(c, r, &err);
     }
 
     pthread_mutex_lock(&emu_tokens_lock);
@@ -345,7 +439,7 @@ emu_tokens_handle(struct MHD_Connection *c, emu_req_t *r)
     json_decref(req);
 
     if (answer == NULL) {
-        return emu_send_error(c, r, &err);
+        return emu_tokens_refuse(c, r, &err);
     }
 
     return emu_send_json(c, r, 200, answer);
