@@ -543,6 +543,8 @@ $gw
 
         location /_smarty_error/ {
             internal;
+            # a body over the limit comes here: not measured again
+            client_max_body_size 0;
             smarty_error;
         }
 
