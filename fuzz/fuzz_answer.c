@@ -5,7 +5,7 @@
  * the values are rebuilt under other names in reverse order with
  * smarty_answer_build(); the result must be valid JSON that splits again
  * into the same values (as JSON: the list order may differ).  The input
- * is also fed as meta to smarty_meta_subset() and, cut at newlines, as
+ * is also fed as meta to smarty_cache_meta_subset() and, cut at newlines, as
  * stored (possibly corrupt) values to smarty_answer_build(): whatever
  * they produce must be valid JSON.
  */
@@ -141,7 +141,7 @@ check_subset(const char *data, size_t size)
     char    *s;
     size_t   len;
 
-    s = smarty_meta_subset(data, size, up_names, 3, &len);
+    s = smarty_cache_meta_subset(data, size, up_names, 3, &len);
     if (s != NULL) {
         json_decref(must_parse(s, len));
         free(s);

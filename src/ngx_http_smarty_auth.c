@@ -1,30 +1,12 @@
 /*
- * smarty-gateway: local clients, their keys and their rights.
+ * smarty-gateway: local clients, their keys and their rights (see
+ * ngx_http_smarty_auth.h; the clients file: docs/reference.md).
  *
- * The clients file is JSON, read when the configuration is (so "nginx -s
- * reload" picks up a changed file, and "nginx -t" reports its mistakes):
- *
- *   {"clients": [
- *     {"name": "billing", "key_sha256": "<64 hex digits>",
- *      "spaces": ["0", "1"] | "*",
- *      "methods": ["persons/recognize", "persons/enroll", ...] | "*",
- *      "operator": true,                                   (optional)
- *      "quota": {"1": "100i/m", "*": "10r/s"}}         (optional)
- *   ]}
- *
- * "persons/enroll" lets a client recognize with create_new or
- * update_embedding (persons/set lets it too); "operator" lets it read the
- * operator endpoints (the quota view).  "quota" replaces
- * smarty_quota_client's policy for this client in the
- * spaces it names ("0".."9", "*", "detectors"; see docs/quota.md).
- *
- * Only the SHA-256 of a key is stored.  A client presents its key as
- * "Authorization: Bearer <key>" or, for scripts written for the API itself,
- * as the "oauth_token" query parameter.  The presented key is hashed and
+ * Only the SHA-256 of a key is stored; a presented key is hashed and
  * compared with every client's hash in constant time.
  */
 
-#include "ngx_http_smarty_module.h"
+#include "ngx_http_smarty_auth.h"
 #include "smarty_args.h"
 
 #include <jansson.h>
@@ -35,14 +17,191 @@
 #define SMARTY_ALL_SPACES   0x3ff
 
 
+typedef struct {
+    ngx_http_smarty_clients_t  *clients;
+} ngx_http_smarty_auth_conf_t;
+
+
+static char *ngx_http_smarty_clients_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_smarty_clients_load(ngx_conf_t *cf, ngx_str_t *path,
+    ngx_http_smarty_clients_t **out);
 static ngx_int_t ngx_http_smarty_hex32(const char *hex, u_char *out);
 static ngx_int_t ngx_http_smarty_client_parse(ngx_conf_t *cf, ngx_str_t *path,
     size_t i, json_t *e, ngx_http_smarty_client_t *c);
 static ngx_int_t ngx_http_smarty_get_key(ngx_http_request_t *r,
     ngx_str_t *key);
+static void *ngx_http_smarty_auth_create_conf(ngx_conf_t *cf);
+static char *ngx_http_smarty_auth_merge_conf(ngx_conf_t *cf, void *parent,
+    void *child);
 
 
-char *
+static ngx_command_t  ngx_http_smarty_auth_commands[] = {
+
+    { ngx_string("smarty_clients_file"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_smarty_clients_file,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_smarty_auth_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    NULL,                                  /* postconfiguration */
+
+    NULL,                                  /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_smarty_auth_create_conf,      /* create location configuration */
+    ngx_http_smarty_auth_merge_conf        /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_smarty_auth_module = {
+    NGX_MODULE_V1,
+    &ngx_http_smarty_auth_module_ctx,      /* module context */
+    ngx_http_smarty_auth_commands,         /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    NULL,                                  /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+ngx_http_smarty_clients_t *
+ngx_http_smarty_auth_clients(ngx_http_request_t *r)
+{
+    ngx_http_smarty_auth_conf_t  *acf;
+
+    acf = ngx_http_get_module_loc_conf(r, ngx_http_smarty_auth_module);
+
+    return acf->clients;
+}
+
+
+ngx_http_smarty_clients_t *
+ngx_http_smarty_auth_conf_clients(ngx_conf_t *cf)
+{
+    ngx_http_smarty_auth_conf_t  *acf;
+
+    acf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_smarty_auth_module);
+
+    return acf->clients == NGX_CONF_UNSET_PTR ? NULL : acf->clients;
+}
+
+
+smarty_err_e
+ngx_http_smarty_auth_identify(ngx_http_request_t *r,
+    const ngx_http_smarty_client_t **client)
+{
+    u_char                      digest[SMARTY_SHA256_LEN];
+    ngx_str_t                   key;
+    ngx_uint_t                  i;
+    ngx_http_smarty_client_t   *c, *found;
+    ngx_http_smarty_clients_t  *clients;
+
+    clients = ngx_http_smarty_auth_clients(r);
+    if (clients == NULL) {
+        return SMARTY_E_UNKNOWN_KEY;
+    }
+
+    if (ngx_http_smarty_get_key(r, &key) != NGX_OK) {
+        return SMARTY_E_MISSING_KEY;
+    }
+
+    SHA256(key.data, key.len, digest);
+
+    /* look at every client, whatever matches, so that timing says nothing */
+
+    found = NULL;
+    c = clients->clients.elts;
+
+    for (i = 0; i < clients->clients.nelts; i++) {
+        if (CRYPTO_memcmp(c[i].key_sha256, digest, SMARTY_SHA256_LEN) == 0) {
+            found = &c[i];
+        }
+    }
+
+    ngx_memzero(digest, sizeof(digest));
+
+    if (found == NULL) {
+        return SMARTY_E_UNKNOWN_KEY;
+    }
+
+    *client = found;
+
+    return SMARTY_OK;
+}
+
+
+smarty_err_e
+ngx_http_smarty_auth_method(const ngx_http_smarty_client_t *c,
+    const smarty_method_t *m)
+{
+    return (c->methods & (1 << m->id)) ? SMARTY_OK
+                                       : SMARTY_E_METHOD_FORBIDDEN;
+}
+
+
+smarty_err_e
+ngx_http_smarty_auth_meta(const ngx_http_smarty_client_t *c,
+    const smarty_method_t *m, const smarty_meta_t *meta)
+{
+    if (meta->space < 0) {
+        return SMARTY_OK;
+    }
+
+    if (!(c->spaces & (1 << meta->space))) {
+        return SMARTY_E_SPACE_FORBIDDEN;
+    }
+
+    /* a recognize that enrolls or updates is a write */
+
+    if (m->id == SMARTY_M_PERSONS_RECOGNIZE
+        && smarty_meta_writes(m, meta)
+        && !(c->methods & (1 << SMARTY_RIGHT_ENROLL
+                           | 1 << SMARTY_M_PERSONS_SET)))
+    {
+        return SMARTY_E_WRITE_FORBIDDEN;
+    }
+
+    return SMARTY_OK;
+}
+
+
+/* --- the clients file ----------------------------------------------------- */
+
+
+static char *
+ngx_http_smarty_clients_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_smarty_auth_conf_t  *acf = conf;
+
+    ngx_str_t  *value;
+
+    if (acf->clients != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    return ngx_http_smarty_clients_load(cf, &value[1], &acf->clients);
+}
+
+
+static char *
 ngx_http_smarty_clients_load(ngx_conf_t *cf, ngx_str_t *path,
     ngx_http_smarty_clients_t **out)
 {
@@ -137,12 +296,12 @@ static ngx_int_t
 ngx_http_smarty_client_parse(ngx_conf_t *cf, ngx_str_t *path, size_t i,
     json_t *e, ngx_http_smarty_client_t *c)
 {
+    int                     bit;
+    char                    err[160];
     size_t                  k;
     json_t                 *v, *x;
-    u_char                 *what;
-    ngx_str_t               space, policy;
-    int                     bit;
     const char             *s, *key;
+    smarty_quota_set_t     *set;
 
     ngx_memzero(c, sizeof(ngx_http_smarty_client_t));
 
@@ -298,23 +457,27 @@ ngx_http_smarty_client_parse(ngx_conf_t *cf, ngx_str_t *path, size_t i,
                 return NGX_ERROR;
             }
 
-            space.data = (u_char *) key;
-            space.len = ngx_strlen(key);
-            policy.data = (u_char *) json_string_value(x);
-            policy.len = json_string_length(x);
+            if (c->quota == NULL) {
+                c->quota = ngx_pcalloc(cf->pool, sizeof(smarty_quota_sets_t));
+                if (c->quota == NULL) {
+                    return NGX_ERROR;
+                }
+            }
 
-            what = ngx_pnalloc(cf->pool, path->len + c->name.len + 64);
-            if (what == NULL) {
+            set = ngx_palloc(cf->pool, sizeof(smarty_quota_set_t));
+            if (set == NULL) {
                 return NGX_ERROR;
             }
 
-            *ngx_sprintf(what, "clients file \"%V\": client \"%V\": quota",
-                         path, &c->name) = '\0';
-
-            if (ngx_http_smarty_quota_sets_parse(cf, &c->quota, &space,
-                                                 &policy, (char *) what)
-                != NGX_CONF_OK)
+            if (smarty_quota_sets_add(c->quota, set, key, ngx_strlen(key),
+                                      json_string_value(x),
+                                      json_string_length(x), err,
+                                      sizeof(err))
+                != 0)
             {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "clients file \"%V\": client \"%V\": "
+                                   "quota: %s", path, &c->name, err);
                 return NGX_ERROR;
             }
         }
@@ -337,99 +500,6 @@ ngx_http_smarty_hex32(const char *hex, u_char *out)
         }
 
         out[i] = (u_char) n;
-    }
-
-    return NGX_OK;
-}
-
-
-/*
- * The client whose key the request carries: SMARTY_OK with *client set, or
- * SMARTY_E_MISSING_KEY, SMARTY_E_UNKNOWN_KEY.
- */
-
-smarty_err_e
-ngx_http_smarty_identify(ngx_http_request_t *r,
-    ngx_http_smarty_clients_t *clients, ngx_http_smarty_client_t **client)
-{
-    u_char                     digest[SMARTY_SHA256_LEN];
-    ngx_str_t                  key;
-    ngx_uint_t                 i;
-    ngx_http_smarty_client_t  *c, *found;
-
-    if (ngx_http_smarty_get_key(r, &key) != NGX_OK) {
-        return SMARTY_E_MISSING_KEY;
-    }
-
-    SHA256(key.data, key.len, digest);
-
-    /* look at every client, whatever matches, so that timing says nothing */
-
-    found = NULL;
-    c = clients->clients.elts;
-
-    for (i = 0; i < clients->clients.nelts; i++) {
-        if (CRYPTO_memcmp(c[i].key_sha256, digest, SMARTY_SHA256_LEN) == 0) {
-            found = &c[i];
-        }
-    }
-
-    ngx_memzero(digest, sizeof(digest));
-
-    if (found == NULL) {
-        return SMARTY_E_UNKNOWN_KEY;
-    }
-
-    *client = found;
-
-    return SMARTY_OK;
-}
-
-
-/*
- * Returns NGX_OK with ctx->client set, or an smarty_err_e: the client's key
- * is missing, unknown, or may not call this method.
- */
-
-ngx_int_t
-ngx_http_smarty_authenticate(ngx_http_request_t *r,
-    ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx)
-{
-    smarty_err_e  e;
-
-    e = ngx_http_smarty_identify(r, slcf->clients, &ctx->client);
-    if (e != SMARTY_OK) {
-        return e;
-    }
-
-    if (!(ctx->client->methods & (1 << ctx->method->id))) {
-        return SMARTY_E_METHOD_FORBIDDEN;
-    }
-
-    return NGX_OK;
-}
-
-
-ngx_int_t
-ngx_http_smarty_authorize_space(ngx_http_request_t *r,
-    ngx_http_smarty_ctx_t *ctx)
-{
-    if (ctx->m.space < 0) {
-        return NGX_OK;
-    }
-
-    if (!(ctx->client->spaces & (1 << ctx->m.space))) {
-        return SMARTY_E_SPACE_FORBIDDEN;
-    }
-
-    /* a recognize that enrolls or updates is a write */
-
-    if (ctx->method->id == SMARTY_M_PERSONS_RECOGNIZE
-        && smarty_meta_writes(ctx->method, &ctx->m)
-        && !(ctx->client->methods & (1 << SMARTY_RIGHT_ENROLL
-                                     | 1 << SMARTY_M_PERSONS_SET)))
-    {
-        return SMARTY_E_WRITE_FORBIDDEN;
     }
 
     return NGX_OK;
@@ -505,4 +575,32 @@ ngx_http_smarty_get_key(ngx_http_request_t *r, ngx_str_t *key)
     key->len = smarty_args_unescape(a.value, a.value_len, (char *) dst);
 
     return key->len ? NGX_OK : NGX_DECLINED;
+}
+
+
+static void *
+ngx_http_smarty_auth_create_conf(ngx_conf_t *cf)
+{
+    ngx_http_smarty_auth_conf_t  *acf;
+
+    acf = ngx_palloc(cf->pool, sizeof(ngx_http_smarty_auth_conf_t));
+    if (acf == NULL) {
+        return NULL;
+    }
+
+    acf->clients = NGX_CONF_UNSET_PTR;
+
+    return acf;
+}
+
+
+static char *
+ngx_http_smarty_auth_merge_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_smarty_auth_conf_t  *prev = parent;
+    ngx_http_smarty_auth_conf_t  *conf = child;
+
+    ngx_conf_merge_ptr_value(conf->clients, prev->clients, NULL);
+
+    return NGX_CONF_OK;
 }

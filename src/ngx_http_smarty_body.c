@@ -1,30 +1,69 @@
 /*
- * smarty-gateway: the request body.
+ * smarty-gateway: the request body: the module ngx_http_smarty_body_module
+ * and its limits smarty_max_images, smarty_max_image_size,
+ * smarty_max_meta_size (docs/reference.md).
  *
- * nginx reads the body into memory buffers or, past client_body_buffer_size,
- * a temp file.  The multipart stream is parsed where it lies: memory
- * buffers directly, file buffers through one small read buffer, so the body
- * is never gathered into one copy.  Every image part is hashed (SHA-256) as
- * it streams by, its byte range in the body is remembered, and the "meta"
- * part (bounded by smarty_max_meta_size) is kept for validation.
- *
- * Limits (images per request, bytes per image, meta size) stop the parse as
- * soon as they are crossed.
+ * The multipart stream is parsed where nginx keeps it: memory buffers
+ * directly, file buffers through one small read buffer, never gathered
+ * into one copy.  Every image is hashed (SHA-256) as it streams by, its
+ * byte range is remembered; "meta" is kept for validation.  A limit stops
+ * the parse as soon as it is crossed.
  */
 
-#include "ngx_http_smarty_module.h"
+#include "ngx_http_smarty_body.h"
+#include "smarty_cache.h"
+#include "smarty_multipart.h"
+
+#include <openssl/evp.h>
 
 
 #define SMARTY_BODY_STOP     -100
 #define SMARTY_FILE_CHUNK    65536
 
 
+typedef struct {
+    ngx_uint_t                 max_images;
+    size_t                     max_image_size;
+    size_t                     max_meta_size;
+} ngx_http_smarty_body_conf_t;
+
+
+typedef struct {
+    ngx_http_smarty_ctx_t     *ctx;
+    ngx_http_smarty_body_conf_t  *conf;
+    smarty_mp_t               *mp;
+    EVP_MD_CTX                *md;
+    ngx_http_smarty_part_t    *cur;        /* image part being read */
+    u_char                    *meta;
+    size_t                     meta_len;
+    size_t                     meta_size;
+    unsigned                   in_meta:1;
+    unsigned                   seen_meta:1;
+    smarty_err_e               err;
+    char                       msg[256];
+    u_char                     boundary[SMARTY_MP_BOUNDARY_MAX + 1];
+    size_t                     boundary_len;
+} ngx_http_smarty_body_t;
+
+
+static ngx_int_t ngx_http_smarty_body_refuse(ngx_http_smarty_ctx_t *ctx,
+    ngx_http_smarty_body_t *b);
+static void ngx_http_smarty_body_cleanup(void *data);
 static int ngx_http_smarty_part_begin(void *ud, smarty_mp_part_t *part);
 static int ngx_http_smarty_part_data(void *ud, smarty_mp_part_t *part,
     const unsigned char *p, size_t len);
 static int ngx_http_smarty_part_end(void *ud, smarty_mp_part_t *part);
-static int ngx_http_smarty_body_fail(ngx_http_smarty_ctx_t *ctx,
+static int ngx_http_smarty_body_fail(ngx_http_smarty_body_t *b,
     smarty_err_e e, const char *fmt, ...);
+static ngx_int_t ngx_http_smarty_body_range(ngx_http_request_t *r,
+    uint64_t from, uint64_t to, ngx_chain_t ***ll);
+static ngx_int_t ngx_http_smarty_body_mem(ngx_http_request_t *r, u_char *p,
+    size_t len, ngx_chain_t ***ll);
+static char *ngx_http_smarty_max_images(ngx_conf_t *cf, void *post,
+    void *data);
+static void *ngx_http_smarty_body_create_conf(ngx_conf_t *cf);
+static char *ngx_http_smarty_body_merge_conf(ngx_conf_t *cf, void *parent,
+    void *child);
 
 
 static const smarty_mp_callbacks_t  ngx_http_smarty_mp_cb = {
@@ -34,32 +73,84 @@ static const smarty_mp_callbacks_t  ngx_http_smarty_mp_cb = {
 };
 
 
-/* what the parse callbacks need: the request's conf and ctx */
-
-typedef struct {
-    ngx_http_request_t          *r;
-    ngx_http_smarty_loc_conf_t  *slcf;
-    ngx_http_smarty_ctx_t       *ctx;
-} ngx_http_smarty_body_ud_t;
+static ngx_conf_post_handler_pt  ngx_http_smarty_max_images_p =
+    ngx_http_smarty_max_images;
 
 
-/*
- * Before the body is read: the Content-Type must be multipart/form-data
- * with a well-formed boundary.
- */
+static ngx_command_t  ngx_http_smarty_body_commands[] = {
+
+    { ngx_string("smarty_max_images"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_smarty_body_conf_t, max_images),
+      &ngx_http_smarty_max_images_p },
+
+    { ngx_string("smarty_max_image_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_smarty_body_conf_t, max_image_size),
+      NULL },
+
+    { ngx_string("smarty_max_meta_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_smarty_body_conf_t, max_meta_size),
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_smarty_body_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    NULL,                                  /* postconfiguration */
+
+    NULL,                                  /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_smarty_body_create_conf,      /* create location configuration */
+    ngx_http_smarty_body_merge_conf        /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_smarty_body_module = {
+    NGX_MODULE_V1,
+    &ngx_http_smarty_body_module_ctx,      /* module context */
+    ngx_http_smarty_body_commands,         /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    NULL,                                  /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
 
 ngx_int_t
-ngx_http_smarty_body_begin(ngx_http_request_t *r, ngx_http_smarty_ctx_t *ctx)
+ngx_http_smarty_body_begin(ngx_http_request_t *r)
 {
-    int               rc;
-    char              boundary[SMARTY_MP_BOUNDARY_MAX + 1];
-    size_t            blen;
-    ngx_table_elt_t  *ct;
+    int                      rc;
+    char                     boundary[SMARTY_MP_BOUNDARY_MAX + 1];
+    size_t                   blen;
+    ngx_table_elt_t         *ct;
+    ngx_pool_cleanup_t      *cln;
+    ngx_http_smarty_ctx_t   *ctx;
+    ngx_http_smarty_body_t  *b;
 
+    ctx = ngx_http_smarty_ctx(r);
     ct = r->headers_in.content_type;
 
     if (ct == NULL) {
-        ctx->body_err = SMARTY_E_BAD_CONTENT_TYPE;
+        ctx->error.err = SMARTY_E_BAD_CONTENT_TYPE;
         return NGX_DECLINED;
     }
 
@@ -67,17 +158,27 @@ ngx_http_smarty_body_begin(ngx_http_request_t *r, ngx_http_smarty_ctx_t *ctx)
                             boundary, &blen);
 
     if (rc == SMARTY_MP_ERR_TYPE) {
-        ctx->body_err = SMARTY_E_BAD_CONTENT_TYPE;
+        ctx->error.err = SMARTY_E_BAD_CONTENT_TYPE;
         return NGX_DECLINED;
     }
 
     if (rc != 0) {
-        ctx->body_err = SMARTY_E_BAD_BOUNDARY;
+        ctx->error.err = SMARTY_E_BAD_BOUNDARY;
         return NGX_DECLINED;
     }
 
-    ctx->mp = ngx_palloc(r->pool, sizeof(smarty_mp_t));
-    if (ctx->mp == NULL) {
+    b = ngx_pcalloc(r->pool, sizeof(ngx_http_smarty_body_t));
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+
+    if (b == NULL || cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->ctx = ctx;
+    b->conf = ngx_http_get_module_loc_conf(r, ngx_http_smarty_body_module);
+
+    b->mp = ngx_palloc(r->pool, sizeof(smarty_mp_t));
+    if (b->mp == NULL) {
         return NGX_ERROR;
     }
 
@@ -88,59 +189,66 @@ ngx_http_smarty_body_begin(ngx_http_request_t *r, ngx_http_smarty_ctx_t *ctx)
         return NGX_ERROR;
     }
 
-    ctx->md = EVP_MD_CTX_new();
-    if (ctx->md == NULL) {
+    b->md = EVP_MD_CTX_new();
+    if (b->md == NULL) {
         return NGX_ERROR;
     }
 
-    ngx_memcpy(ctx->boundary, boundary, blen);
-    ctx->boundary_len = blen;
+    cln->handler = ngx_http_smarty_body_cleanup;
+    cln->data = b;
 
-    /* the callbacks' user data is set in ngx_http_smarty_body_parse() */
-    smarty_mp_init(ctx->mp, boundary, blen, &ngx_http_smarty_mp_cb, NULL);
+    ngx_memcpy(b->boundary, boundary, blen);
+    b->boundary_len = blen;
+
+    smarty_mp_init(b->mp, boundary, blen, &ngx_http_smarty_mp_cb, b);
+
+    ngx_http_set_ctx(r, b, ngx_http_smarty_body_module);
 
     return NGX_OK;
 }
 
 
 /*
- * The whole body is read: parse it, then validate meta.  Returns NGX_OK,
- * NGX_DECLINED with ctx->body_err set, or NGX_ERROR.
+ * The whole body is read: parse it, then validate meta.  NGX_OK,
+ * NGX_DECLINED with the context's error set, or NGX_ERROR.
  */
 
 ngx_int_t
-ngx_http_smarty_body_parse(ngx_http_request_t *r,
-    ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx)
+ngx_http_smarty_body_parse(ngx_http_request_t *r)
 {
-    int                         rc;
-    u_char                     *chunk;
-    size_t                      n, i;
-    off_t                       off;
-    ssize_t                     got;
-    ngx_buf_t                  *b;
-    ngx_chain_t                *cl;
-    smarty_part_name_t         *names;
-    smarty_meta_error_t         merr;
-    ngx_http_smarty_part_t     *parts;
-    ngx_http_smarty_body_ud_t   ud;
+    int                      rc;
+    u_char                  *chunk;
+    size_t                   n, i;
+    off_t                    off;
+    ssize_t                  got;
+    ngx_buf_t               *buf;
+    ngx_chain_t             *cl;
+    smarty_part_name_t      *names;
+    smarty_meta_error_t      merr;
+    ngx_http_smarty_ctx_t   *ctx;
+    ngx_http_smarty_body_t  *b;
+    ngx_http_smarty_part_t  *parts;
 
-    ud.r = r;
-    ud.slcf = slcf;
-    ud.ctx = ctx;
-    ctx->mp->ud = &ud;
+    ctx = ngx_http_smarty_ctx(r);
+    b = ngx_http_get_module_ctx(r, ngx_http_smarty_body_module);
+
+    if (r->request_body == NULL) {
+        ctx->error.err = SMARTY_E_EMPTY_BODY;
+        return NGX_DECLINED;
+    }
 
     chunk = NULL;
     rc = SMARTY_MP_OK;
 
     for (cl = r->request_body->bufs; cl && rc == SMARTY_MP_OK; cl = cl->next) {
-        b = cl->buf;
+        buf = cl->buf;
 
-        if (ngx_buf_in_memory(b)) {
-            rc = smarty_mp_feed(ctx->mp, b->pos, b->last - b->pos);
+        if (ngx_buf_in_memory(buf)) {
+            rc = smarty_mp_feed(b->mp, buf->pos, buf->last - buf->pos);
             continue;
         }
 
-        if (!b->in_file) {
+        if (!buf->in_file) {
             continue;
         }
 
@@ -151,19 +259,19 @@ ngx_http_smarty_body_parse(ngx_http_request_t *r,
             }
         }
 
-        for (off = b->file_pos; off < b->file_last && rc == SMARTY_MP_OK;
+        for (off = buf->file_pos; off < buf->file_last && rc == SMARTY_MP_OK;
              off += got)
         {
-            n = ngx_min((off_t) SMARTY_FILE_CHUNK, b->file_last - off);
+            n = ngx_min((off_t) SMARTY_FILE_CHUNK, buf->file_last - off);
 
-            got = ngx_read_file(b->file, chunk, n, off);
+            got = ngx_read_file(buf->file, chunk, n, off);
             if (got <= 0) {
                 ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                               "smarty: reading the body's temp file failed");
                 return NGX_ERROR;
             }
 
-            rc = smarty_mp_feed(ctx->mp, chunk, got);
+            rc = smarty_mp_feed(b->mp, chunk, got);
         }
     }
 
@@ -172,10 +280,8 @@ ngx_http_smarty_body_parse(ngx_http_request_t *r,
     }
 
     if (rc == SMARTY_MP_OK) {
-        rc = smarty_mp_finish(ctx->mp);
+        rc = smarty_mp_finish(b->mp);
     }
-
-    ctx->mp->ud = NULL;
 
     switch (rc) {
 
@@ -183,28 +289,35 @@ ngx_http_smarty_body_parse(ngx_http_request_t *r,
         break;
 
     case SMARTY_BODY_STOP:
-        return ctx->body_err == SMARTY_E_INTERNAL ? NGX_ERROR : NGX_DECLINED;
+        if (b->err == SMARTY_E_INTERNAL) {
+            return NGX_ERROR;
+        }
+
+        return ngx_http_smarty_body_refuse(ctx, b);
 
     case SMARTY_MP_ERR_HEADERS:
     case SMARTY_MP_ERR_NAME_LONG:
-        ngx_http_smarty_body_fail(ctx, SMARTY_E_BAD_PART_HEADERS, "%s",
+        ngx_http_smarty_body_fail(b, SMARTY_E_BAD_PART_HEADERS, "%s",
                                   smarty_mp_strerror(rc));
-        return NGX_DECLINED;
+        return ngx_http_smarty_body_refuse(ctx, b);
 
     case SMARTY_MP_ERR_BOUNDARY:
-        ctx->body_err = SMARTY_E_BAD_BOUNDARY;
+        ctx->error.err = SMARTY_E_BAD_BOUNDARY;
         return NGX_DECLINED;
 
     default:
-        ngx_http_smarty_body_fail(ctx, SMARTY_E_BAD_MULTIPART, "%s",
+        ngx_http_smarty_body_fail(b, SMARTY_E_BAD_MULTIPART, "%s",
                                   smarty_mp_strerror(rc));
+        return ngx_http_smarty_body_refuse(ctx, b);
+    }
+
+    if (!b->seen_meta) {
+        ctx->error.err = SMARTY_E_MISSING_META;
         return NGX_DECLINED;
     }
 
-    if (!ctx->seen_meta) {
-        ctx->body_err = SMARTY_E_MISSING_META;
-        return NGX_DECLINED;
-    }
+    ctx->meta.data = b->meta;
+    ctx->meta.len = b->meta_len;
 
     parts = ctx->parts.elts;
 
@@ -219,15 +332,13 @@ ngx_http_smarty_body_parse(ngx_http_request_t *r,
         names[i].len = parts[i].name.len;
     }
 
-    if (smarty_meta_validate(ctx->method, (const char *) ctx->meta,
-                             ctx->meta_len, names, ctx->parts.nelts,
-                             slcf->max_images, &ctx->m, &merr)
+    if (smarty_meta_validate(ctx->method, (const char *) b->meta,
+                             b->meta_len, names, ctx->parts.nelts,
+                             b->conf->max_images, &ctx->m, &merr)
         != 0)
     {
-        ctx->body_err = merr.code;
-        ngx_cpystrn((u_char *) ctx->body_msg, (u_char *) merr.message,
-                    sizeof(ctx->body_msg));
-        return NGX_DECLINED;
+        ngx_http_smarty_body_fail(b, merr.code, "%s", merr.message);
+        return ngx_http_smarty_body_refuse(ctx, b);
     }
 
     ctx->m_valid = 1;
@@ -236,26 +347,56 @@ ngx_http_smarty_body_parse(ngx_http_request_t *r,
 }
 
 
+/* the parse stopped: its error and sentence become the request's */
+
+static ngx_int_t
+ngx_http_smarty_body_refuse(ngx_http_smarty_ctx_t *ctx,
+    ngx_http_smarty_body_t *b)
+{
+    ctx->error.err = b->err;
+    ctx->error.msg = b->msg[0] ? b->msg : NULL;
+
+    return NGX_DECLINED;
+}
+
+
+static void
+ngx_http_smarty_body_cleanup(void *data)
+{
+    ngx_http_smarty_body_t  *b = data;
+
+    if (b->md) {
+        EVP_MD_CTX_free(b->md);
+        b->md = NULL;
+    }
+
+    if (b->ctx->m_valid) {
+        smarty_meta_free(&b->ctx->m);
+        b->ctx->m_valid = 0;
+    }
+}
+
+
 static int
 ngx_http_smarty_part_begin(void *ud, smarty_mp_part_t *part)
 {
-    ngx_http_smarty_body_ud_t  *bud = ud;
+    ngx_http_smarty_body_t  *b = ud;
 
     ngx_uint_t               i;
     ngx_http_smarty_ctx_t   *ctx;
     ngx_http_smarty_part_t  *p, *parts;
 
-    ctx = bud->ctx;
+    ctx = b->ctx;
 
     if (part->name_len == 4 && ngx_strncmp(part->name, "meta", 4) == 0) {
-        if (ctx->seen_meta) {
-            return ngx_http_smarty_body_fail(ctx, SMARTY_E_DUPLICATE_PART,
+        if (b->seen_meta) {
+            return ngx_http_smarty_body_fail(b, SMARTY_E_DUPLICATE_PART,
                                              "the body has two \"meta\" "
                                              "parts");
         }
 
-        ctx->seen_meta = 1;
-        ctx->in_meta = 1;
+        b->seen_meta = 1;
+        b->in_meta = 1;
         return SMARTY_MP_OK;
     }
 
@@ -266,7 +407,7 @@ ngx_http_smarty_part_begin(void *ud, smarty_mp_part_t *part)
             && ngx_strncmp(parts[i].name.data, part->name, part->name_len)
                == 0)
         {
-            return ngx_http_smarty_body_fail(ctx, SMARTY_E_DUPLICATE_PART,
+            return ngx_http_smarty_body_fail(b, SMARTY_E_DUPLICATE_PART,
                                              "the body has two parts named "
                                              "\"%*s\"",
                                              ngx_min(part->name_len, 64),
@@ -274,22 +415,22 @@ ngx_http_smarty_part_begin(void *ud, smarty_mp_part_t *part)
         }
     }
 
-    if (ctx->parts.nelts >= bud->slcf->max_images) {
-        return ngx_http_smarty_body_fail(ctx, SMARTY_E_TOO_MANY_IMAGES,
+    if (ctx->parts.nelts >= b->conf->max_images) {
+        return ngx_http_smarty_body_fail(b, SMARTY_E_TOO_MANY_IMAGES,
                                          "more than %ui images in one "
-                                         "request", bud->slcf->max_images);
+                                         "request", b->conf->max_images);
     }
 
     p = ngx_array_push(&ctx->parts);
     if (p == NULL) {
-        return ngx_http_smarty_body_fail(ctx, SMARTY_E_INTERNAL, NULL);
+        return ngx_http_smarty_body_fail(b, SMARTY_E_INTERNAL, NULL);
     }
 
     ngx_memzero(p, sizeof(ngx_http_smarty_part_t));
 
-    p->name.data = ngx_pnalloc(bud->r->pool, part->name_len + 1);
+    p->name.data = ngx_pnalloc(b->ctx->request->pool, part->name_len + 1);
     if (p->name.data == NULL) {
-        return ngx_http_smarty_body_fail(ctx, SMARTY_E_INTERNAL, NULL);
+        return ngx_http_smarty_body_fail(b, SMARTY_E_INTERNAL, NULL);
     }
 
     ngx_memcpy(p->name.data, part->name, part->name_len);
@@ -298,11 +439,11 @@ ngx_http_smarty_part_begin(void *ud, smarty_mp_part_t *part)
     p->start = part->start;
     p->data_start = part->data_start;
 
-    if (EVP_DigestInit_ex(ctx->md, EVP_sha256(), NULL) != 1) {
-        return ngx_http_smarty_body_fail(ctx, SMARTY_E_INTERNAL, NULL);
+    if (EVP_DigestInit_ex(b->md, EVP_sha256(), NULL) != 1) {
+        return ngx_http_smarty_body_fail(b, SMARTY_E_INTERNAL, NULL);
     }
 
-    ctx->cur = p;
+    b->cur = p;
 
     return SMARTY_MP_OK;
 }
@@ -312,60 +453,57 @@ static int
 ngx_http_smarty_part_data(void *ud, smarty_mp_part_t *part,
     const unsigned char *data, size_t len)
 {
-    ngx_http_smarty_body_ud_t  *bud = ud;
+    ngx_http_smarty_body_t  *b = ud;
 
-    size_t                  size;
-    u_char                 *m;
-    ngx_http_smarty_ctx_t  *ctx;
+    size_t   size;
+    u_char  *m;
 
-    ctx = bud->ctx;
-
-    if (ctx->in_meta) {
-        if (ctx->meta_len + len > bud->slcf->max_meta_size) {
-            return ngx_http_smarty_body_fail(ctx, SMARTY_E_META_TOO_LARGE,
+    if (b->in_meta) {
+        if (b->meta_len + len > b->conf->max_meta_size) {
+            return ngx_http_smarty_body_fail(b, SMARTY_E_META_TOO_LARGE,
                                              "\"meta\" is larger than %uz "
                                              "bytes",
-                                             bud->slcf->max_meta_size);
+                                             b->conf->max_meta_size);
         }
 
-        if (ctx->meta_len + len > ctx->meta_size) {
-            size = ngx_max(ctx->meta_size * 2, ctx->meta_len + len);
+        if (b->meta_len + len > b->meta_size) {
+            size = ngx_max(b->meta_size * 2, b->meta_len + len);
             size = ngx_max(size, 1024);
-            size = ngx_min(size, bud->slcf->max_meta_size);
+            size = ngx_min(size, b->conf->max_meta_size);
 
-            m = ngx_pnalloc(bud->r->pool, size);
+            m = ngx_pnalloc(b->ctx->request->pool, size);
             if (m == NULL) {
-                return ngx_http_smarty_body_fail(ctx, SMARTY_E_INTERNAL,
+                return ngx_http_smarty_body_fail(b, SMARTY_E_INTERNAL,
                                                  NULL);
             }
 
-            if (ctx->meta_len) {
-                ngx_memcpy(m, ctx->meta, ctx->meta_len);
+            if (b->meta_len) {
+                ngx_memcpy(m, b->meta, b->meta_len);
             }
 
-            ctx->meta = m;
-            ctx->meta_size = size;
+            b->meta = m;
+            b->meta_size = size;
         }
 
-        ngx_memcpy(ctx->meta + ctx->meta_len, data, len);
-        ctx->meta_len += len;
+        ngx_memcpy(b->meta + b->meta_len, data, len);
+        b->meta_len += len;
 
         return SMARTY_MP_OK;
     }
 
-    if (EVP_DigestUpdate(ctx->md, data, len) != 1) {
-        return ngx_http_smarty_body_fail(ctx, SMARTY_E_INTERNAL, NULL);
+    if (EVP_DigestUpdate(b->md, data, len) != 1) {
+        return ngx_http_smarty_body_fail(b, SMARTY_E_INTERNAL, NULL);
     }
 
-    ctx->cur->data_end += len;       /* counts bytes until part_end */
+    b->cur->data_end += len;       /* counts bytes until part_end */
 
-    if (ctx->cur->data_end > bud->slcf->max_image_size) {
-        return ngx_http_smarty_body_fail(ctx, SMARTY_E_IMAGE_TOO_LARGE,
+    if (b->cur->data_end > b->conf->max_image_size) {
+        return ngx_http_smarty_body_fail(b, SMARTY_E_IMAGE_TOO_LARGE,
                                          "image \"%*s\" is larger than "
                                          "%uz bytes",
                                          ngx_min(part->name_len, 64),
                                          part->name,
-                                         bud->slcf->max_image_size);
+                                         b->conf->max_image_size);
     }
 
     return SMARTY_MP_OK;
@@ -375,48 +513,44 @@ ngx_http_smarty_part_data(void *ud, smarty_mp_part_t *part,
 static int
 ngx_http_smarty_part_end(void *ud, smarty_mp_part_t *part)
 {
-    ngx_http_smarty_body_ud_t  *bud = ud;
+    ngx_http_smarty_body_t  *b = ud;
 
-    unsigned int            mdlen;
-    ngx_http_smarty_ctx_t  *ctx;
+    unsigned int  mdlen;
 
-    ctx = bud->ctx;
-
-    if (ctx->in_meta) {
-        ctx->in_meta = 0;
+    if (b->in_meta) {
+        b->in_meta = 0;
         return SMARTY_MP_OK;
     }
 
-    if (EVP_DigestFinal_ex(ctx->md, ctx->cur->sha256, &mdlen) != 1) {
-        return ngx_http_smarty_body_fail(ctx, SMARTY_E_INTERNAL, NULL);
+    if (EVP_DigestFinal_ex(b->md, b->cur->sha256, &mdlen) != 1) {
+        return ngx_http_smarty_body_fail(b, SMARTY_E_INTERNAL, NULL);
     }
 
-    ctx->cur->data_end = part->data_end;
-    ctx->cur = NULL;
+    b->cur->data_end = part->data_end;
+    b->cur = NULL;
 
     return SMARTY_MP_OK;
 }
 
 
 static int
-ngx_http_smarty_body_fail(ngx_http_smarty_ctx_t *ctx, smarty_err_e e,
+ngx_http_smarty_body_fail(ngx_http_smarty_body_t *b, smarty_err_e e,
     const char *fmt, ...)
 {
     u_char   *p;
     va_list   args;
 
-    ctx->body_err = e;
+    b->err = e;
 
     if (fmt) {
         va_start(args, fmt);
-        p = ngx_vslprintf((u_char *) ctx->body_msg,
-                          (u_char *) ctx->body_msg + sizeof(ctx->body_msg) - 1,
-                          fmt, args);
+        p = ngx_vslprintf((u_char *) b->msg,
+                          (u_char *) b->msg + sizeof(b->msg) - 1, fmt, args);
         va_end(args);
         *p = '\0';
 
     } else {
-        ctx->body_msg[0] = '\0';
+        b->msg[0] = '\0';
     }
 
     return SMARTY_BODY_STOP;
@@ -436,31 +570,62 @@ static ngx_int_t ngx_http_smarty_body_mem(ngx_http_request_t *r, u_char *p,
 
 
 ngx_int_t
-ngx_http_smarty_body_subset(ngx_http_request_t *r,
-    ngx_http_smarty_ctx_t *ctx, ngx_uint_t *idx, ngx_uint_t n,
-    u_char *meta, size_t meta_len, ngx_http_request_body_t **rbp,
-    off_t *lenp)
+ngx_http_smarty_body_subset(ngx_http_request_t *r, ngx_uint_t *idx,
+    ngx_uint_t n, ngx_http_request_body_t **rbp, off_t *lenp)
 {
-    u_char                   *p, *head;
+    char                     *json;
+    u_char                   *p, *head, *meta;
     off_t                     len;
+    size_t                    meta_len;
     ngx_uint_t                i;
+    const char              **keep;
     ngx_chain_t              *out, **ll;
+    ngx_http_smarty_ctx_t    *ctx;
+    ngx_http_smarty_body_t   *b;
     ngx_http_smarty_part_t   *parts, *part;
     ngx_http_request_body_t  *rb;
 
+    ctx = ngx_http_smarty_ctx(r);
+    b = ngx_http_get_module_ctx(r, ngx_http_smarty_body_module);
     parts = ctx->parts.elts;
+
+    /* meta naming only the images kept */
+
+    keep = ngx_palloc(r->pool, n * sizeof(char *));
+    if (keep == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < n; i++) {
+        keep[i] = ctx->m.images[idx[i]].name;
+    }
+
+    json = smarty_cache_meta_subset((const char *) ctx->meta.data,
+                                    ctx->meta.len, keep, n, &meta_len);
+    if (json == NULL) {
+        return NGX_ERROR;
+    }
+
+    meta = ngx_pnalloc(r->pool, meta_len);
+    if (meta == NULL) {
+        free(json);
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(meta, json, meta_len);
+    free(json);
     out = NULL;
     ll = &out;
     len = 0;
 
-    head = ngx_pnalloc(r->pool, 2 * ctx->boundary_len + 160);
+    head = ngx_pnalloc(r->pool, 2 * b->boundary_len + 160);
     if (head == NULL) {
         return NGX_ERROR;
     }
 
     p = ngx_sprintf(head, "--%*s\r\nContent-Disposition: form-data; "
                     "name=\"meta\"\r\nContent-Type: application/json"
-                    "\r\n\r\n", ctx->boundary_len, ctx->boundary);
+                    "\r\n\r\n", b->boundary_len, b->boundary);
 
     if (ngx_http_smarty_body_mem(r, head, p - head, &ll) != NGX_OK
         || ngx_http_smarty_body_mem(r, meta, meta_len, &ll) != NGX_OK)
@@ -473,15 +638,15 @@ ngx_http_smarty_body_subset(ngx_http_request_t *r,
     for (i = 0; i < n; i++) {
         part = &parts[ctx->m.images[idx[i]].part];
 
-        p = ngx_pnalloc(r->pool, ctx->boundary_len + 6);
+        p = ngx_pnalloc(r->pool, b->boundary_len + 6);
         if (p == NULL) {
             return NGX_ERROR;
         }
 
         /* CRLF ends the previous part, then the delimiter line */
         head = p;
-        p = ngx_sprintf(p, "\r\n--%*s\r\n", ctx->boundary_len,
-                        ctx->boundary);
+        p = ngx_sprintf(p, "\r\n--%*s\r\n", b->boundary_len,
+                        b->boundary);
 
         if (ngx_http_smarty_body_mem(r, head, p - head, &ll) != NGX_OK
             || ngx_http_smarty_body_range(r, part->start, part->data_end, &ll)
@@ -493,14 +658,14 @@ ngx_http_smarty_body_subset(ngx_http_request_t *r,
         len += (p - head) + (part->data_end - part->start);
     }
 
-    p = ngx_pnalloc(r->pool, ctx->boundary_len + 8);
+    p = ngx_pnalloc(r->pool, b->boundary_len + 8);
     if (p == NULL) {
         return NGX_ERROR;
     }
 
     head = p;
-    p = ngx_sprintf(p, "\r\n--%*s--\r\n", ctx->boundary_len,
-                    ctx->boundary);
+    p = ngx_sprintf(p, "\r\n--%*s--\r\n", b->boundary_len,
+                    b->boundary);
 
     if (ngx_http_smarty_body_mem(r, head, p - head, &ll) != NGX_OK) {
         return NGX_ERROR;
@@ -604,4 +769,61 @@ ngx_http_smarty_body_range(ngx_http_request_t *r, uint64_t from, uint64_t to,
     }
 
     return NGX_OK;
+}
+
+
+/* --- configuration -------------------------------------------------------- */
+
+
+static char *
+ngx_http_smarty_max_images(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_uint_t  *np = data;
+
+    if (*np < 1 || *np > 10000) {
+        return "must be between 1 and 10000";
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_smarty_body_create_conf(ngx_conf_t *cf)
+{
+    ngx_http_smarty_body_conf_t  *bcf;
+
+    bcf = ngx_palloc(cf->pool, sizeof(ngx_http_smarty_body_conf_t));
+    if (bcf == NULL) {
+        return NULL;
+    }
+
+    bcf->max_images = NGX_CONF_UNSET_UINT;
+    bcf->max_image_size = NGX_CONF_UNSET_SIZE;
+    bcf->max_meta_size = NGX_CONF_UNSET_SIZE;
+
+    return bcf;
+}
+
+
+static char *
+ngx_http_smarty_body_merge_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_smarty_body_conf_t  *prev = parent;
+    ngx_http_smarty_body_conf_t  *conf = child;
+
+    ngx_conf_merge_uint_value(conf->max_images, prev->max_images, 100);
+    ngx_conf_merge_size_value(conf->max_image_size, prev->max_image_size,
+                              4 * 1024 * 1024);
+    ngx_conf_merge_size_value(conf->max_meta_size, prev->max_meta_size,
+                              64 * 1024);
+
+    if (conf->max_image_size == 0 || conf->max_meta_size == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"smarty_max_image_size\" and "
+                           "\"smarty_max_meta_size\" must not be zero");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
 }

@@ -1,90 +1,147 @@
 /*
- * smarty-gateway: the recognize/detector cache in Redis.
+ * smarty-gateway: the recognize and detector cache in Redis (see
+ * ngx_http_smarty_cache.h, docs/cache.md).
  *
- * Entries are per image: <prefix>{s<space>}:g<generation>:<params id>:<sha>
- * (stateless detectors: <prefix>{d}:g0:...), the value being that image's
- * answer without its part name.  A request is looked up in one round trip
- * (src/lua/cache_get.lua reads the space's generation and every image):
- *
- *   - every image cached: the answer is rebuilt with the caller's part
- *     names, in the caller's order, and the upstream is not called;
- *   - some cached: only the missing images go upstream, in a rebuilt body,
- *     and the answer merges both in request order;
- *   - none: the client's body goes upstream unchanged.
- *
+ * One round trip looks a request up: src/lua/cache_get.lua reads the
+ * space's generation and every image, takes the coalescing locks, and
+ * decides the slice of another concern it is handed (the quotas).  Every
+ * image cached: the answer is rebuilt with the caller's part names; some:
+ * only the others go upstream; none: the client's body goes as it is.
  * Answers are stored by src/lua/cache_put.lua only if the generation did
- * not move meanwhile; every change of a space increments it (see the
- * reasoning in cache_put.lua).  Identical misses in flight at once go
- * upstream once: the first holds a lock per image, the others look again
- * until the lock's owner stored the answer or smarty_cache_wait passed.
- *
- * Redis slow, down or black-holed costs at most smarty_redis_timeout, then
- * the request goes upstream as on a miss; the adapter's breaker stops
- * asking for a while.  No error of the cache ever reaches a client.
+ * not move meanwhile (ngx_http_smarty_cache_gen.c counts the changes).
+ * What the client sees of it: ngx_http_smarty_cache_answer.c.
  */
 
-#include "ngx_http_smarty_module.h"
-#include "ngx_http_smarty_redis.h"
-#include "smarty_cache.h"
-
-
-#define SMARTY_CE_MISS      0   /* no coalescing */
-#define SMARTY_CE_LOCKED    1   /* this request goes upstream for it */
-#define SMARTY_CE_WAITING   2   /* another request does */
-#define SMARTY_CE_HIT       3
-
-#define SMARTY_CACHE_POLL   20  /* ms between looks while coalescing */
+#include "ngx_http_smarty_cache_request.h"
 
 
 static ngx_int_t ngx_http_smarty_cache_cacheable(ngx_http_smarty_ctx_t *ctx);
+static ngx_int_t ngx_http_smarty_cache_keys(ngx_http_request_t *r,
+    ngx_http_smarty_cache_conf_t *ccf, ngx_http_smarty_ctx_t *ctx,
+    ngx_http_smarty_cache_ctx_t *c);
 static ngx_int_t ngx_http_smarty_cache_init(ngx_http_request_t *r,
-    ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx);
-static ngx_int_t ngx_http_smarty_cache_lookup(ngx_http_request_t *r,
-    ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx);
+    ngx_http_smarty_ctx_t *ctx, ngx_http_smarty_cache_ctx_t *c);
+static ngx_int_t ngx_http_smarty_cache_send(ngx_http_request_t *r,
+    ngx_http_smarty_cache_ctx_t *c);
 static void ngx_http_smarty_cache_lookup_handler(
     ngx_http_smarty_redis_status_e status, redisReply *reply, void *data);
+static void ngx_http_smarty_cache_unavailable(ngx_http_request_t *r,
+    ngx_http_smarty_cache_ctx_t *c);
 static void ngx_http_smarty_cache_poll_handler(ngx_event_t *ev);
 static void ngx_http_smarty_cache_decide(ngx_http_request_t *r,
-    ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx);
-static ngx_int_t ngx_http_smarty_cache_store(ngx_http_request_t *r,
-    ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx,
-    smarty_answer_t *ans);
-static void ngx_http_smarty_cache_bump(ngx_http_request_t *r,
-    ngx_http_smarty_ctx_t *ctx);
-static void ngx_http_smarty_cache_incr(ngx_str_t *key);
-static void ngx_http_smarty_cache_incr_handler(
-    ngx_http_smarty_redis_status_e status, redisReply *reply, void *data);
-static void ngx_http_smarty_cache_retry(ngx_event_t *ev);
+    ngx_http_smarty_cache_ctx_t *c);
 static void ngx_http_smarty_cache_ignore(
     ngx_http_smarty_redis_status_e status, redisReply *reply, void *data);
-static int ngx_http_smarty_cache_aliases(ngx_http_smarty_ctx_t *ctx);
-static const char *ngx_http_smarty_cache_cstr(ngx_http_request_t *r,
-    ngx_str_t *v);
-static ngx_chain_t *ngx_http_smarty_cache_chain(ngx_http_request_t *r,
-    char *json, size_t len);
-static ngx_int_t ngx_http_smarty_cache_keys(ngx_http_request_t *r,
-    ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx);
+static void ngx_http_smarty_cache_cleanup(void *data);
+static void *ngx_http_smarty_cache_create_conf(ngx_conf_t *cf);
+static char *ngx_http_smarty_cache_merge_conf(ngx_conf_t *cf, void *parent,
+    void *child);
 
 
-/*
- * Before the upstream: NGX_DECLINED (go upstream now), NGX_AGAIN (a lookup
- * is in flight: the cache goes on with the request) or NGX_ERROR.
- */
+static ngx_command_t  ngx_http_smarty_cache_commands[] = {
+
+    { ngx_string("smarty_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_smarty_cache_conf_t, enable),
+      NULL },
+
+    { ngx_string("smarty_cache_prefix"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_smarty_cache_conf_t, prefix),
+      NULL },
+
+    { ngx_string("smarty_cache_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_smarty_cache_conf_t, ttl),
+      NULL },
+
+    { ngx_string("smarty_cache_wait"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_smarty_cache_conf_t, wait),
+      NULL },
+
+    { ngx_string("smarty_cache_status1"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_smarty_cache_conf_t, status1),
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_smarty_cache_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    NULL,                                  /* postconfiguration */
+
+    NULL,                                  /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_smarty_cache_create_conf,     /* create location configuration */
+    ngx_http_smarty_cache_merge_conf       /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_smarty_cache_module = {
+    NGX_MODULE_V1,
+    &ngx_http_smarty_cache_module_ctx,     /* module context */
+    ngx_http_smarty_cache_commands,        /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    NULL,                                  /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
 
 ngx_int_t
-ngx_http_smarty_cache_start(ngx_http_request_t *r,
-    ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx)
+ngx_http_smarty_cache_prepare(ngx_http_request_t *r)
 {
-    if (!slcf->cache) {
+    ngx_pool_cleanup_t            *cln;
+    ngx_http_smarty_ctx_t         *ctx;
+    ngx_http_smarty_cache_ctx_t   *c;
+    ngx_http_smarty_cache_conf_t  *ccf;
+
+    ccf = ngx_http_get_module_loc_conf(r, ngx_http_smarty_cache_module);
+
+    if (!ccf->enable) {
         return NGX_DECLINED;
     }
 
-    if (ngx_http_smarty_cache_keys(r, slcf, ctx) != NGX_OK) {
+    ctx = ngx_http_smarty_ctx(r);
+
+    c = ngx_pcalloc(r->pool, sizeof(ngx_http_smarty_cache_ctx_t));
+    if (c == NULL) {
+        return NGX_ERROR;
+    }
+
+    c->request = r;
+    ngx_http_set_ctx(r, c, ngx_http_smarty_cache_module);
+
+    /* every request of a cached location: a write bumps the generation */
+
+    if (ngx_http_smarty_cache_keys(r, ccf, ctx, c) != NGX_OK) {
         return NGX_ERROR;
     }
 
     if (!ngx_http_smarty_cache_cacheable(ctx)) {
-        ctx->cache.status = SMARTY_CACHE_BYPASS;
+        c->status = SMARTY_CACHE_BYPASS;
         return NGX_DECLINED;
     }
 
@@ -95,23 +152,21 @@ ngx_http_smarty_cache_start(ngx_http_request_t *r,
      */
 
     if (ngx_http_smarty_redis_state() != NGX_HTTP_SMARTY_REDIS_OK) {
-        ctx->cache.status = SMARTY_CACHE_UNAVAILABLE;
+        c->status = SMARTY_CACHE_UNAVAILABLE;
         return NGX_DECLINED;
     }
 
-    if (ngx_http_smarty_cache_init(r, slcf, ctx) != NGX_OK) {
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
         return NGX_ERROR;
     }
 
-    ctx->state = SMARTY_STATE_CACHE;
+    cln->handler = ngx_http_smarty_cache_cleanup;
+    cln->data = c;
 
-    if (ngx_http_smarty_cache_lookup(r, slcf, ctx) != NGX_OK) {
-        ctx->state = SMARTY_STATE_BODY;
-        ctx->cache.status = SMARTY_CACHE_UNAVAILABLE;
-        return NGX_DECLINED;
-    }
+    c->deadline = ngx_current_msec + ccf->wait;
 
-    return NGX_AGAIN;
+    return ngx_http_smarty_cache_init(r, ctx, c);
 }
 
 
@@ -138,7 +193,7 @@ ngx_http_smarty_cache_cacheable(ngx_http_smarty_ctx_t *ctx)
 
 /* recognize answers always carry aliases_changed, detectors' never */
 
-static int
+int
 ngx_http_smarty_cache_aliases(ngx_http_smarty_ctx_t *ctx)
 {
     return ctx->method->id == SMARTY_M_PERSONS_RECOGNIZE ? 0 : -1;
@@ -149,15 +204,13 @@ ngx_http_smarty_cache_aliases(ngx_http_smarty_ctx_t *ctx)
 
 static ngx_int_t
 ngx_http_smarty_cache_keys(ngx_http_request_t *r,
-    ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx)
+    ngx_http_smarty_cache_conf_t *ccf, ngx_http_smarty_ctx_t *ctx,
+    ngx_http_smarty_cache_ctx_t *c)
 {
-    size_t                    n;
-    u_char                   *p;
-    ngx_http_smarty_cache_t  *c;
+    size_t   n;
+    u_char  *p;
 
-    c = &ctx->cache;
-
-    n = slcf->cache_prefix.len + 16;
+    n = ccf->prefix.len + 16;
 
     p = ngx_pnalloc(r->pool, 2 * n + sizeof(":gen") + SMARTY_PARAMS_ID_LEN
                              + 1);
@@ -166,14 +219,11 @@ ngx_http_smarty_cache_keys(ngx_http_request_t *r,
     }
 
     c->base.data = p;
-    c->base.len = smarty_cache_base((const char *) slcf->cache_prefix.data,
-                                    slcf->cache_prefix.len, ctx->m.space,
+    c->base.len = smarty_cache_base((const char *) ccf->prefix.data,
+                                    ccf->prefix.len, ctx->m.space,
                                     (char *) p, n);
-    if (c->base.len >= n) {
-        return NGX_ERROR;
-    }
 
-    if (c->base.len == 0) {
+    if (c->base.len == 0 || c->base.len >= n) {
         return NGX_ERROR;
     }
 
@@ -183,10 +233,11 @@ ngx_http_smarty_cache_keys(ngx_http_request_t *r,
                                           (char *) c->gen_key.data, n + 5);
 
     c->params.data = c->gen_key.data + c->gen_key.len;
+
     if (smarty_cache_params_id(ctx->method->path, ctx->m.params,
                                ctx->m.params_len,
-                               (const char *) ctx->up_args.data,
-                               ctx->up_args.len, (char *) c->params.data)
+                               (const char *) ctx->args.data, ctx->args.len,
+                               (char *) c->params.data)
         != 0)
     {
         return NGX_ERROR;
@@ -199,17 +250,15 @@ ngx_http_smarty_cache_keys(ngx_http_request_t *r,
 
 
 static ngx_int_t
-ngx_http_smarty_cache_init(ngx_http_request_t *r,
-    ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx)
+ngx_http_smarty_cache_init(ngx_http_request_t *r, ngx_http_smarty_ctx_t *ctx,
+    ngx_http_smarty_cache_ctx_t *c)
 {
     static ngx_uint_t         seq;
 
     u_char                   *p;
     ngx_uint_t                i;
     ngx_http_smarty_part_t   *parts;
-    ngx_http_smarty_cache_t  *c;
 
-    c = &ctx->cache;
     c->n = ctx->m.nimages;
     parts = ctx->parts.elts;
 
@@ -247,8 +296,6 @@ ngx_http_smarty_cache_init(ngx_http_request_t *r,
                                (ngx_uint_t) ngx_current_msec)
                    - c->owner.data;
 
-    c->deadline = ngx_current_msec + slcf->cache_wait;
-
     c->poll.handler = ngx_http_smarty_cache_poll_handler;
     c->poll.data = r;
     c->poll.log = r->connection->log;
@@ -257,32 +304,60 @@ ngx_http_smarty_cache_init(ngx_http_request_t *r,
 }
 
 
+ngx_int_t
+ngx_http_smarty_cache_lookup(ngx_http_request_t *r,
+    ngx_http_smarty_redis_slice_t *slice, ngx_http_smarty_next_pt next)
+{
+    ngx_http_smarty_cache_ctx_t  *c;
+
+    c = ngx_http_get_module_ctx(r, ngx_http_smarty_cache_module);
+
+    c->slice = slice;
+    c->next = next;
+
+    if (ngx_http_smarty_cache_send(r, c) != NGX_OK) {
+        c->status = SMARTY_CACHE_UNAVAILABLE;
+
+        if (slice) {
+            (void) slice->reply(slice->data, NULL, 0);
+        }
+
+        return NGX_DECLINED;
+    }
+
+    return NGX_AGAIN;
+}
+
+
 /*
- * cache_get.lua: KEYS the generation and the quota's states; ARGV the base,
- * the parameters' id, the lock's lifetime and owner, the quota (its size,
- * then the clock, whether hits spend, what this request spent already and
- * the limits) and the images' SHA-256.
+ * cache_get.lua: KEYS the generation and the slice's; ARGV the base, the
+ * parameters' id, the lock's lifetime and owner, the slice's arguments
+ * ("0" without a slice: no quota) and the images' SHA-256.
  */
 
 static ngx_int_t
-ngx_http_smarty_cache_lookup(ngx_http_request_t *r,
-    ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx)
+ngx_http_smarty_cache_send(ngx_http_request_t *r,
+    ngx_http_smarty_cache_ctx_t *c)
 {
-    u_char                   *num, *p;
-    size_t                   *argvlen;
-    ngx_uint_t                i, j, q, argc;
-    const char              **argv;
-    ngx_http_smarty_cache_t  *c;
-    ngx_http_smarty_quota_t  *quota;
+    u_char                         *num;
+    size_t                         *argvlen;
+    ngx_uint_t                      i, j, argc, nkeys;
+    const char                    **argv;
+    ngx_http_smarty_cache_conf_t   *ccf;
+    ngx_http_smarty_redis_slice_t  *s;
 
-    c = &ctx->cache;
-    quota = &ctx->quota;
-    q = quota->n;
+    ccf = ngx_http_get_module_loc_conf(r, ngx_http_smarty_cache_module);
+    s = c->slice;
 
-    argc = 1 + q + 5 + (q ? 4 + q : 0) + c->n;
+    if (s && s->build(s->data) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    nkeys = 1 + (s ? s->nkeys : 0);
+    argc = nkeys + 4 + (s ? s->nargs : 1) + c->n;
 
     argv = ngx_palloc(r->pool, argc * (sizeof(char *) + sizeof(size_t)));
-    num = ngx_pnalloc(r->pool, 4 * NGX_INT64_LEN);
+    num = ngx_pnalloc(r->pool, NGX_INT64_LEN);
 
     if (argv == NULL || num == NULL) {
         return NGX_ERROR;
@@ -294,45 +369,28 @@ ngx_http_smarty_cache_lookup(ngx_http_request_t *r,
     argv[j] = (const char *) c->gen_key.data;
     argvlen[j++] = c->gen_key.len;
 
-    for (i = 0; i < q; i++) {
-        argv[j] = (const char *) quota->keys[i].data;
-        argvlen[j++] = quota->keys[i].len;
+    for (i = 0; s && i < s->nkeys; i++) {
+        argv[j] = (const char *) s->keys[i].data;
+        argvlen[j++] = s->keys[i].len;
     }
 
     argv[j] = (const char *) c->base.data;
     argvlen[j++] = c->base.len;
     argv[j] = (const char *) c->params.data;
     argvlen[j++] = c->params.len;
-
-    p = num;
-    argv[j] = (const char *) p;
-    argvlen[j++] = ngx_sprintf(p, "%M", slcf->cache_wait) - p;
-    p += argvlen[j - 1];
-
+    argv[j] = (const char *) num;
+    argvlen[j++] = ngx_sprintf(num, "%M", ccf->wait) - num;
     argv[j] = (const char *) c->owner.data;
     argvlen[j++] = c->owner.len;
 
-    argv[j] = (const char *) p;
-    argvlen[j++] = ngx_sprintf(p, "%ui", q) - p;
-    p += argvlen[j - 1];
-
-    if (q) {
-        argv[j] = "";                                   /* Redis's clock */
-        argvlen[j++] = 0;
-        argv[j] = slcf->quota_hits ? "1" : "0";
+    if (s == NULL) {
+        argv[j] = "0";
         argvlen[j++] = 1;
+    }
 
-        argv[j] = (const char *) p;
-        argvlen[j++] = ngx_sprintf(p, "%uL", quota->spent_requests) - p;
-        p += argvlen[j - 1];
-
-        argv[j] = (const char *) p;
-        argvlen[j++] = ngx_sprintf(p, "%uL", quota->spent_images) - p;
-
-        for (i = 0; i < q; i++) {
-            argv[j] = (const char *) quota->args[i].data;
-            argvlen[j++] = quota->args[i].len;
-        }
+    for (i = 0; s && i < s->nargs; i++) {
+        argv[j] = (const char *) s->args[i].data;
+        argvlen[j++] = s->args[i].len;
     }
 
     for (i = 0; i < c->n; i++) {
@@ -342,7 +400,7 @@ ngx_http_smarty_cache_lookup(ngx_http_request_t *r,
 
     c->cmd = ngx_http_smarty_redis_script(NGX_HTTP_SMARTY_REDIS_LUA_CACHE_GET,
                                     0, ngx_http_smarty_cache_lookup_handler,
-                                    r, (int) (1 + q), (int) argc, argv,
+                                    r, (int) nkeys, (int) argc, argv,
                                     argvlen);
 
     return c->cmd ? NGX_OK : NGX_ERROR;
@@ -355,51 +413,42 @@ ngx_http_smarty_cache_lookup_handler(ngx_http_smarty_redis_status_e status,
 {
     ngx_http_request_t *r = data;
 
-    ngx_int_t                    rc;
-    ngx_uint_t                   i, q;
-    redisReply                  *e;
-    ngx_connection_t            *c;
-    ngx_http_smarty_ctx_t       *ctx;
-    ngx_http_smarty_cache_t     *cache;
-    ngx_http_smarty_loc_conf_t  *slcf;
+    size_t                          nslice;
+    ngx_int_t                       rc;
+    ngx_uint_t                      i;
+    redisReply                     *e;
+    ngx_http_smarty_cache_ctx_t    *c;
+    ngx_http_smarty_redis_slice_t  *s;
 
-    c = r->connection;
-    ctx = ngx_http_get_module_ctx(r, ngx_http_smarty_module);
-    slcf = ngx_http_get_module_loc_conf(r, ngx_http_smarty_module);
-    cache = &ctx->cache;
-    q = ctx->quota.n;
+    c = ngx_http_get_module_ctx(r, ngx_http_smarty_cache_module);
+    s = c->slice;
+    nslice = s ? s->nreply : 0;
 
-    cache->cmd = NULL;
+    c->cmd = NULL;
 
-    rc = NGX_OK;
+    rc = (status == NGX_HTTP_SMARTY_REDIS_OK
+          && reply->type == REDIS_REPLY_ARRAY
+          && reply->elements == c->n + 1 + nslice
+          && reply->element[0]->type == REDIS_REPLY_STRING)
+         ? NGX_OK : NGX_ERROR;
 
-    if (status == NGX_HTTP_SMARTY_REDIS_OK
-        && reply->type == REDIS_REPLY_ARRAY
-        && reply->elements == cache->n + 1 + (q ? 5 + 2 * q : 0)
-        && reply->element[0]->type == REDIS_REPLY_STRING
-        && q)
-    {
-        rc = ngx_http_smarty_quota_lookup_reply(r, ctx, reply, cache->n + 1);
+    if (rc == NGX_OK && s) {
+        rc = s->reply(s->data, reply->element + c->n + 1, nslice);
 
         if (rc == NGX_DECLINED) {
-            if (cache->lookup) {
+            if (c->lookup) {
                 /* refused on a look again: locks of the first look go */
-                (void) ngx_http_smarty_cache_store(r, slcf, ctx, NULL);
+                (void) ngx_http_smarty_cache_store(r, c, NULL);
             }
 
-            ngx_http_smarty_quota_refuse(r, slcf, ctx);
-            ngx_http_run_posted_requests(c);
+            c->decision = NGX_HTTP_SMARTY_CACHE_REFUSED;
+            c->next(r);
             return;
         }
     }
 
-    if (status != NGX_HTTP_SMARTY_REDIS_OK
-        || rc == NGX_ERROR
-        || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements != cache->n + 1 + (q ? 5 + 2 * q : 0)
-        || reply->element[0]->type != REDIS_REPLY_STRING)
-    {
-        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+    if (rc != NGX_OK) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "smarty cache: lookup failed (%s): forwarding",
                       status == NGX_HTTP_SMARTY_REDIS_OK
                       ? (reply->type == REDIS_REPLY_ERROR ? reply->str
@@ -412,91 +461,97 @@ ngx_http_smarty_cache_lookup_handler(ngx_http_smarty_redis_status_e status,
              * it, on the same connection (the generation is unknown, so
              * nothing is stored).
              */
-            ngx_str_set(&cache->gen, "");
-            (void) ngx_http_smarty_cache_store(r, slcf, ctx, NULL);
+            ngx_str_set(&c->gen, "");
+            (void) ngx_http_smarty_cache_store(r, c, NULL);
         }
 
-        /*
-         * a miss, with nothing stored: the generation is unknown; the quota
-         * is decided by the local fallback unless a first look did
-         */
-        cache->status = SMARTY_CACHE_UNAVAILABLE;
-        cache->lookup = 0;
-        ctx->quota.redis_failed = 1;
-        ngx_http_smarty_quota_forward(r, slcf, ctx);
-        ngx_http_run_posted_requests(c);
+        if (s && status != NGX_HTTP_SMARTY_REDIS_OK) {
+            /* the slice was not decided: its concern must know */
+            (void) s->reply(s->data, NULL, 0);
+        }
+
+        ngx_http_smarty_cache_unavailable(r, c);
         return;
     }
 
     e = reply->element[0];
 
-    if (cache->gen.data == NULL || cache->gen.len < e->len) {
-        cache->gen.data = ngx_pnalloc(r->pool, e->len);
-        if (cache->gen.data == NULL) {
-            ngx_http_smarty_fail(r, ctx, SMARTY_E_INTERNAL, NULL);
-            ngx_http_run_posted_requests(c);
+    if (c->gen.data == NULL || c->gen.len < e->len) {
+        c->gen.data = ngx_pnalloc(r->pool, e->len);
+        if (c->gen.data == NULL) {
+            ngx_http_smarty_cache_unavailable(r, c);
             return;
         }
     }
 
-    ngx_memcpy(cache->gen.data, e->str, e->len);
-    cache->gen.len = e->len;
-    cache->lookup = 1;
-    cache->hits = 0;
-    cache->waiting = 0;
+    ngx_memcpy(c->gen.data, e->str, e->len);
+    c->gen.len = e->len;
+    c->lookup = 1;
+    c->hits = 0;
+    c->waiting = 0;
 
-    for (i = 0; i < cache->n; i++) {
+    for (i = 0; i < c->n; i++) {
         e = reply->element[i + 1];
 
         if (e->type == REDIS_REPLY_STRING) {
-            cache->value[i].data = ngx_pnalloc(r->pool, e->len);
-            if (cache->value[i].data == NULL) {
-                ngx_http_smarty_fail(r, ctx, SMARTY_E_INTERNAL, NULL);
-                ngx_http_run_posted_requests(c);
+            c->value[i].data = ngx_pnalloc(r->pool, e->len);
+            if (c->value[i].data == NULL) {
+                ngx_http_smarty_cache_unavailable(r, c);
                 return;
             }
 
-            ngx_memcpy(cache->value[i].data, e->str, e->len);
-            cache->value[i].len = e->len;
-            cache->state[i] = SMARTY_CE_HIT;
-            cache->hits++;
+            ngx_memcpy(c->value[i].data, e->str, e->len);
+            c->value[i].len = e->len;
+            c->state[i] = SMARTY_CE_HIT;
+            c->hits++;
             continue;
         }
 
         if (e->type == REDIS_REPLY_INTEGER && e->integer == SMARTY_CE_WAITING)
         {
-            cache->state[i] = SMARTY_CE_WAITING;
-            cache->waiting++;
+            c->state[i] = SMARTY_CE_WAITING;
+            c->waiting++;
             continue;
         }
 
         if (e->type == REDIS_REPLY_INTEGER && e->integer == SMARTY_CE_LOCKED)
         {
-            cache->state[i] = SMARTY_CE_LOCKED;
-            cache->holds = 1;
+            c->state[i] = SMARTY_CE_LOCKED;
+            c->holds = 1;
             continue;
         }
 
-        cache->state[i] = SMARTY_CE_MISS;
+        c->state[i] = SMARTY_CE_MISS;
     }
 
-    ngx_http_smarty_cache_decide(r, slcf, ctx);
-    ngx_http_run_posted_requests(c);
+    ngx_http_smarty_cache_decide(r, c);
+}
+
+
+/* Redis did not answer the lookup: the whole body goes, nothing is stored */
+
+static void
+ngx_http_smarty_cache_unavailable(ngx_http_request_t *r,
+    ngx_http_smarty_cache_ctx_t *c)
+{
+    c->status = SMARTY_CACHE_UNAVAILABLE;
+    c->lookup = 0;
+    c->nup = 0;
+    c->decision = NGX_HTTP_SMARTY_CACHE_FORWARD;
+
+    c->next(r);
 }
 
 
 static void
 ngx_http_smarty_cache_decide(ngx_http_request_t *r,
-    ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx)
+    ngx_http_smarty_cache_ctx_t *c)
 {
-    size_t                    len;
-    char                     *json;
-    ngx_uint_t                i;
-    ngx_chain_t              *cl;
-    const char              **names, **values;
-    ngx_http_smarty_cache_t  *c;
-
-    c = &ctx->cache;
+    size_t                  len;
+    char                   *json;
+    ngx_uint_t              i;
+    const char            **names, **values;
+    ngx_http_smarty_ctx_t  *ctx;
 
     if (c->waiting) {
         if ((ngx_msec_int_t) (c->deadline - ngx_current_msec) > 0) {
@@ -517,6 +572,8 @@ ngx_http_smarty_cache_decide(ngx_http_request_t *r,
         c->waiting = 0;
     }
 
+    c->decision = NGX_HTTP_SMARTY_CACHE_FORWARD;
+
     if (c->hits < c->n) {
         c->nup = 0;
 
@@ -527,19 +584,19 @@ ngx_http_smarty_cache_decide(ngx_http_request_t *r,
         }
 
         c->status = c->hits ? SMARTY_CACHE_PARTIAL : SMARTY_CACHE_MISS;
-        ngx_http_smarty_quota_settle(r, slcf, ctx, c->nup);
-        ngx_http_smarty_forward(r, slcf, ctx);
+        c->next(r);
         return;
     }
 
     /* every image cached: the answer without the upstream */
 
+    ctx = ngx_http_smarty_ctx(r);
     c->status = SMARTY_CACHE_HIT;
-    ngx_http_smarty_quota_settle(r, slcf, ctx, 0);
+    c->nup = 0;
 
     names = ngx_palloc(r->pool, 2 * c->n * sizeof(char *));
     if (names == NULL) {
-        ngx_http_smarty_fail(r, ctx, SMARTY_E_INTERNAL, NULL);
+        ngx_http_smarty_cache_unavailable(r, c);
         return;
     }
 
@@ -549,7 +606,7 @@ ngx_http_smarty_cache_decide(ngx_http_request_t *r,
         names[i] = ctx->m.images[i].name;
         values[i] = ngx_http_smarty_cache_cstr(r, &c->value[i]);
         if (values[i] == NULL) {
-            ngx_http_smarty_fail(r, ctx, SMARTY_E_INTERNAL, NULL);
+            ngx_http_smarty_cache_unavailable(r, c);
             return;
         }
     }
@@ -561,18 +618,20 @@ ngx_http_smarty_cache_decide(ngx_http_request_t *r,
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "smarty cache: a cached answer is malformed");
         c->status = SMARTY_CACHE_MISS;
-        c->nup = 0;
-        ngx_http_smarty_forward(r, slcf, ctx);
+        c->next(r);
         return;
     }
 
-    cl = ngx_http_smarty_cache_chain(r, json, len);
-    if (cl == NULL) {
-        ngx_http_smarty_fail(r, ctx, SMARTY_E_INTERNAL, NULL);
+    c->answer = ngx_http_smarty_cache_chain(r, json, len);
+    c->answer_len = len;
+
+    if (c->answer == NULL) {
+        ngx_http_smarty_cache_unavailable(r, c);
         return;
     }
 
-    ngx_http_smarty_answer(r, ctx, NGX_HTTP_OK, cl, len);
+    c->decision = NGX_HTTP_SMARTY_CACHE_ANSWER;
+    c->next(r);
 }
 
 
@@ -581,167 +640,51 @@ ngx_http_smarty_cache_poll_handler(ngx_event_t *ev)
 {
     ngx_http_request_t *r = ev->data;
 
-    ngx_http_smarty_ctx_t       *ctx;
-    ngx_http_smarty_loc_conf_t  *slcf;
+    ngx_http_smarty_cache_ctx_t  *c;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_smarty_module);
-    slcf = ngx_http_get_module_loc_conf(r, ngx_http_smarty_module);
+    c = ngx_http_get_module_ctx(r, ngx_http_smarty_cache_module);
 
-    if (ngx_http_smarty_cache_lookup(r, slcf, ctx) != NGX_OK) {
-        ctx->cache.status = SMARTY_CACHE_UNAVAILABLE;
-        ctx->quota.redis_failed = 1;
-        ngx_http_smarty_quota_forward(r, slcf, ctx);
-        ngx_http_run_posted_requests(r->connection);
+    if (ngx_http_smarty_cache_send(r, c) != NGX_OK) {
+        if (c->slice) {
+            (void) c->slice->reply(c->slice->data, NULL, 0);
+        }
+
+        ngx_http_smarty_cache_unavailable(r, c);
     }
 }
 
 
-/*
- * After the upstream (ok: its answer is in ctx->up_body): store what may be
- * stored, count a change of the space, and for a partial hit merge the
- * cached and the fresh answers into ctx->up_body.  Returns NGX_OK, or
- * NGX_DECLINED when the fresh answer cannot be merged (502).
- */
-
-ngx_int_t
-ngx_http_smarty_cache_finish(ngx_http_request_t *r,
-    ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx,
-    ngx_uint_t ok)
+ngx_http_smarty_cache_decision_e
+ngx_http_smarty_cache_decision(ngx_http_request_t *r, ngx_chain_t **answer,
+    size_t *len, ngx_uint_t **up, ngx_uint_t *nup)
 {
-    int                       rc;
-    char                      err[128], *json;
-    u_char                   *body;
-    size_t                    len;
-    ngx_uint_t                i, k;
-    ngx_chain_t              *cl;
-    const char              **names, **values;
-    smarty_answer_t           ans;
-    ngx_http_smarty_cache_t  *c;
+    ngx_http_smarty_cache_ctx_t  *c;
 
-    c = &ctx->cache;
+    c = ngx_http_get_module_ctx(r, ngx_http_smarty_cache_module);
 
-    /* a change of the space, whatever the upstream answered */
+    if (c == NULL) {
+        /* not a cached location: the client's body goes */
+        *answer = NULL;
+        *len = 0;
+        *up = NULL;
+        *nup = ngx_http_smarty_ctx(r)->m.nimages;
 
-    if (smarty_meta_writes(ctx->method, &ctx->m)) {
-        ngx_http_smarty_cache_bump(r, ctx);
-        return NGX_OK;
+        return NGX_HTTP_SMARTY_CACHE_FORWARD;
     }
 
-    if (!ok || ctx->up_status != NGX_HTTP_OK || ctx->up_body == NULL) {
-        if (c->lookup) {
-            /* release the locks */
-            (void) ngx_http_smarty_cache_store(r, slcf, ctx, NULL);
-        }
+    *answer = c->answer;
+    *len = c->answer_len;
 
-        return NGX_OK;
+    /* the images sent: the missing ones of a partial hit, else all */
+
+    *up = (c->status == SMARTY_CACHE_PARTIAL) ? c->up : NULL;
+    *nup = (c->status == SMARTY_CACHE_PARTIAL) ? c->nup : c->n;
+
+    if (c->decision == NGX_HTTP_SMARTY_CACHE_ANSWER) {
+        *nup = 0;
     }
 
-    if (c->base.len == 0) {
-        /* not a cached location */
-        return NGX_OK;
-    }
-
-    body = ngx_pnalloc(r->pool, ctx->up_len + 1);
-    if (body == NULL) {
-        return NGX_ERROR;
-    }
-
-    len = 0;
-
-    for (cl = ctx->up_body; cl; cl = cl->next) {
-        len = ngx_cpymem(body + len, cl->buf->pos,
-                         cl->buf->last - cl->buf->pos) - body;
-    }
-
-    body[len] = '\0';
-
-    /* the names sent upstream: all of meta's, or the missing ones */
-
-    k = (c->lookup && c->nup) ? c->nup : ctx->m.nimages;
-
-    names = ngx_palloc(r->pool, 2 * (ctx->m.nimages + 1) * sizeof(char *));
-    if (names == NULL) {
-        return NGX_ERROR;
-    }
-
-    values = names + ctx->m.nimages + 1;
-
-    for (i = 0; i < k; i++) {
-        names[i] = ctx->m.images[(c->lookup && c->nup) ? c->up[i] : i].name;
-    }
-
-    rc = smarty_answer_split((const char *) body, len, names, k,
-                             slcf->cache_status1 ? 1 : 0, &ans, err,
-                             sizeof(err));
-    if (rc != 0) {
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "smarty cache: the upstream's answer cannot be split "
-                      "per image: %s", err);
-
-        if (c->lookup) {
-            (void) ngx_http_smarty_cache_store(r, slcf, ctx, NULL);
-        }
-
-        return c->status == SMARTY_CACHE_PARTIAL ? NGX_DECLINED : NGX_OK;
-    }
-
-    if (ans.aliases_changed) {
-        /* the space changed under this recognize: nothing is stored */
-        ngx_http_smarty_cache_bump(r, ctx);
-
-        if (c->lookup) {
-            (void) ngx_http_smarty_cache_store(r, slcf, ctx, NULL);
-        }
-
-    } else if (c->lookup) {
-        (void) ngx_http_smarty_cache_store(r, slcf, ctx, &ans);
-    }
-
-    if (c->status != SMARTY_CACHE_PARTIAL) {
-        smarty_answer_free(&ans);
-        return NGX_OK;
-    }
-
-    /* merge: cached answers and fresh ones, in request order */
-
-    for (i = 0; i < c->n; i++) {
-        names[i] = ctx->m.images[i].name;
-
-        if (c->state[i] == SMARTY_CE_HIT) {
-            values[i] = ngx_http_smarty_cache_cstr(r, &c->value[i]);
-            if (values[i] == NULL) {
-                smarty_answer_free(&ans);
-                return NGX_ERROR;
-            }
-        }
-    }
-
-    for (i = 0; i < c->nup; i++) {
-        values[c->up[i]] = ans.values[i];
-
-        if (ans.values[i] == NULL) {
-            smarty_answer_free(&ans);
-            return NGX_DECLINED;
-        }
-    }
-
-    json = smarty_answer_build(names, values, c->n,
-                               ngx_http_smarty_cache_aliases(ctx), &len);
-    smarty_answer_free(&ans);
-
-    if (json == NULL) {
-        return NGX_DECLINED;
-    }
-
-    cl = ngx_http_smarty_cache_chain(r, json, len);
-    if (cl == NULL) {
-        return NGX_ERROR;
-    }
-
-    ctx->up_body = cl;
-    ctx->up_len = len;
-
-    return NGX_OK;
+    return c->decision;
 }
 
 
@@ -752,19 +695,18 @@ ngx_http_smarty_cache_finish(ngx_http_request_t *r,
  * pool is going.
  */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_smarty_cache_store(ngx_http_request_t *r,
-    ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx,
-    smarty_answer_t *ans)
+    ngx_http_smarty_cache_ctx_t *c, smarty_answer_t *ans)
 {
-    u_char                    ttl[NGX_INT_T_LEN];
-    size_t                   *argvlen;
-    ngx_uint_t                i, j, k, argc, idx;
-    const char              **argv;
-    ngx_http_smarty_cache_t  *c;
-    ngx_http_smarty_redis_cmd_t  *cmd;
+    u_char                         ttl[NGX_INT_T_LEN];
+    size_t                        *argvlen;
+    ngx_uint_t                     i, j, k, argc, idx;
+    const char                   **argv;
+    ngx_http_smarty_cache_conf_t  *ccf;
+    ngx_http_smarty_redis_cmd_t   *cmd;
 
-    c = &ctx->cache;
+    ccf = ngx_http_get_module_loc_conf(r, ngx_http_smarty_cache_module);
     k = c->nup ? c->nup : c->n;
     c->holds = 0;
 
@@ -787,7 +729,7 @@ ngx_http_smarty_cache_store(ngx_http_request_t *r,
     argv[3] = (const char *) c->gen.data;
     argvlen[3] = c->gen.len;
     argv[4] = (const char *) ttl;
-    argvlen[4] = ngx_sprintf(ttl, "%M", slcf->cache_ttl) - ttl;
+    argvlen[4] = ngx_sprintf(ttl, "%M", ccf->ttl) - ttl;
     argv[5] = (const char *) c->owner.data;
     argvlen[5] = c->owner.len;
 
@@ -821,7 +763,7 @@ ngx_http_smarty_cache_store(ngx_http_request_t *r,
 }
 
 
-static const char *
+const char *
 ngx_http_smarty_cache_cstr(ngx_http_request_t *r, ngx_str_t *v)
 {
     u_char  *p;
@@ -840,7 +782,7 @@ ngx_http_smarty_cache_cstr(ngx_http_request_t *r, ngx_str_t *v)
 
 /* an answer built by the cache core (malloc'ed, freed here) as a chain */
 
-static ngx_chain_t *
+ngx_chain_t *
 ngx_http_smarty_cache_chain(ngx_http_request_t *r, char *json, size_t len)
 {
     ngx_buf_t    *b;
@@ -864,139 +806,6 @@ ngx_http_smarty_cache_chain(ngx_http_request_t *r, char *json, size_t len)
 }
 
 
-/* a change of the space: every cached answer of it becomes unreachable */
-
-static void
-ngx_http_smarty_cache_bump(ngx_http_request_t *r, ngx_http_smarty_ctx_t *ctx)
-{
-    ngx_str_t  *key;
-
-    if (ctx->cache.gen_key.len == 0 || ctx->m.space < 0) {
-        return;
-    }
-
-    /* the key outlives the request: the bump may have to be retried */
-
-    key = ngx_alloc(sizeof(ngx_str_t) + ctx->cache.gen_key.len,
-                    r->connection->log);
-    if (key == NULL) {
-        return;
-    }
-
-    key->data = (u_char *) (key + 1);
-    key->len = ctx->cache.gen_key.len;
-    ngx_memcpy(key->data, ctx->cache.gen_key.data, key->len);
-
-    ngx_http_smarty_cache_incr(key);
-}
-
-
-/*
- * Counting a change must not be lost to a passing Redis failure: a bump
- * that fails is retried every SMARTY_CACHE_RETRY ms by this worker until
- * Redis takes it (while Redis is away, nothing is served from the cache
- * either).  At most SMARTY_CACHE_PENDING spaces wait; more are logged.
- */
-
-#define SMARTY_CACHE_RETRY    250
-#define SMARTY_CACHE_PENDING  64
-
-static ngx_str_t   *ngx_http_smarty_cache_pending[SMARTY_CACHE_PENDING];
-static ngx_uint_t   ngx_http_smarty_cache_npending;
-static ngx_event_t  ngx_http_smarty_cache_retry_ev;
-
-
-static void
-ngx_http_smarty_cache_incr(ngx_str_t *key)
-{
-    const char  *argv[2];
-    size_t       argvlen[2];
-
-    argv[0] = "INCR";
-    argvlen[0] = 4;
-    argv[1] = (const char *) key->data;
-    argvlen[1] = key->len;
-
-    if (ngx_http_smarty_redis_command(0, ngx_http_smarty_cache_incr_handler,
-                                      key, 2, argv, argvlen)
-        == NULL)
-    {
-        ngx_http_smarty_cache_incr_handler(NGX_HTTP_SMARTY_REDIS_ERROR, NULL,
-                                           key);
-    }
-}
-
-
-static void
-ngx_http_smarty_cache_incr_handler(ngx_http_smarty_redis_status_e status,
-    redisReply *reply, void *data)
-{
-    ngx_str_t  *key = data;
-
-    ngx_event_t  *ev;
-
-    if (status == NGX_HTTP_SMARTY_REDIS_OK && reply
-        && reply->type == REDIS_REPLY_INTEGER)
-    {
-        ngx_free(key);
-        return;
-    }
-
-    if (status == NGX_HTTP_SMARTY_REDIS_NOT_CONFIGURED) {
-        ngx_free(key);
-        return;
-    }
-
-    if (ngx_http_smarty_cache_npending == SMARTY_CACHE_PENDING) {
-        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
-                      "smarty cache: a change of \"%V\" could not be counted "
-                      "in Redis (%s): its cached answers may be served until "
-                      "smarty_cache_ttl passes", key,
-                      ngx_http_smarty_redis_status_text(status));
-        ngx_free(key);
-        return;
-    }
-
-    ngx_http_smarty_cache_pending[ngx_http_smarty_cache_npending++] = key;
-
-    ev = &ngx_http_smarty_cache_retry_ev;
-
-    if (!ev->timer_set) {
-        ev->handler = ngx_http_smarty_cache_retry;
-        ev->log = ngx_cycle->log;
-        ev->data = NULL;
-        ev->cancelable = 1;
-        ngx_add_timer(ev, SMARTY_CACHE_RETRY);
-    }
-}
-
-
-static void
-ngx_http_smarty_cache_retry(ngx_event_t *ev)
-{
-    ngx_uint_t   i, n;
-    ngx_str_t   *keys[SMARTY_CACHE_PENDING];
-
-    n = ngx_http_smarty_cache_npending;
-    ngx_memcpy(keys, ngx_http_smarty_cache_pending, n * sizeof(ngx_str_t *));
-    ngx_http_smarty_cache_npending = 0;
-
-    if (ngx_exiting || ngx_terminate) {
-        for (i = 0; i < n; i++) {
-            ngx_log_error(NGX_LOG_WARN, ev->log, 0,
-                          "smarty cache: a change of \"%V\" was not counted "
-                          "in Redis before the worker exited", keys[i]);
-            ngx_free(keys[i]);
-        }
-
-        return;
-    }
-
-    for (i = 0; i < n; i++) {
-        ngx_http_smarty_cache_incr(keys[i]);
-    }
-}
-
 
 static void
 ngx_http_smarty_cache_ignore(ngx_http_smarty_redis_status_e status,
@@ -1010,14 +819,13 @@ ngx_http_smarty_cache_ignore(ngx_http_smarty_redis_status_e status,
  * The request goes (its client left, or it is done): a lookup in flight
  * may still take locks, and locks held are released now, not when they
  * expire (smarty_cache_wait), so identical requests do not wait for them.
+ * The request's pool is going: the store takes nothing from it.
  */
 
-void
-ngx_http_smarty_cache_cleanup(ngx_http_smarty_ctx_t *ctx)
+static void
+ngx_http_smarty_cache_cleanup(void *data)
 {
-    ngx_http_smarty_cache_t  *c;
-
-    c = &ctx->cache;
+    ngx_http_smarty_cache_ctx_t  *c = data;
 
     if (c->poll.timer_set) {
         ngx_del_timer(&c->poll);
@@ -1031,108 +839,71 @@ ngx_http_smarty_cache_cleanup(ngx_http_smarty_ctx_t *ctx)
     }
 
     if (c->holds) {
-        (void) ngx_http_smarty_cache_store(ctx->request,
-                   ngx_http_get_module_loc_conf(ctx->request,
-                                                ngx_http_smarty_module),
-                   ctx, NULL);
+        (void) ngx_http_smarty_cache_store(c->request, c, NULL);
     }
 }
 
 
-const char *
-ngx_http_smarty_cache_status_text(ngx_http_smarty_ctx_t *ctx)
+static void *
+ngx_http_smarty_cache_create_conf(ngx_conf_t *cf)
 {
-    switch (ctx->cache.status) {
-    case SMARTY_CACHE_BYPASS:
-        return "BYPASS";
-    case SMARTY_CACHE_UNAVAILABLE:
-        return "UNAVAILABLE";
-    case SMARTY_CACHE_MISS:
-        return "MISS";
-    case SMARTY_CACHE_PARTIAL:
-        return "PARTIAL";
-    case SMARTY_CACHE_HIT:
-        return "HIT";
-    default:
-        return "";
+    ngx_http_smarty_cache_conf_t  *ccf;
+
+    ccf = ngx_pcalloc(cf->pool, sizeof(ngx_http_smarty_cache_conf_t));
+    if (ccf == NULL) {
+        return NULL;
     }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     ccf->prefix = { 0, NULL };
+     */
+
+    ccf->enable = NGX_CONF_UNSET;
+    ccf->ttl = NGX_CONF_UNSET_MSEC;
+    ccf->wait = NGX_CONF_UNSET_MSEC;
+    ccf->status1 = NGX_CONF_UNSET;
+
+    return ccf;
 }
 
 
-/* Cache-Status (RFC 9211) */
-
-ngx_int_t
-ngx_http_smarty_cache_header(ngx_http_request_t *r,
-    ngx_http_smarty_ctx_t *ctx)
+static char *
+ngx_http_smarty_cache_merge_conf(ngx_conf_t *cf, void *parent, void *child)
 {
-    u_char                   *p;
-    ngx_table_elt_t          *h;
-    ngx_http_smarty_cache_t  *c;
+    ngx_http_smarty_cache_conf_t  *prev = parent;
+    ngx_http_smarty_cache_conf_t  *conf = child;
 
-    c = &ctx->cache;
+    ngx_conf_merge_value(conf->enable, prev->enable, 0);
+    ngx_conf_merge_str_value(conf->prefix, prev->prefix, "smarty:");
+    ngx_conf_merge_msec_value(conf->ttl, prev->ttl, 3600000);
+    ngx_conf_merge_msec_value(conf->wait, prev->wait, 5000);
+    ngx_conf_merge_value(conf->status1, prev->status1, 0);
 
-    /* only on answers the cache decided: served from it, or forwarded */
+    if (conf->ttl == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"smarty_cache_ttl\" must not be zero");
+        return NGX_CONF_ERROR;
+    }
 
-    if (c->status == SMARTY_CACHE_NONE
-        || (c->status != SMARTY_CACHE_HIT && ctx->sr == NULL))
+    /* the gateway sets the hash tags: smarty_cache_base() refuses braces */
+
+    if (smarty_cache_base((const char *) conf->prefix.data,
+                             conf->prefix.len, 0, NULL, 0)
+           == 0)
     {
-        return NGX_OK;
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"smarty_cache_prefix\" must not hold \"{\" or \"}\": the "
+                           "gateway sets the hash tags");
+        return NGX_CONF_ERROR;
     }
 
-    p = ngx_pnalloc(r->pool, 128);
-    if (p == NULL) {
-        return NGX_ERROR;
+    if (conf->prefix.len > 64) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"smarty_cache_prefix\" is longer than 64 bytes");
+        return NGX_CONF_ERROR;
     }
 
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Cache-Status");
-    h->value.data = p;
-
-    switch (c->status) {
-
-    case SMARTY_CACHE_HIT:
-        p = ngx_sprintf(p, "smarty-gateway; hit");
-        break;
-
-    case SMARTY_CACHE_PARTIAL:
-        p = ngx_sprintf(p, "smarty-gateway; fwd=partial; detail=\"%ui of %ui "
-                        "images cached\"", c->hits, c->n);
-        break;
-
-    case SMARTY_CACHE_MISS:
-        p = ngx_sprintf(p, "smarty-gateway; fwd=miss");
-        break;
-
-    case SMARTY_CACHE_BYPASS:
-        if (ctx->m.foreign) {
-            /* meta holds a member the gateway does not know */
-            p = ngx_sprintf(p, "smarty-gateway; fwd=bypass; detail=meta");
-
-        } else {
-            /* a write: set, delete, truncate, an enrolling recognize */
-            p = ngx_sprintf(p, "smarty-gateway; fwd=method");
-        }
-        break;
-
-    default: /* SMARTY_CACHE_UNAVAILABLE */
-        p = ngx_sprintf(p, "smarty-gateway; fwd=miss; detail=unavailable");
-        break;
-    }
-
-    if (c->status != SMARTY_CACHE_HIT && c->stored) {
-        p = ngx_sprintf(p, "; stored");
-    }
-
-    if (c->collapsed) {
-        p = ngx_sprintf(p, "; collapsed");
-    }
-
-    h->value.len = p - h->value.data;
-
-    return NGX_OK;
+    return NGX_CONF_OK;
 }

@@ -1,67 +1,83 @@
 /*
- * smarty-gateway: quotas, the nginx side (see docs/quota.md).
- *
- * ngx_http_smarty_quota.c       configuration, the decision in Redis, the
- *                               answer's headers, the operator's view
- * ngx_http_smarty_quota_local.c the fallback: an instance's limiter in
- *                               nginx shared memory, used while Redis is
- *                               away
+ * smarty-gateway: quotas per space and per client, shared by every
+ * instance: the module ngx_http_smarty_quota_module, its directives, what
+ * a request spends (docs/quota.md).  The states live in a store
+ * (ngx_http_smarty_quota_store.h): Redis, or shared memory while Redis is
+ * away.
  */
 
 #ifndef NGX_HTTP_SMARTY_QUOTA_H
 #define NGX_HTTP_SMARTY_QUOTA_H
 
-#include <ngx_config.h>
-#include <ngx_core.h>
-
-#include "smarty_quota.h"
+#include "ngx_http_smarty.h"
+#include "ngx_http_smarty_quota_store.h"
 
 
-/* the limits of one request: a space's set and a client's set */
-#define SMARTY_QUOTA_MAX_ITEMS  (2 * SMARTY_QUOTA_MAX_LIMITS)
-
-
-/*
- * The shared memory zone of the local fallback ("smarty_quota", size
- * bytes).  Called once per configuration, from the http block's
- * init_main_conf when a quota is configured.
- */
-ngx_shm_zone_t *ngx_http_smarty_quota_local_zone(ngx_conf_t *cf,
-    size_t size);
+typedef struct {
+    ngx_flag_t                 enable;
+    smarty_quota_sets_t       *space;      /* smarty_quota_space */
+    smarty_quota_sets_t       *client;     /* smarty_quota_client */
+    ngx_flag_t                 hits;
+    ngx_flag_t                 refund;
+    ngx_int_t                  closed;     /* fallback "closed" */
+    ngx_uint_t                 share_num;  /* fallback "share=" */
+    ngx_uint_t                 share_den;
+    ngx_str_t                  prefix;
+} ngx_http_smarty_quota_conf_t;
 
 
 /*
- * Check and spend in the zone, all or nothing, as smarty_quota_check():
- *
- *   keys[i]    the state's key (the Redis key of item i: one name for one
- *              limit, whatever the store);
- *   items[i]   .limit the limit as configured, .state scratch space of the
- *              caller; on return .limit points to scaled[i], the limit
- *              scaled by the share (count and burst times num/den, rounded
- *              down, at least 1), and .remaining/.reset_ms are filled;
- *   scaled     n limits of the caller's, written here;
- *   now        the wall clock in ms.
- *
- * Returns 1 admitted, 0 refused (res filled as by smarty_quota_check()),
- * NGX_ERROR when the zone cannot hold the states (logged; the caller
- * admits: a full zone must not refuse traffic).
+ * The limits of a request whose client, method and meta are known: its
+ * space's set and its client's set.  NGX_OK or NGX_ERROR.
  */
-ngx_int_t ngx_http_smarty_quota_local_check(ngx_shm_zone_t *zone,
-    ngx_str_t *keys, smarty_quota_item_t *items, smarty_quota_limit_t *scaled,
-    size_t n, ngx_uint_t num, ngx_uint_t den, int64_t now, uint64_t requests,
-    uint64_t images, smarty_quota_result_t *res, ngx_log_t *log);
+ngx_int_t ngx_http_smarty_quota_prepare(ngx_http_request_t *r);
+
+/*
+ * The decision as a slice of the cache's lookup, one round trip for both;
+ * NULL when no limit applies or Redis is known to be away.
+ */
+ngx_http_smarty_redis_slice_t *ngx_http_smarty_quota_slice(
+    ngx_http_request_t *r);
+
+/*
+ * Decides, unless the slice did: NGX_OK decided (or nothing to decide);
+ * NGX_AGAIN, next(r) when it is; NGX_ERROR.
+ */
+ngx_int_t ngx_http_smarty_quota_decide(ngx_http_request_t *r,
+    ngx_http_smarty_next_pt next);
+
+/*
+ * Admitted: NGX_OK; refused: NGX_DECLINED, the context's error set (429,
+ * 413 quota_batch_too_large, or 503 quota_unavailable) and what earlier
+ * looks spent given back.
+ */
+ngx_int_t ngx_http_smarty_quota_admitted(ngx_http_request_t *r);
+
+/*
+ * The cache decided that images go upstream: images paid for that came
+ * from the cache after all are given back, and the request too when none
+ * goes (coalescing).
+ */
+void ngx_http_smarty_quota_settle(ngx_http_request_t *r, ngx_uint_t images);
+
+/* the upstream failed with e: its images come back (smarty_quota_refund) */
+void ngx_http_smarty_quota_refund(ngx_http_request_t *r, smarty_err_e e);
+
+/* RateLimit-Policy, RateLimit and Retry-After, once the limits were met */
+ngx_int_t ngx_http_smarty_quota_headers(ngx_http_request_t *r);
+
+/* $smarty_quota_status, _limit, _remaining, _reset */
+ngx_int_t ngx_http_smarty_quota_add_variables(ngx_conf_t *cf);
 
 
-/* give back, as smarty_quota_refund(); returns the states changed */
-size_t ngx_http_smarty_quota_local_refund(ngx_shm_zone_t *zone,
-    ngx_str_t *keys, smarty_quota_item_t *items, smarty_quota_limit_t *scaled,
-    size_t n, ngx_uint_t num, ngx_uint_t den, int64_t now, int64_t at,
-    uint64_t requests, uint64_t images, ngx_log_t *log);
+/* for the operator's view: the location's quota configuration */
+ngx_http_smarty_quota_conf_t *ngx_http_smarty_quota_conf(
+    ngx_http_request_t *r);
+
+/* the zone of the local store, NULL when no quota is configured */
+ngx_shm_zone_t *ngx_http_smarty_quota_zone(ngx_http_request_t *r);
 
 
-/* remaining and reset_ms at now, nothing written, as smarty_quota_peek() */
-void ngx_http_smarty_quota_local_peek(ngx_shm_zone_t *zone, ngx_str_t *keys,
-    smarty_quota_item_t *items, smarty_quota_limit_t *scaled, size_t n,
-    ngx_uint_t num, ngx_uint_t den, int64_t now, ngx_log_t *log);
+extern ngx_module_t  ngx_http_smarty_quota_module;
 
 #endif /* NGX_HTTP_SMARTY_QUOTA_H */

@@ -1,5 +1,6 @@
 /*
- * smarty-gateway: quotas, the local fallback (see docs/quota.md).
+ * smarty-gateway: quota states in this instance's shared memory, the
+ * fallback store (see ngx_http_smarty_quota_store.h, docs/quota.md).
  *
  * While Redis is away, an instance decides alone, with every limit scaled
  * by the configured share, on states kept in one shared memory zone
@@ -19,8 +20,7 @@
  * admitted uncounted (a full zone must not refuse traffic).
  */
 
-#include "ngx_http_smarty_module.h"
-#include "ngx_http_smarty_quota.h"
+#include "ngx_http_smarty_quota_store.h"
 
 
 #define SMARTY_QUOTA_LOCAL_REAP     3      /* expired nodes freed per check */
@@ -52,6 +52,14 @@ typedef struct {
 } ngx_http_smarty_quota_local_ctx_t;
 
 
+static ngx_int_t ngx_http_smarty_quota_local_check(
+    ngx_http_smarty_quota_call_t *c);
+static void ngx_http_smarty_quota_local_refund(
+    ngx_http_smarty_quota_call_t *c);
+static ngx_int_t ngx_http_smarty_quota_local_peek(
+    ngx_http_smarty_quota_call_t *c);
+static void ngx_http_smarty_quota_local_cancel(
+    ngx_http_smarty_quota_call_t *c);
 static ngx_int_t ngx_http_smarty_quota_local_init_zone(
     ngx_shm_zone_t *shm_zone, void *data);
 static void ngx_http_smarty_quota_local_insert_value(ngx_rbtree_node_t *temp,
@@ -79,8 +87,17 @@ static int64_t ngx_http_smarty_quota_local_expiry(
     const smarty_quota_limit_t *l, const smarty_quota_state_t *st);
 
 
+const ngx_http_smarty_quota_store_t  ngx_http_smarty_quota_local_store = {
+    "local",
+    ngx_http_smarty_quota_local_check,
+    ngx_http_smarty_quota_local_refund,
+    ngx_http_smarty_quota_local_peek,
+    ngx_http_smarty_quota_local_cancel
+};
+
+
 ngx_shm_zone_t *
-ngx_http_smarty_quota_local_zone(ngx_conf_t *cf, size_t size)
+ngx_http_smarty_quota_local_zone(ngx_conf_t *cf, size_t size, void *tag)
 {
     ngx_str_t                           name;
     ngx_shm_zone_t                     *shm_zone;
@@ -88,8 +105,7 @@ ngx_http_smarty_quota_local_zone(ngx_conf_t *cf, size_t size)
 
     ngx_str_set(&name, "smarty_quota");
 
-    shm_zone = ngx_shared_memory_add(cf, &name, size,
-                                     &ngx_http_smarty_module);
+    shm_zone = ngx_shared_memory_add(cf, &name, size, tag);
     if (shm_zone == NULL) {
         return NULL;
     }
@@ -173,19 +189,36 @@ ngx_http_smarty_quota_local_init_zone(ngx_shm_zone_t *shm_zone, void *data)
  * are exact together, as the instances are in Redis.
  */
 
-ngx_int_t
-ngx_http_smarty_quota_local_check(ngx_shm_zone_t *zone, ngx_str_t *keys,
-    smarty_quota_item_t *items, smarty_quota_limit_t *scaled, size_t n,
-    ngx_uint_t num, ngx_uint_t den, int64_t now, uint64_t requests,
-    uint64_t images, smarty_quota_result_t *res, ngx_log_t *log)
+static ngx_int_t
+ngx_http_smarty_quota_local_check(ngx_http_smarty_quota_call_t *c)
 {
     u_char                              created[SMARTY_QUOTA_MAX_ITEMS];
-    size_t                              i, j;
+    size_t                              i, j, n;
+    int64_t                             now;
+    ngx_str_t                          *keys;
+    ngx_log_t                          *log;
+    smarty_quota_item_t                *items;
     uint32_t                            hash[SMARTY_QUOTA_MAX_ITEMS];
     ngx_int_t                           rc;
     smarty_quota_state_t               *st;
     ngx_http_smarty_quota_node_t       *node[SMARTY_QUOTA_MAX_ITEMS];
     ngx_http_smarty_quota_local_ctx_t  *ctx;
+
+    n = c->n;
+    keys = c->keys;
+    items = c->items;
+    log = c->log;
+    now = ngx_http_smarty_quota_clock();
+
+    for (i = 0; i < n; i++) {
+        items[i].limit = c->limits[i];
+        items[i].state = &c->states[i];
+    }
+
+    if (c->zone == NULL) {
+        /* no zone: the limits as they are, nothing counted */
+        return NGX_ERROR;
+    }
 
     if (n > SMARTY_QUOTA_MAX_ITEMS) {
         ngx_log_error(NGX_LOG_ALERT, log, 0,
@@ -206,9 +239,10 @@ ngx_http_smarty_quota_local_check(ngx_shm_zone_t *zone, ngx_str_t *keys,
         hash[i] = ngx_crc32_short(keys[i].data, keys[i].len);
     }
 
-    ngx_http_smarty_quota_local_scale(items, scaled, n, num, den);
+    ngx_http_smarty_quota_local_scale(items, c->scaled, n, c->share_num,
+                                      c->share_den);
 
-    ctx = zone->data;
+    ctx = c->zone->data;
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
@@ -225,19 +259,21 @@ ngx_http_smarty_quota_local_check(ngx_shm_zone_t *zone, ngx_str_t *keys,
         ngx_queue_insert_head(&ctx->sh->queue, &node[i]->queue);
     }
 
-    if (!smarty_quota_check(items, n, now, requests, images, res)) {
+    if (!smarty_quota_check(items, n, now, c->requests, c->images,
+                            &c->res))
+    {
         ngx_shmtx_unlock(&ctx->shpool->mutex);
 
         ngx_log_debug3(NGX_LOG_DEBUG_HTTP, log, 0,
                        "smarty quota local: refused by %uz of %uz, "
-                       "retry %L ms", res->refused, n, res->retry_ms);
+                       "retry %L ms", c->res.refused, n, c->res.retry_ms);
 
-        return 0;
+        return NGX_DECLINED;
     }
 
     /* admitted: a node for every state that is no longer a fresh one */
 
-    rc = 1;
+    rc = NGX_OK;
 
     for (i = 0; i < n; i++) {
         created[i] = 0;
@@ -291,7 +327,7 @@ ngx_http_smarty_quota_local_check(ngx_shm_zone_t *zone, ngx_str_t *keys,
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, log, 0,
                    "smarty quota local: admitted on %uz limits", n);
 
-    return 1;
+    return NGX_OK;
 }
 
 
@@ -300,34 +336,47 @@ ngx_http_smarty_quota_local_check(ngx_shm_zone_t *zone, ngx_str_t *keys,
  * and a missing node is a fresh state, which has nothing to give back.
  */
 
-size_t
-ngx_http_smarty_quota_local_refund(ngx_shm_zone_t *zone, ngx_str_t *keys,
-    smarty_quota_item_t *items, smarty_quota_limit_t *scaled, size_t n,
-    ngx_uint_t num, ngx_uint_t den, int64_t now, int64_t at,
-    uint64_t requests, uint64_t images, ngx_log_t *log)
+static void
+ngx_http_smarty_quota_local_refund(ngx_http_smarty_quota_call_t *c)
 {
-    size_t                              i, changed, c;
+    size_t                              i, changed, k;
+    int64_t                             now;
     uint32_t                            hash;
+    smarty_quota_item_t                *items;
     smarty_quota_state_t               *st;
     ngx_http_smarty_quota_node_t       *qn;
     ngx_http_smarty_quota_local_ctx_t  *ctx;
 
-    ngx_http_smarty_quota_local_scale(items, scaled, n, num, den);
+    if (c->zone == NULL) {
+        return;
+    }
 
-    ctx = zone->data;
+    items = c->items;
+    now = ngx_http_smarty_quota_clock();
+
+    for (i = 0; i < c->n; i++) {
+        items[i].limit = c->limits[i];
+        items[i].state = &c->states[i];
+    }
+
+    ngx_http_smarty_quota_local_scale(items, c->scaled, c->n, c->share_num,
+                                      c->share_den);
+
+    ctx = c->zone->data;
     changed = 0;
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
-    for (i = 0; i < n; i++) {
-        hash = ngx_crc32_short(keys[i].data, keys[i].len);
-        qn = ngx_http_smarty_quota_local_read(ctx, &keys[i], hash,
+    for (i = 0; i < c->n; i++) {
+        hash = ngx_crc32_short(c->keys[i].data, c->keys[i].len);
+        qn = ngx_http_smarty_quota_local_read(ctx, &c->keys[i], hash,
                                               items[i].state);
         st = items[i].state;
 
-        c = smarty_quota_refund(&items[i], 1, now, at, requests, images);
+        k = smarty_quota_refund(&items[i], 1, now, c->at, c->requests,
+                                c->images);
 
-        if (c == 0 || qn == NULL) {
+        if (k == 0 || qn == NULL) {
             continue;
         }
 
@@ -337,48 +386,66 @@ ngx_http_smarty_quota_local_refund(ngx_shm_zone_t *zone, ngx_str_t *keys,
         ngx_queue_remove(&qn->queue);
         ngx_queue_insert_head(&ctx->sh->queue, &qn->queue);
 
-        changed += c;
+        changed += k;
     }
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, log, 0,
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, c->log, 0,
                    "smarty quota local: refund changed %uz of %uz states",
-                   changed, n);
-
-    return changed;
+                   changed, c->n);
 }
 
 
 /* the states as they are, read under the mutex; nothing is written */
 
-void
-ngx_http_smarty_quota_local_peek(ngx_shm_zone_t *zone, ngx_str_t *keys,
-    smarty_quota_item_t *items, smarty_quota_limit_t *scaled, size_t n,
-    ngx_uint_t num, ngx_uint_t den, int64_t now, ngx_log_t *log)
+static ngx_int_t
+ngx_http_smarty_quota_local_peek(ngx_http_smarty_quota_call_t *c)
 {
     size_t                              i;
     uint32_t                            hash;
+    smarty_quota_item_t                *items;
     ngx_http_smarty_quota_local_ctx_t  *ctx;
 
-    ngx_http_smarty_quota_local_scale(items, scaled, n, num, den);
+    items = c->items;
 
-    ctx = zone->data;
-
-    ngx_shmtx_lock(&ctx->shpool->mutex);
-
-    for (i = 0; i < n; i++) {
-        hash = ngx_crc32_short(keys[i].data, keys[i].len);
-        (void) ngx_http_smarty_quota_local_read(ctx, &keys[i], hash,
-                                                items[i].state);
+    for (i = 0; i < c->n; i++) {
+        items[i].limit = c->limits[i];
+        items[i].state = &c->states[i];
+        c->states[i].t = 0;
+        c->states[i].v = 0;
     }
 
-    ngx_shmtx_unlock(&ctx->shpool->mutex);
+    if (c->zone != NULL) {
+        ngx_http_smarty_quota_local_scale(items, c->scaled, c->n,
+                                          c->share_num, c->share_den);
 
-    smarty_quota_peek(items, n, now);
+        ctx = c->zone->data;
 
-    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, log, 0,
-                   "smarty quota local: peek at %uz limits", n);
+        ngx_shmtx_lock(&ctx->shpool->mutex);
+
+        for (i = 0; i < c->n; i++) {
+            hash = ngx_crc32_short(c->keys[i].data, c->keys[i].len);
+            (void) ngx_http_smarty_quota_local_read(ctx, &c->keys[i], hash,
+                                                    items[i].state);
+        }
+
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
+    }
+
+    smarty_quota_peek(items, c->n, ngx_http_smarty_quota_clock());
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                   "smarty quota local: peek at %uz limits", c->n);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_smarty_quota_local_cancel(ngx_http_smarty_quota_call_t *c)
+{
+    /* nothing is ever pending */
 }
 
 

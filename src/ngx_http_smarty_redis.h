@@ -1,11 +1,8 @@
 /*
- * smarty-gateway: Redis, without ever blocking a worker.
- *
- * The module ngx_http_smarty_redis_module keeps one persistent, pipelined
- * hiredis connection per worker, driven by nginx's event loop, with a
- * timeout on every wait and a circuit breaker.  Redis trouble costs a
- * caller at most its command's timeout, and usually nothing: when Redis is
- * down the answer is "unavailable" at once.
+ * smarty-gateway: Redis, without ever blocking a worker: the command and
+ * script API that the cache and the quotas use (docs/redis.md).  Below it:
+ * the nodes (ngx_http_smarty_redis_node.c: connection, breaker), hiredis
+ * on nginx's event loop (ngx_http_smarty_redis_event.c).
  *
  * The contract of a command:
  *
@@ -30,17 +27,11 @@
  *   - The command's memory is its own (the heap), never the caller's: a
  *     caller whose request may go away keeps the handle in its request
  *     context, clears it in the handler, and cancels it from the request's
- *     cleanup (see the health handler in ngx_http_smarty_redis.c).  A
- *     late reply then finds nothing to touch.
+ *     cleanup.  A late reply then finds nothing to touch.
  *
  *   - "timeout" 0 means smarty_redis_timeout.  The timer runs from the
  *     call: it covers queueing, the round trip and, for a script, the
  *     NOSCRIPT reload.
- *
- * A test of ngx_http_smarty_redis_available() before issuing commands is
- * a cheap way to skip Redis entirely while it is known to be unavailable;
- * it is true as well when the breaker would let a probe through, so that
- * callers who test it first still let the breaker close again.
  */
 
 #ifndef NGX_HTTP_SMARTY_REDIS_H
@@ -50,28 +41,33 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
-#include <hiredis/hiredis.h>
+#include "ngx_http_smarty_redis_node.h"
 
 /* generated from src/lua/ *.lua: NGX_HTTP_SMARTY_REDIS_LUA_<NAME> indexes */
 #include "ngx_http_smarty_redis_lua.h"
 
 
-typedef enum {
-    NGX_HTTP_SMARTY_REDIS_OK = 0,         /* a reply, maybe an error reply */
-    NGX_HTTP_SMARTY_REDIS_TIMEOUT,        /* no reply within the timeout */
-    NGX_HTTP_SMARTY_REDIS_NOT_CONNECTED,  /* no connection, or it was lost
-                                             before the reply came */
-    NGX_HTTP_SMARTY_REDIS_BREAKER_OPEN,   /* refused by the open breaker */
-    NGX_HTTP_SMARTY_REDIS_NOT_CONFIGURED, /* no "smarty_redis" */
-    NGX_HTTP_SMARTY_REDIS_ERROR           /* out of memory, hiredis refused
-                                             the command */
-} ngx_http_smarty_redis_status_e;
+/*
+ * A slice of a script call that another concern supplies, so that one
+ * EVALSHA serves both (the cache's lookup decides the quotas too): its
+ * keys go after the caller's KEYS, its arguments where the caller's script
+ * reads them, and the reply elements after the caller's are handed to it.
+ * build() is called before each call (what it sends may change between
+ * them); reply() gets its elements and returns NGX_OK, NGX_DECLINED (its
+ * concern refuses the request) or NGX_ERROR (not the elements it wants).
+ */
 
+typedef struct {
+    ngx_int_t   (*build)(void *data);
+    ngx_int_t   (*reply)(void *data, redisReply **element, size_t n);
+    void         *data;
 
-typedef struct ngx_http_smarty_redis_cmd_s  ngx_http_smarty_redis_cmd_t;
-
-typedef void (*ngx_http_smarty_redis_handler_pt)(
-    ngx_http_smarty_redis_status_e status, redisReply *reply, void *data);
+    ngx_uint_t    nkeys;
+    ngx_str_t    *keys;
+    ngx_uint_t    nargs;
+    ngx_str_t    *args;
+    size_t        nreply;           /* the elements it takes */
+} ngx_http_smarty_redis_slice_t;
 
 
 /*

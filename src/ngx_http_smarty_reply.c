@@ -1,5 +1,5 @@
 /*
- * smarty-gateway: answers.
+ * smarty-gateway: answers (see ngx_http_smarty_reply.h).
  *
  * Every answer the gateway makes itself is the API's envelope, so a client
  * parses one format:
@@ -11,93 +11,93 @@
  * from names the client itself sent.
  */
 
-#include "ngx_http_smarty_module.h"
+#include "ngx_http_smarty_reply.h"
 
 #include <jansson.h>
 
 
-static ngx_int_t ngx_http_smarty_add_header(ngx_http_request_t *r,
-    const char *key, const char *value);
-
-
 ngx_int_t
-ngx_http_smarty_send_error(ngx_http_request_t *r, ngx_http_smarty_ctx_t *ctx,
-    smarty_err_e e, const char *msg)
+ngx_http_smarty_reply_error(ngx_http_request_t *r, ngx_http_smarty_error_t *e)
 {
-    json_t                   *o;
+    json_t                   *o, *extra;
     ngx_buf_t                *b;
     ngx_chain_t               out;
+    const char               *msg;
     const smarty_err_info_t  *info;
 
-    info = smarty_err_info(e);
-
-    if (ctx) {
-        ctx->err = e;
-    }
+    info = smarty_err_info(e->err);
+    extra = e->extra;
+    e->extra = NULL;
 
     if (r->header_sent) {
+        json_decref(extra);
         return NGX_ERROR;
     }
 
+    msg = e->msg ? e->msg : info->message;
+
     o = json_pack("{s:i, s:{s:s, s:s}, s:b, s:i}",
                   "status", info->status,
-                  "body", "error", msg ? msg : info->message,
-                          "code", info->code,
+                  "body", "error", msg,
+                          "code", e->code ? e->code : info->code,
                   "htmlencoded", 0,
                   "last_modified", 0);
 
-    if (o == NULL && msg) {
+    if (o == NULL && e->msg) {
         /* the message was not valid UTF-8 */
         o = json_pack("{s:i, s:{s:s, s:s}, s:b, s:i}",
                       "status", info->status,
-                      "body", "error", info->message, "code", info->code,
+                      "body", "error", info->message,
+                              "code", e->code ? e->code : info->code,
                       "htmlencoded", 0,
                       "last_modified", 0);
     }
 
     if (o == NULL) {
+        json_decref(extra);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ctx && (e == SMARTY_E_QUOTA_EXCEEDED || e == SMARTY_E_QUOTA_BATCH)) {
-        /* the code and the body name the limit */
-        ngx_http_smarty_quota_error(ctx, json_object_get(o, "body"));
+    if (extra) {
+        (void) json_object_update(json_object_get(o, "body"), extra);
+        json_decref(extra);
     }
 
-    b = ngx_http_smarty_json_buf(r->pool, o);
+    b = ngx_http_smarty_reply_json_buf(r->pool, o);
     json_decref(o);
 
     if (b == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (info->status == NGX_HTTP_UNAUTHORIZED) {
-        if (ngx_http_smarty_add_header(r, "WWW-Authenticate",
-                                       "Bearer realm=\"smarty-gateway\"")
-            != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
+    if (info->status == NGX_HTTP_UNAUTHORIZED
+        && ngx_http_smarty_reply_header(r, "WWW-Authenticate",
+                            sizeof("WWW-Authenticate") - 1,
+                            (u_char *) "Bearer realm=\"smarty-gateway\"",
+                            sizeof("Bearer realm=\"smarty-gateway\"") - 1)
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (info->status == NGX_HTTP_NOT_ALLOWED) {
-        if (ngx_http_smarty_add_header(r, "Allow", "POST") != NGX_OK) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
+    if (info->status == NGX_HTTP_NOT_ALLOWED
+        && ngx_http_smarty_reply_header(r, "Allow", sizeof("Allow") - 1,
+                                        (u_char *) "POST", 4)
+           != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     out.buf = b;
     out.next = NULL;
 
-    return ngx_http_smarty_send_chain(r, ctx, info->status, &out,
-                                      b->last - b->pos);
+    return ngx_http_smarty_reply_chain(r, info->status, &out,
+                                       b->last - b->pos);
 }
 
 
-/* a JSON value (json_t) as an answer's body: compact, in order, one line */
-
 ngx_buf_t *
-ngx_http_smarty_json_buf(ngx_pool_t *pool, void *json)
+ngx_http_smarty_reply_json_buf(ngx_pool_t *pool, void *json)
 {
     char       *s;
     size_t      len;
@@ -123,29 +123,17 @@ ngx_http_smarty_json_buf(ngx_pool_t *pool, void *json)
 
 
 ngx_int_t
-ngx_http_smarty_send_chain(ngx_http_request_t *r, ngx_http_smarty_ctx_t *ctx,
-    ngx_uint_t status, ngx_chain_t *body, size_t len)
+ngx_http_smarty_reply_chain(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_chain_t *body, size_t len)
 {
     ngx_int_t     rc;
     ngx_chain_t  *cl;
-
-    if (ctx) {
-        ctx->status = status;
-    }
 
     r->headers_out.status = status;
     r->headers_out.content_length_n = len;
     ngx_str_set(&r->headers_out.content_type, "application/json");
     r->headers_out.content_type_len = r->headers_out.content_type.len;
     r->headers_out.content_type_lowcase = NULL;
-
-    if (ctx && ngx_http_smarty_cache_header(r, ctx) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    if (ctx && ngx_http_smarty_quota_headers(r, ctx) != NGX_OK) {
-        return NGX_ERROR;
-    }
 
     for (cl = body; cl; cl = cl->next) {
         if (cl->next == NULL) {
@@ -164,9 +152,9 @@ ngx_http_smarty_send_chain(ngx_http_request_t *r, ngx_http_smarty_ctx_t *ctx,
 }
 
 
-static ngx_int_t
-ngx_http_smarty_add_header(ngx_http_request_t *r, const char *key,
-    const char *value)
+ngx_int_t
+ngx_http_smarty_reply_header(ngx_http_request_t *r, const char *key,
+    size_t klen, u_char *value, size_t vlen)
 {
     ngx_table_elt_t  *h;
 
@@ -177,9 +165,9 @@ ngx_http_smarty_add_header(ngx_http_request_t *r, const char *key,
 
     h->hash = 1;
     h->key.data = (u_char *) key;
-    h->key.len = ngx_strlen(key);
-    h->value.data = (u_char *) value;
-    h->value.len = ngx_strlen(value);
+    h->key.len = klen;
+    h->value.data = value;
+    h->value.len = vlen;
 
     return NGX_OK;
 }

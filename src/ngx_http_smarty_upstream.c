@@ -1,80 +1,196 @@
 /*
- * smarty-gateway: forwarding to the upstream.
+ * smarty-gateway: the call to the upstream (see ngx_http_smarty_upstream.h,
+ * docs/reference.md).
  *
- * The request goes upstream as a subrequest to the internal location named
- * by "smarty_upstream", which holds nginx's own proxy_pass: TLS, keepalive,
- * timeouts and retries stay proxy_* configuration.  The subrequest:
+ * The subrequest to the "smarty_upstream" location:
  *
  *   - is a POST carrying the client's body bytes unchanged (it shares the
- *     parent's request_body: memory buffers or the temp file as they are);
+ *     parent's request_body: memory buffers or the temp file as they are),
+ *     or the body it was given (the images the cache lacks);
  *   - has the client's headers minus Authorization, the client's key;
  *   - has a query string built from scratch: the gateway's oauth_provider
- *     and oauth_token, then only the client's parameters that
- *     "smarty_upstream_args" allows (none by default), never a credential
- *     in any spelling (names compared percent-decoded, in any case);
- *   - keeps the answer in memory (NGX_HTTP_SUBREQUEST_IN_MEMORY), so the
- *     gateway decides what the client sees: the upstream's answer, or an
- *     error in the API's envelope (502, 504) when the upstream failed.
- *
- * The answer must fit in the subrequest_output_buffer_size of that
- * location.
+ *     and the token of the location's source, then only the client's
+ *     parameters that smarty_upstream_args allows;
+ *   - keeps the answer in memory (NGX_HTTP_SUBREQUEST_IN_MEMORY, within
+ *     that location's subrequest_output_buffer_size), so the gateway
+ *     decides what the client sees.
  */
 
-#include "ngx_http_smarty_module.h"
+#include "ngx_http_smarty_upstream.h"
+#include "ngx_http_smarty_token.h"
 #include "smarty_args.h"
-#include "smarty_cache.h"
 
 
+typedef struct {
+    ngx_str_t                  location;   /* internal location prefix */
+    ngx_array_t               *args;       /* names a client may pass */
+} ngx_http_smarty_upstream_conf_t;
+
+
+typedef struct {
+    ngx_http_request_t        *sr;
+    ngx_int_t                  rc;
+    ngx_http_request_body_t   *rb;         /* NULL: the client's body */
+    off_t                      len;
+    ngx_str_t                  token;
+    ngx_http_smarty_next_pt    next;
+    unsigned                   done:1;
+    unsigned                   no_token:1;
+} ngx_http_smarty_upstream_ctx_t;
+
+
+static ngx_int_t ngx_http_smarty_upstream_start(ngx_http_request_t *r,
+    ngx_http_smarty_upstream_ctx_t *u);
+static void ngx_http_smarty_upstream_token_ready(ngx_http_request_t *r);
+static void ngx_http_smarty_upstream_done(ngx_http_request_t *r);
 static ngx_int_t ngx_http_smarty_upstream_post(ngx_http_request_t *sr,
     void *data, ngx_int_t rc);
 static ngx_int_t ngx_http_smarty_strip_credentials(ngx_http_request_t *r,
     ngx_http_request_t *sr);
-static ngx_int_t ngx_http_smarty_upstream_subset(ngx_http_request_t *r,
-    ngx_http_request_t *sr, ngx_http_smarty_ctx_t *ctx);
+static char *ngx_http_smarty_upstream_args_conf(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static void *ngx_http_smarty_upstream_create_conf(ngx_conf_t *cf);
+static char *ngx_http_smarty_upstream_merge_conf(ngx_conf_t *cf,
+    void *parent, void *child);
+
+
+static ngx_command_t  ngx_http_smarty_upstream_commands[] = {
+
+    { ngx_string("smarty_upstream"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_smarty_upstream_conf_t, location),
+      NULL },
+
+    { ngx_string("smarty_upstream_args"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_smarty_upstream_args_conf,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_smarty_upstream_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    NULL,                                  /* postconfiguration */
+
+    NULL,                                  /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_smarty_upstream_create_conf,  /* create location configuration */
+    ngx_http_smarty_upstream_merge_conf    /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_smarty_upstream_module = {
+    NGX_MODULE_V1,
+    &ngx_http_smarty_upstream_module_ctx,  /* module context */
+    ngx_http_smarty_upstream_commands,     /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    NULL,                                  /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
 
 
 ngx_int_t
-ngx_http_smarty_upstream_start(ngx_http_request_t *r,
-    ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx)
+ngx_http_smarty_upstream_call(ngx_http_request_t *r,
+    ngx_http_request_body_t *rb, off_t len, ngx_http_smarty_next_pt next)
 {
-    u_char                       *p;
-    size_t                        plen;
-    ngx_str_t                     uri, args, client_args;
-    ngx_http_request_t           *sr;
-    ngx_http_post_subrequest_t   *ps;
+    ngx_http_smarty_upstream_ctx_t  *u;
+
+    u = ngx_pcalloc(r->pool, sizeof(ngx_http_smarty_upstream_ctx_t));
+    if (u == NULL) {
+        return NGX_ERROR;
+    }
+
+    u->rb = rb;
+    u->len = len;
+    u->next = next;
+
+    ngx_http_set_ctx(r, u, ngx_http_smarty_upstream_module);
+
+    return ngx_http_smarty_upstream_start(r, u);
+}
+
+
+/* the token first: the source may have to wait for one */
+
+static ngx_int_t
+ngx_http_smarty_upstream_start(ngx_http_request_t *r,
+    ngx_http_smarty_upstream_ctx_t *u)
+{
+    u_char                           *p;
+    size_t                            plen;
+    ngx_int_t                         rc;
+    ngx_str_t                         uri, args, *provider;
+    ngx_http_request_t               *sr;
+    ngx_http_smarty_ctx_t            *ctx;
+    ngx_http_post_subrequest_t       *ps;
+    ngx_http_smarty_token_source_t   *src;
+    ngx_http_smarty_upstream_conf_t  *ucf;
+
+    src = ngx_http_smarty_token_source(r);
+
+    rc = src->ops->get(src, r, &u->token,
+                       ngx_http_smarty_upstream_token_ready);
+
+    if (rc == NGX_AGAIN) {
+        return NGX_AGAIN;
+    }
+
+    if (rc != NGX_OK) {
+        u->no_token = 1;
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_smarty_ctx(r);
+    ucf = ngx_http_get_module_loc_conf(r, ngx_http_smarty_upstream_module);
+    provider = ngx_http_smarty_token_provider(r);
 
     plen = ngx_strlen(ctx->method->path);
 
-    uri.len = slcf->upstream.len + plen;
+    uri.len = ucf->location.len + plen;
     uri.data = ngx_pnalloc(r->pool, uri.len);
     if (uri.data == NULL) {
         return NGX_ERROR;
     }
 
-    p = ngx_cpymem(uri.data, slcf->upstream.data, slcf->upstream.len);
+    p = ngx_cpymem(uri.data, ucf->location.data, ucf->location.len);
     ngx_memcpy(p, ctx->method->path, plen);
-
-    client_args = ctx->up_args;
 
     /* the gateway's credentials first, then what the allow-list lets by */
 
     args.len = sizeof("oauth_provider=&oauth_token=") - 1
-               + slcf->provider.len + slcf->token.len
-               + (client_args.len ? client_args.len + 1 : 0);
+               + provider->len + u->token.len
+               + (ctx->args.len ? ctx->args.len + 1 : 0);
 
     args.data = ngx_pnalloc(r->pool, args.len);
     if (args.data == NULL) {
         return NGX_ERROR;
     }
 
-    p = ngx_cpymem(args.data, "oauth_provider=", sizeof("oauth_provider=") - 1);
-    p = ngx_cpymem(p, slcf->provider.data, slcf->provider.len);
+    p = ngx_cpymem(args.data, "oauth_provider=",
+                   sizeof("oauth_provider=") - 1);
+    p = ngx_cpymem(p, provider->data, provider->len);
     p = ngx_cpymem(p, "&oauth_token=", sizeof("&oauth_token=") - 1);
-    p = ngx_cpymem(p, slcf->token.data, slcf->token.len);
+    p = ngx_cpymem(p, u->token.data, u->token.len);
 
-    if (client_args.len) {
+    if (ctx->args.len) {
         *p++ = '&';
-        p = ngx_cpymem(p, client_args.data, client_args.len);
+        p = ngx_cpymem(p, ctx->args.data, ctx->args.len);
     }
 
     args.len = p - args.data;
@@ -85,7 +201,7 @@ ngx_http_smarty_upstream_start(ngx_http_request_t *r,
     }
 
     ps->handler = ngx_http_smarty_upstream_post;
-    ps->data = ctx;
+    ps->data = u;
 
     if (ngx_http_subrequest(r, &uri, &args, &sr, ps,
                             NGX_HTTP_SUBREQUEST_IN_MEMORY)
@@ -99,46 +215,90 @@ ngx_http_smarty_upstream_start(ngx_http_request_t *r,
     sr->request_body = r->request_body;
     sr->header_only = 0;
 
-    if (ctx->cache.status == SMARTY_CACHE_PARTIAL) {
-        /* only the images the cache does not have */
-        if (ngx_http_smarty_upstream_subset(r, sr, ctx) != NGX_OK) {
-            return NGX_ERROR;
-        }
+    if (u->rb) {
+        sr->request_body = u->rb;
+        sr->headers_in.content_length_n = u->len;
+        sr->headers_in.chunked = 0;
     }
 
     if (ngx_http_smarty_strip_credentials(r, sr) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    ctx->sr = sr;
-    ctx->up_done = 0;
+    u->sr = sr;
+    u->done = 0;
 
     r->write_event_handler = ngx_http_smarty_upstream_done;
 
-    return NGX_OK;
+    return NGX_AGAIN;
+}
+
+
+/* the source has a token now, or gave up waiting for one */
+
+static void
+ngx_http_smarty_upstream_token_ready(ngx_http_request_t *r)
+{
+    ngx_int_t                        rc;
+    ngx_http_smarty_upstream_ctx_t  *u;
+
+    u = ngx_http_get_module_ctx(r, ngx_http_smarty_upstream_module);
+
+    rc = ngx_http_smarty_upstream_start(r, u);
+
+    if (rc == NGX_AGAIN && u->sr == NULL) {
+        /* still waiting */
+        return;
+    }
+
+    if (rc != NGX_AGAIN) {
+        /* no call: the result says why */
+        u->no_token = 1;
+        u->next(r);
+    }
 }
 
 
 /*
- * The client's parameters that go upstream: those "smarty_upstream_args"
- * names, as the client sent them, in its order; never a credential.  The
- * cache key depends on exactly these bytes.
+ * The subrequest has ended (the parent's write event handler, posted by
+ * ngx_http_finalize_request() of the subrequest).
  */
 
-ngx_int_t
-ngx_http_smarty_upstream_args(ngx_http_request_t *r,
-    ngx_http_smarty_loc_conf_t *slcf, ngx_str_t *out)
+static void
+ngx_http_smarty_upstream_done(ngx_http_request_t *r)
 {
-    u_char        *p;
-    size_t         pos;
-    ngx_str_t     *allow;
-    ngx_uint_t     i;
-    smarty_arg_t   a;
+    ngx_http_smarty_upstream_ctx_t  *u;
+
+    u = ngx_http_get_module_ctx(r, ngx_http_smarty_upstream_module);
+
+    if (u == NULL || !u->done) {
+        return;
+    }
+
+    r->write_event_handler = ngx_http_request_empty_handler;
+
+    u->next(r);
+}
+
+
+/* the cache key depends on exactly these bytes */
+
+ngx_int_t
+ngx_http_smarty_upstream_args(ngx_http_request_t *r, ngx_str_t *out)
+{
+    u_char                           *p;
+    size_t                            pos;
+    ngx_str_t                        *allow;
+    ngx_uint_t                        i;
+    smarty_arg_t                      a;
+    ngx_http_smarty_upstream_conf_t  *ucf;
+
+    ucf = ngx_http_get_module_loc_conf(r, ngx_http_smarty_upstream_module);
 
     out->len = 0;
     out->data = NULL;
 
-    if (slcf->upstream_args == NULL || r->args.len == 0) {
+    if (ucf->args == NULL || r->args.len == 0) {
         return NGX_OK;
     }
 
@@ -148,7 +308,7 @@ ngx_http_smarty_upstream_args(ngx_http_request_t *r,
     }
 
     out->data = p;
-    allow = slcf->upstream_args->elts;
+    allow = ucf->args->elts;
     pos = 0;
 
     while (smarty_args_next((const char *) r->args.data, r->args.len, &pos,
@@ -158,7 +318,7 @@ ngx_http_smarty_upstream_args(ngx_http_request_t *r,
             continue;
         }
 
-        for (i = 0; i < slcf->upstream_args->nelts; i++) {
+        for (i = 0; i < ucf->args->nelts; i++) {
             if (smarty_args_name_is(a.name, a.name_len,
                                     (const char *) allow[i].data, 1))
             {
@@ -166,7 +326,7 @@ ngx_http_smarty_upstream_args(ngx_http_request_t *r,
             }
         }
 
-        if (i == slcf->upstream_args->nelts) {
+        if (i == ucf->args->nelts) {
             continue;
         }
 
@@ -178,57 +338,6 @@ ngx_http_smarty_upstream_args(ngx_http_request_t *r,
     }
 
     out->len = p - out->data;
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_smarty_upstream_subset(ngx_http_request_t *r, ngx_http_request_t *sr,
-    ngx_http_smarty_ctx_t *ctx)
-{
-    off_t                     len;
-    char                     *meta;
-    u_char                   *copy;
-    size_t                    meta_len;
-    ngx_uint_t                i;
-    const char              **keep;
-    ngx_http_request_body_t  *rb;
-
-    keep = ngx_palloc(r->pool, ctx->cache.nup * sizeof(char *));
-    if (keep == NULL) {
-        return NGX_ERROR;
-    }
-
-    for (i = 0; i < ctx->cache.nup; i++) {
-        keep[i] = ctx->m.images[ctx->cache.up[i]].name;
-    }
-
-    meta = smarty_meta_subset((const char *) ctx->meta, ctx->meta_len, keep,
-                              ctx->cache.nup, &meta_len);
-    if (meta == NULL) {
-        return NGX_ERROR;
-    }
-
-    copy = ngx_pnalloc(r->pool, meta_len);
-    if (copy == NULL) {
-        free(meta);
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(copy, meta, meta_len);
-    free(meta);
-
-    if (ngx_http_smarty_body_subset(r, ctx, ctx->cache.up, ctx->cache.nup,
-                                    copy, meta_len, &rb, &len)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    sr->request_body = rb;
-    sr->headers_in.content_length_n = len;
-    sr->headers_in.chunked = 0;
 
     return NGX_OK;
 }
@@ -291,16 +400,19 @@ static ngx_int_t
 ngx_http_smarty_upstream_post(ngx_http_request_t *sr, void *data,
     ngx_int_t rc)
 {
-    ngx_http_smarty_ctx_t  *ctx = data;
+    ngx_http_smarty_upstream_ctx_t  *u = data;
 
-    ngx_buf_t  *b;
+    ngx_buf_t              *b;
+    ngx_http_smarty_ctx_t  *ctx;
 
-    if (ctx->up_done) {
+    if (u->done) {
         return rc;
     }
 
-    ctx->up_done = 1;
-    ctx->up_rc = rc;
+    ctx = ngx_http_smarty_ctx(sr);
+
+    u->done = 1;
+    u->rc = rc;
 
     if (sr->upstream && sr->upstream->headers_in.status_n) {
         ctx->up_status = sr->upstream->headers_in.status_n;
@@ -332,48 +444,50 @@ ngx_http_smarty_upstream_post(ngx_http_request_t *sr, void *data,
 }
 
 
-/*
- * What the upstream's outcome means for the client: SMARTY_OK (the answer is
- * in ctx->up_body) or the error to answer with.
- */
-
 smarty_err_e
-ngx_http_smarty_upstream_result(ngx_http_request_t *r,
-    ngx_http_smarty_ctx_t *ctx, char *msg, size_t len)
+ngx_http_smarty_upstream_result(ngx_http_request_t *r, char *msg, size_t len)
 {
-    ngx_http_request_t  *sr;
+    ngx_http_request_t              *sr;
+    ngx_http_smarty_ctx_t           *ctx;
+    ngx_http_smarty_upstream_ctx_t  *u;
+    ngx_http_smarty_token_source_t  *src;
 
-    sr = ctx->sr;
+    ctx = ngx_http_smarty_ctx(r);
+    u = ngx_http_get_module_ctx(r, ngx_http_smarty_upstream_module);
+
+    if (u == NULL || u->no_token) {
+        return SMARTY_E_UPSTREAM_AUTH;
+    }
+
+    sr = u->sr;
 
     if (sr->upstream == NULL) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "smarty: the \"smarty_upstream\" location did not "
-                      "proxy the request (status %i)", ctx->up_rc);
+                      "proxy the request (status %i)", u->rc);
         return SMARTY_E_INTERNAL;
     }
 
-    if (ctx->up_rc == NGX_HTTP_GATEWAY_TIME_OUT) {
+    if (u->rc == NGX_HTTP_GATEWAY_TIME_OUT) {
         return SMARTY_E_UPSTREAM_TIMEOUT;
     }
 
-    if (ctx->up_rc == NGX_ERROR && ctx->up_status == NGX_HTTP_OK) {
+    if (u->rc == NGX_ERROR && ctx->up_status == NGX_HTTP_OK) {
         ngx_snprintf((u_char *) msg, len - 1,
                      "the recognition service's answer is larger than "
                      "subrequest_output_buffer_size%Z");
         return SMARTY_E_UPSTREAM_BAD_ANSWER;
     }
 
-    if (ctx->up_rc != NGX_OK || ctx->up_status == 0) {
+    if (u->rc != NGX_OK || ctx->up_status == 0) {
         return SMARTY_E_UPSTREAM_UNAVAILABLE;
     }
 
     if (ctx->up_status == NGX_HTTP_UNAUTHORIZED
         || ctx->up_status == NGX_HTTP_FORBIDDEN)
     {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "smarty: the upstream rejected the gateway's token "
-                      "(HTTP %ui); check smarty_upstream_token_file",
-                      ctx->up_status);
+        src = ngx_http_smarty_token_source(r);
+        (void) src->ops->rejected(src, r, &u->token);
         return SMARTY_E_UPSTREAM_AUTH;
     }
 
@@ -392,4 +506,117 @@ ngx_http_smarty_upstream_result(ngx_http_request_t *r,
     }
 
     return SMARTY_OK;
+}
+
+
+/* --- configuration -------------------------------------------------------- */
+
+
+ngx_str_t *
+ngx_http_smarty_upstream_conf_location(ngx_conf_t *cf)
+{
+    ngx_http_smarty_upstream_conf_t  *ucf;
+
+    ucf = ngx_http_conf_get_module_loc_conf(cf,
+                                            ngx_http_smarty_upstream_module);
+
+    return &ucf->location;
+}
+
+
+/*
+ * smarty_upstream_args name ...: the client's query parameters that go
+ * upstream (none by default: the API defines none); never a credential.
+ */
+
+static char *
+ngx_http_smarty_upstream_args_conf(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_smarty_upstream_conf_t  *ucf = conf;
+
+    ngx_str_t   *value, *name;
+    ngx_uint_t   i;
+
+    if (ucf->args != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    ucf->args = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                 sizeof(ngx_str_t));
+    if (ucf->args == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (value[i].len == 0 || value[i].len > SMARTY_ARGS_NAME_MAX
+            || smarty_args_credential((const char *) value[i].data,
+                                      value[i].len))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"smarty_upstream_args\": \"%V\" cannot "
+                               "be passed: the gateway sets oauth_token and "
+                               "oauth_provider itself", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        name = ngx_array_push(ucf->args);
+        if (name == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *name = value[i];
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_smarty_upstream_create_conf(ngx_conf_t *cf)
+{
+    ngx_http_smarty_upstream_conf_t  *ucf;
+
+    ucf = ngx_pcalloc(cf->pool, sizeof(ngx_http_smarty_upstream_conf_t));
+    if (ucf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     ucf->location = { 0, NULL };
+     */
+
+    ucf->args = NGX_CONF_UNSET_PTR;
+
+    return ucf;
+}
+
+
+static char *
+ngx_http_smarty_upstream_merge_conf(ngx_conf_t *cf, void *parent,
+    void *child)
+{
+    ngx_http_smarty_upstream_conf_t  *prev = parent;
+    ngx_http_smarty_upstream_conf_t  *conf = child;
+
+    ngx_conf_merge_str_value(conf->location, prev->location, "");
+    ngx_conf_merge_ptr_value(conf->args, prev->args, NULL);
+
+    if (conf->location.len
+        && (conf->location.data[0] != '/'
+            || conf->location.data[conf->location.len - 1] != '/'))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"smarty_upstream\" must be a location prefix "
+                           "that starts and ends with \"/\", not \"%V\"",
+                           &conf->location);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
 }

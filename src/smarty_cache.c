@@ -874,7 +874,7 @@ done:
 /* --- meta for the images the cache did not answer ------------------------ */
 
 char *
-smarty_meta_subset(const char *json, size_t len, const char *const *keep,
+smarty_cache_meta_subset(const char *json, size_t len, const char *const *keep,
     size_t nkeep, size_t *out_len)
 {
     char          *res;

@@ -191,7 +191,7 @@ char *smarty_answer_build(const char *const *names,
  * (duplicate keys rejected, as smarty_meta_validate does), has no
  * "images" array, or memory runs out.
  */
-char *smarty_meta_subset(const char *json, size_t len,
+char *smarty_cache_meta_subset(const char *json, size_t len,
     const char *const *keep, size_t nkeep, size_t *out_len);
 
 #endif /* SMARTY_CACHE_H */

@@ -177,6 +177,154 @@ smarty_quota_parse(const char *s, size_t len, smarty_quota_set_t *set,
 }
 
 
+/* a decimal number of 1 to 9 digits at [p, end): 0 and *out, or -1 */
+
+static int
+smarty_quota_digits(const char *p, const char *end, uint64_t *out)
+{
+    uint64_t  n;
+
+    if (p >= end || end - p > 9) {
+        return -1;
+    }
+
+    for (n = 0; p < end; p++) {
+        if (*p < '0' || *p > '9') {
+            return -1;
+        }
+
+        n = n * 10 + (uint64_t) (*p - '0');
+    }
+
+    *out = n;
+
+    return 0;
+}
+
+
+int
+smarty_quota_share_parse(const char *s, size_t len, uint64_t *num,
+    uint64_t *den)
+{
+    uint64_t     n, d, frac;
+    const char  *end, *sep;
+
+    end = s + len;
+    sep = memchr(s, '/', len);
+
+    if (sep != NULL) {
+        if (smarty_quota_digits(s, sep, &n) != 0
+            || smarty_quota_digits(sep + 1, end, &d) != 0)
+        {
+            return -1;
+        }
+
+    } else {
+        sep = memchr(s, '.', len);
+        d = 1;
+
+        if (smarty_quota_digits(s, sep ? sep : end, &n) != 0) {
+            return -1;
+        }
+
+        if (sep != NULL) {
+            if (end - sep - 1 < 1 || end - sep - 1 > 6
+                || smarty_quota_digits(sep + 1, end, &frac) != 0)
+            {
+                return -1;
+            }
+
+            for (sep++; sep < end; sep++) {
+                d *= 10;
+            }
+
+            n = n * d + frac;
+        }
+    }
+
+    if (n == 0 || d == 0 || n > d || d > 1000000) {
+        return -1;
+    }
+
+    *num = n;
+    *den = d;
+
+    return 0;
+}
+
+
+int
+smarty_quota_slot(const char *space, size_t len)
+{
+    if (len == 1 && space[0] >= '0' && space[0] <= '9') {
+        return space[0] - '0';
+    }
+
+    if (len == 1 && space[0] == '*') {
+        return SMARTY_QUOTA_ANY;
+    }
+
+    if (len == 9 && memcmp(space, "detectors", 9) == 0) {
+        return SMARTY_QUOTA_DETECTORS;
+    }
+
+    return -1;
+}
+
+
+int
+smarty_quota_sets_add(smarty_quota_sets_t *sets, smarty_quota_set_t *storage,
+    const char *space, size_t slen, const char *policy, size_t plen,
+    char *err, size_t errlen)
+{
+    int  slot;
+
+    slot = smarty_quota_slot(space, slen);
+
+    if (slot < 0) {
+        if (err != NULL && errlen > 0) {
+            snprintf(err, errlen, "\"%.*s\" is not a space: \"0\" to \"9\", "
+                     "\"*\" or \"detectors\"", (int) (slen > 32 ? 32 : slen),
+                     space);
+        }
+        return -1;
+    }
+
+    if (sets->set[slot] != NULL) {
+        if (err != NULL && errlen > 0) {
+            snprintf(err, errlen, "a second policy for space \"%.*s\"",
+                     (int) slen, space);
+        }
+        return -1;
+    }
+
+    memset(storage, 0, sizeof(smarty_quota_set_t));
+
+    if (smarty_quota_parse(policy, plen, storage, err, errlen) != 0) {
+        return -1;
+    }
+
+    sets->set[slot] = storage;
+
+    return 0;
+}
+
+
+const smarty_quota_set_t *
+smarty_quota_sets_get(const smarty_quota_sets_t *sets, int slot)
+{
+    if (sets == NULL || slot < 0 || slot >= SMARTY_QUOTA_SLOTS) {
+        return NULL;
+    }
+
+    if (sets->set[slot] != NULL) {
+        return sets->set[slot];
+    }
+
+    return slot < SMARTY_QUOTA_DETECTORS ? sets->set[SMARTY_QUOTA_ANY] : NULL;
+}
+
+
 static int
 smarty_quota_parse_count(const char *p, const char *end, uint64_t *out)
 {
@@ -774,4 +922,45 @@ smarty_quota_limit_arg(const smarty_quota_limit_t *l, char *out,
                  (unsigned long long) l->burst);
 
     return r > 0 ? (size_t) r : 0;
+}
+
+
+size_t
+smarty_quota_refusal(const smarty_quota_limit_t *l, int space, int client,
+    int local, int64_t retry_ms, char *out, size_t size)
+{
+    int          n;
+    char         where[24];
+    const char  *whose, *tail;
+
+    if (space < 0) {
+        snprintf(where, sizeof(where), "detectors");
+
+    } else {
+        snprintf(where, sizeof(where), "space %d", space);
+    }
+
+    whose = client ? "the client's" : "the space's";
+    tail = local ? " (this gateway's share, while the shared quota store "
+                   "is away)" : "";
+
+    if (retry_ms == SMARTY_QUOTA_NEVER) {
+        n = snprintf(out, size, "%s: %s limit of %llu %s per %s can never "
+                     "admit this request; split it%s", where, whose,
+                     (unsigned long long) (l->window == 's' ? l->burst
+                                                             : l->count),
+                     smarty_quota_unit_name(l),
+                     l->window == 's' ? "burst"
+                                      : smarty_quota_window_name(l),
+                     tail);
+
+    } else {
+        n = snprintf(out, size, "%s: %s limit of %llu %s per %s is "
+                     "reached; retry in %lld s%s", where, whose,
+                     (unsigned long long) l->count, smarty_quota_unit_name(l),
+                     smarty_quota_window_name(l),
+                     (long long) smarty_quota_retry_after(retry_ms), tail);
+    }
+
+    return n < 0 ? 0 : (size_t) n;
 }

@@ -171,6 +171,50 @@ int smarty_quota_parse(const char *s, size_t len, smarty_quota_set_t *set,
     char *err, size_t errlen);
 
 
+/*
+ * Sets by space, as the directives and the clients file give them: one
+ * slot per space "0".."9", one for the stateless detectors, one for "*"
+ * (every space "0".."9" without a set of its own).
+ */
+
+#define SMARTY_QUOTA_DETECTORS  10
+#define SMARTY_QUOTA_ANY        11
+#define SMARTY_QUOTA_SLOTS      12
+
+typedef struct {
+    smarty_quota_set_t  *set[SMARTY_QUOTA_SLOTS];
+} smarty_quota_sets_t;
+
+
+/*
+ * A share of a limit, "N/M" or a decimal fraction with at most 6 digits
+ * after the point ("0.25"), more than 0 and at most 1: 0 with *num and
+ * *den set (den at most 1000000), or -1.
+ */
+int smarty_quota_share_parse(const char *s, size_t len, uint64_t *num,
+    uint64_t *den);
+
+
+/* the slot of "0".."9", "detectors" or "*" (len bytes), or -1 */
+int smarty_quota_slot(const char *space, size_t len);
+
+/*
+ * Parses policy into storage and puts it in the slot of space: 0, or -1
+ * with a sentence in err when space is not one, the slot has a set
+ * already, or the policy does not parse (smarty_quota_parse).
+ */
+int smarty_quota_sets_add(smarty_quota_sets_t *sets,
+    smarty_quota_set_t *storage, const char *space, size_t slen,
+    const char *policy, size_t plen, char *err, size_t errlen);
+
+/*
+ * The set that applies to slot (a space "0".."9" without its own has
+ * "*"'s), or NULL; sets may be NULL.
+ */
+const smarty_quota_set_t *smarty_quota_sets_get(
+    const smarty_quota_sets_t *sets, int slot);
+
+
 /* a window's length in ms ('s' 1000, 'm' 60000, 'h' 3600000, 'd' 864e5) */
 int64_t smarty_quota_window_ms(unsigned char window);
 
@@ -253,6 +297,18 @@ int64_t smarty_quota_retry_after(int64_t ms);
  */
 size_t smarty_quota_limit_text(const smarty_quota_limit_t *l, char *out,
     size_t size);
+
+
+/*
+ * The sentence of a refusal by limit l, snprintf-like into out (size
+ * bytes): "space 1: the client's limit of 5 requests per minute is
+ * reached; retry in 12 s", or, when retry_ms is SMARTY_QUOTA_NEVER, that
+ * the limit can never admit the request ("split it").  space -1: the
+ * detectors; client: the client's limit, else the space's; local: the
+ * limit is this gateway's share, Redis being away.
+ */
+size_t smarty_quota_refusal(const smarty_quota_limit_t *l, int space,
+    int client, int local, int64_t retry_ms, char *out, size_t size);
 
 
 /* "requests" or "images"; "second", "minute", "hour" or "day" */

@@ -782,7 +782,7 @@ test_subset(void)
     {
         const char *const  keep[] = { "c", "a" };
 
-        s = smarty_meta_subset(meta, strlen(meta), keep, 2, &len);
+        s = smarty_cache_meta_subset(meta, strlen(meta), keep, 2, &len);
         is_str(s, "{\"space\":\"1\",\"images\":[{\"name\":\"a\"},"
                "{\"name\":\"c\"}],\"create_new\":false}",
                "subset: a and c, in meta order, members in place");
@@ -793,20 +793,20 @@ test_subset(void)
     {
         const char *const  keep[] = { "b" };
 
-        s = smarty_meta_subset(meta, strlen(meta), keep, 1, NULL);
+        s = smarty_cache_meta_subset(meta, strlen(meta), keep, 1, NULL);
         is_str(s, "{\"space\":\"1\",\"images\":[{\"name\":\"b\",\"x\":0.1}],"
                "\"create_new\":false}",
                "subset: b, its members and real kept");
         free(s);
 
-        s = smarty_meta_subset(odd, strlen(odd), keep, 1, &len);
+        s = smarty_cache_meta_subset(odd, strlen(odd), keep, 1, &len);
         is_str(s, "{\"mode\":[\"scene\",\"object\"],\"images\":"
                "[{\"name\":\"b\"}],\"t\":1e-5}",
                "subset: odd entries dropped, compact");
         free(s);
     }
 
-    s = smarty_meta_subset(meta, strlen(meta), NULL, 0, NULL);
+    s = smarty_cache_meta_subset(meta, strlen(meta), NULL, 0, NULL);
     is_str(s, "{\"space\":\"1\",\"images\":[],\"create_new\":false}",
            "subset: keep nothing");
     free(s);
@@ -821,12 +821,12 @@ test_subset(void)
 
         for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
             len = 7;
-            s = smarty_meta_subset(bad[i], strlen(bad[i]), keep, 1, &len);
+            s = smarty_cache_meta_subset(bad[i], strlen(bad[i]), keep, 1, &len);
             ok(s == NULL && len == 0, "subset: '%s' refused", bad[i]);
             free(s);
         }
 
-        s = smarty_meta_subset(NULL, 0, keep, 1, NULL);
+        s = smarty_cache_meta_subset(NULL, 0, keep, 1, NULL);
         ok(s == NULL, "subset: NULL refused");
     }
 }
@@ -966,7 +966,7 @@ test_stress(void)
 
         sprintf(p, "]}");
 
-        sub = smarty_meta_subset(meta, strlen(meta), miss, nmiss, NULL);
+        sub = smarty_cache_meta_subset(meta, strlen(meta), miss, nmiss, NULL);
         j = sub ? json_loads(sub, 0, NULL) : NULL;
         n = json_array_size(json_object_get(j, "images"));
         is_int(n, nmiss, "stress: meta subset keeps the missing ones");

@@ -666,6 +666,47 @@ test_headers(void)
 }
 
 
+static void
+test_sets(void)
+{
+    char                      err[160];
+    smarty_quota_set_t        a, b, c, d;
+    smarty_quota_sets_t       sets;
+    const smarty_quota_set_t *got;
+
+    memset(&sets, 0, sizeof(sets));
+
+    is_int(smarty_quota_slot("7", 1), 7, "slot of \"7\"");
+    is_int(smarty_quota_slot("*", 1), SMARTY_QUOTA_ANY, "slot of \"*\"");
+    is_int(smarty_quota_slot("detectors", 9), SMARTY_QUOTA_DETECTORS,
+           "slot of \"detectors\"");
+    is_int(smarty_quota_slot("10", 2), -1, "\"10\" is no slot");
+
+    is_int(smarty_quota_sets_add(&sets, &a, "*", 1, "5r/s", 4, err,
+                                 sizeof(err)), 0, "sets: \"*\" added");
+    is_int(smarty_quota_sets_add(&sets, &b, "1", 1, "10i/m", 5, err,
+                                 sizeof(err)), 0, "sets: \"1\" added");
+    is_int(smarty_quota_sets_add(&sets, &c, "1", 1, "1r/s", 4, err,
+                                 sizeof(err)), -1, "sets: \"1\" twice");
+    ok(strstr(err, "a second policy for space \"1\"") != NULL,
+       "... says so: %s", err);
+    is_int(smarty_quota_sets_add(&sets, &d, "x", 1, "1r/s", 4, err,
+                                 sizeof(err)), -1, "sets: \"x\"");
+    ok(strstr(err, "\"x\" is not a space") != NULL, "... says so: %s", err);
+    is_int(smarty_quota_sets_add(&sets, &d, "2", 1, "1x/s", 4, err,
+                                 sizeof(err)), -1, "sets: a bad policy");
+    ok(sets.set[2] == NULL, "... leaves the slot empty");
+
+    got = smarty_quota_sets_get(&sets, 1);
+    ok(got == &b, "space 1: its own set");
+    got = smarty_quota_sets_get(&sets, 3);
+    ok(got == &a, "space 3: \"*\"'s set");
+    ok(smarty_quota_sets_get(&sets, SMARTY_QUOTA_DETECTORS) == NULL,
+       "detectors: \"*\" does not apply");
+    ok(smarty_quota_sets_get(NULL, 1) == NULL, "no sets: NULL");
+}
+
+
 int
 main(void)
 {
@@ -677,6 +718,7 @@ main(void)
     test_refund();
     test_edges();
     test_headers();
+    test_sets();
 
     return done_testing();
 }
