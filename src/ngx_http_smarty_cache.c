@@ -12,6 +12,7 @@
  * What the client sees of it: ngx_http_smarty_cache_answer.c.
  */
 
+#include "ngx_http_smarty_cache.h"
 #include "ngx_http_smarty_cache_request.h"
 
 

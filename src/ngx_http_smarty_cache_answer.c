@@ -4,6 +4,7 @@
  * Cache-Status (RFC 9211), $smarty_cache_status and $smarty_cache_hits.
  */
 
+#include "ngx_http_smarty_cache.h"
 #include "ngx_http_smarty_cache_request.h"
 
 

@@ -7,7 +7,8 @@
 #ifndef NGX_HTTP_SMARTY_CACHE_REQUEST_H
 #define NGX_HTTP_SMARTY_CACHE_REQUEST_H
 
-#include "ngx_http_smarty_cache.h"
+#include "ngx_http_smarty.h"
+#include "ngx_http_smarty_redis.h"
 #include "smarty_cache.h"
 
 
@@ -42,7 +43,7 @@ typedef enum {
 typedef struct {
     ngx_http_request_t                *request;
     ngx_http_smarty_cache_status_e     status;
-    ngx_http_smarty_cache_decision_e   decision;
+    ngx_uint_t                         decision;   /* ..._decision_e */
     ngx_http_smarty_redis_cmd_t       *cmd;        /* the lookup in flight */
     ngx_http_smarty_redis_slice_t     *slice;
     ngx_http_smarty_next_pt            next;
@@ -74,6 +75,9 @@ typedef struct {
     unsigned                           collapsed:1;
     unsigned                           stored:1;
 } ngx_http_smarty_cache_ctx_t;
+
+
+extern ngx_module_t  ngx_http_smarty_cache_module;
 
 
 /* cache_put: the cacheable answers of ans (NULL: only the locks go) */

@@ -10,6 +10,7 @@
  * spent them.  What the client sees of it: ngx_http_smarty_quota_answer.c.
  */
 
+#include "ngx_http_smarty_quota.h"
 #include "ngx_http_smarty_quota_request.h"
 #include "ngx_http_smarty_auth.h"
 

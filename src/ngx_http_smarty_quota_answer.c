@@ -5,6 +5,7 @@
  * variables.
  */
 
+#include "ngx_http_smarty_quota.h"
 #include "ngx_http_smarty_quota_request.h"
 
 #include <jansson.h>

@@ -7,7 +7,8 @@
 #ifndef NGX_HTTP_SMARTY_QUOTA_REQUEST_H
 #define NGX_HTTP_SMARTY_QUOTA_REQUEST_H
 
-#include "ngx_http_smarty_quota.h"
+#include "ngx_http_smarty.h"
+#include "ngx_http_smarty_quota_store.h"
 
 
 typedef enum {
@@ -39,6 +40,9 @@ typedef struct {
 #define ngx_http_smarty_quota_get(r)                                          \
     ((ngx_http_smarty_quota_ctx_t *) ngx_http_get_module_ctx((r)->main,       \
                                                 ngx_http_smarty_quota_module))
+
+
+extern ngx_module_t  ngx_http_smarty_quota_module;
 
 
 /* to the store that spent them */
