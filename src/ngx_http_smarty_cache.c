@@ -895,8 +895,8 @@ ngx_http_smarty_cache_merge_conf(ngx_conf_t *cf, void *parent, void *child)
            == 0)
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"smarty_cache_prefix\" must not hold \"{\" or \"}\": the "
-                           "gateway sets the hash tags");
+                           "\"smarty_cache_prefix\" must not hold \"{\" or "
+                           "\"}\": the gateway sets the hash tags");
         return NGX_CONF_ERROR;
     }
 

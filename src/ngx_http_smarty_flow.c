@@ -421,7 +421,7 @@ ngx_http_smarty_flow_answered(ngx_http_request_t *r)
 }
 
 
-/* --- every answer leaves from here ----------------------------------------- */
+/* --- every answer leaves from here ---------------------------------------- */
 
 
 static void
@@ -500,7 +500,7 @@ ngx_http_smarty_flow_reject(ngx_http_request_t *r, ngx_http_smarty_ctx_t *ctx,
 }
 
 
-/* --- the request is finished ----------------------------------------------- */
+/* --- the request is finished ---------------------------------------------- */
 
 
 ngx_int_t

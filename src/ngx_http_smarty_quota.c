@@ -137,7 +137,7 @@ ngx_module_t  ngx_http_smarty_quota_module = {
 };
 
 
-/* --- a request's limits ---------------------------------------------------- */
+/* --- a request's limits --------------------------------------------------- */
 
 
 ngx_int_t
@@ -220,7 +220,7 @@ ngx_http_smarty_quota_prepare(ngx_http_request_t *r)
 }
 
 
-/* --- deciding --------------------------------------------------------------- */
+/* --- deciding ------------------------------------------------------------- */
 
 
 ngx_http_smarty_redis_slice_t *
@@ -443,7 +443,7 @@ ngx_http_smarty_quota_cleanup(void *data)
 }
 
 
-/* --- giving back ------------------------------------------------------------ */
+/* --- giving back ---------------------------------------------------------- */
 
 
 void
@@ -738,8 +738,8 @@ ngx_http_smarty_quota_merge_conf(ngx_conf_t *cf, void *parent, void *child)
            == 0)
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"smarty_quota_prefix\" must not hold \"{\" or \"}\": the "
-                           "gateway sets the hash tags");
+                           "\"smarty_quota_prefix\" must not hold \"{\" or "
+                           "\"}\": the gateway sets the hash tags");
         return NGX_CONF_ERROR;
     }
 
