@@ -34,13 +34,6 @@
 
 
 typedef struct {
-    char    *data;
-    size_t   len;
-    size_t   size;
-} smarty_buf_t;
-
-
-typedef struct {
     const char  *path;
     const char  *filename;      /* base name of path */
     const char  *type;          /* guessed from the extension */
@@ -62,18 +55,16 @@ typedef struct {
 } smarty_call_t;
 
 
-/* what -v must never show */
-static const char  *smarty_secret_key;
-static char        *smarty_secret_token;
+/* what -v and error messages must never show */
+const char  *smarty_secret_key;
+char        *smarty_secret_token;
 
 
 static int smarty_main_call(int argc, char **argv);
 static int smarty_key_from_file(const char *path, char **key);
-static int smarty_key_check(const char *key, const char *from);
 static int smarty_photo_check(smarty_photo_t *ph, size_t i);
 static const char *smarty_content_type(const char *path);
 static int smarty_meta_prepare(smarty_call_t *call);
-static int smarty_url_check(const char *url);
 static int smarty_perform(smarty_call_t *call);
 static int smarty_verdict(long http, smarty_buf_t *answer);
 static void smarty_print_answer(smarty_buf_t *answer);
@@ -81,12 +72,7 @@ static size_t smarty_write(char *p, size_t size, size_t n, void *ud);
 static int smarty_debug(CURL *h, curl_infotype type, char *data, size_t size,
     void *ud);
 static void smarty_vlog(const char *prefix, const char *s, size_t len);
-static void smarty_mask(smarty_buf_t *out, const char *s, size_t len);
 static void smarty_mask_url(smarty_buf_t *out, const char *url);
-static int smarty_buf_add(smarty_buf_t *b, const char *p, size_t len);
-static int smarty_buf_printf(smarty_buf_t *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void smarty_buf_free(smarty_buf_t *b);
 
 
 int
@@ -137,7 +123,8 @@ smarty_help(void)
 "                         when it has one, it is sent exactly as given\n"
 "  -k, --key KEY          the gateway client key, sent as\n"
 "                         \"Authorization: Bearer KEY\" (default: the\n"
-"                         environment variable SMARTY_KEY)\n"
+"                         environment variable SMARTY_KEY); it works, with\n"
+"                         a warning: a key in argv shows in ps\n"
 "      --key-file FILE    read the key from FILE instead (it stays out of\n"
 "                         the process list)\n"
 "      --timeout SECONDS  give up on the whole call after SECONDS\n"
@@ -206,7 +193,7 @@ static int
 smarty_main_call(int argc, char **argv)
 {
     int             c, rc;
-    char           *end, *env;
+    char           *end;
     size_t          i;
     smarty_call_t   call;
     const char     *key_arg, *key_file;
@@ -319,28 +306,8 @@ smarty_main_call(int argc, char **argv)
         rc = SMARTY_EXIT_USAGE;
     }
 
-    /* the key: -k, else --key-file, else $SMARTY_KEY */
-
-    if (rc == -1 && key_arg != NULL && key_file != NULL) {
-        rc = smarty_usage_error("give the key with -k or with --key-file, "
-                                "not both");
-    }
-
     if (rc == -1) {
-        if (key_arg != NULL) {
-            call.key = strdup(key_arg);
-            rc = smarty_key_check(call.key, "-k");
-
-        } else if (key_file != NULL) {
-            rc = smarty_key_from_file(key_file, &call.key);
-
-        } else {
-            env = getenv("SMARTY_KEY");
-            if (env != NULL && env[0] != '\0') {
-                call.key = strdup(env);
-                rc = smarty_key_check(call.key, "SMARTY_KEY");
-            }
-        }
+        rc = smarty_key_get(key_arg, key_file, &call.key);
     }
 
     for (i = 0; rc == -1 && i < call.nphotos; i++) {
@@ -369,7 +336,49 @@ smarty_main_call(int argc, char **argv)
 }
 
 
-static int
+/*
+ * The key: -k, else --key-file, else $SMARTY_KEY (none at all is no error:
+ * *key stays NULL).  A key in argv is visible to every local user in the
+ * process list: it works, with a warning.  Returns -1 or an exit status.
+ */
+
+int
+smarty_key_get(const char *key_arg, const char *key_file, char **key)
+{
+    char  *env;
+
+    *key = NULL;
+
+    if (key_arg != NULL && key_file != NULL) {
+        return smarty_usage_error("give the key with -k or with --key-file, "
+                                  "not both");
+    }
+
+    if (key_arg != NULL) {
+        fprintf(stderr, "smarty: warning: a key given with -k is visible to "
+                "other users in the process list (ps); use SMARTY_KEY or "
+                "--key-file\n");
+
+        *key = strdup(key_arg);
+        return smarty_key_check(*key, "-k");
+    }
+
+    if (key_file != NULL) {
+        return smarty_key_from_file(key_file, key);
+    }
+
+    env = getenv("SMARTY_KEY");
+
+    if (env != NULL && env[0] != '\0') {
+        *key = strdup(env);
+        return smarty_key_check(*key, "SMARTY_KEY");
+    }
+
+    return -1;
+}
+
+
+int
 smarty_key_check(const char *key, const char *from)
 {
     const unsigned char  *p;
@@ -436,7 +445,7 @@ smarty_key_from_file(const char *path, char **key)
 }
 
 
-static int
+int
 smarty_url_check(const char *url)
 {
     int       rc;
@@ -1047,7 +1056,7 @@ smarty_vlog(const char *prefix, const char *s, size_t len)
  *    enough not to be mistaken for ordinary text.
  */
 
-static void
+void
 smarty_mask(smarty_buf_t *out, const char *s, size_t len)
 {
     size_t       i, j, klen, tlen;
@@ -1156,7 +1165,7 @@ smarty_mask_url(smarty_buf_t *out, const char *url)
 }
 
 
-static int
+int
 smarty_buf_add(smarty_buf_t *b, const char *p, size_t len)
 {
     char    *d;
@@ -1186,7 +1195,7 @@ smarty_buf_add(smarty_buf_t *b, const char *p, size_t len)
 }
 
 
-static int
+int
 smarty_buf_printf(smarty_buf_t *b, const char *fmt, ...)
 {
     int      n, rc;
@@ -1224,7 +1233,7 @@ smarty_buf_printf(smarty_buf_t *b, const char *fmt, ...)
 }
 
 
-static void
+void
 smarty_buf_free(smarty_buf_t *b)
 {
     free(b->data);
