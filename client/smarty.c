@@ -86,6 +86,15 @@ main(int argc, char **argv)
         return smarty_hash_key_main(argc - 1, argv + 1);
     }
 
+    if (argc > 1
+        && (strcmp(argv[1], "recognize") == 0
+            || strcmp(argv[1], "enroll") == 0
+            || strcmp(argv[1], "delete") == 0
+            || strcmp(argv[1], "truncate") == 0))
+    {
+        return smarty_batch_main(argv[0], argc - 1, argv + 1);
+    }
+
     return smarty_main_call(argc, argv);
 }
 
@@ -96,6 +105,10 @@ smarty_help(void)
     fputs(
 "Usage: smarty -u URL [-p FILE]... [--meta JSON] [-k KEY] [-v]\n"
 "              [--timeout SECONDS]\n"
+"       smarty recognize PATH... --space N [--create-new] [BATCH OPTIONS]\n"
+"       smarty enroll DIR... --space N [BATCH OPTIONS]\n"
+"       smarty delete PERSON_ID... --space N [BATCH OPTIONS]\n"
+"       smarty truncate --space N [--yes]\n"
 "       smarty keygen --name NAME [--spaces LIST] [--methods LIST]\n"
 "                     [--operator] [--json]\n"
 "       smarty hash-key < KEYFILE\n"
@@ -136,6 +149,54 @@ smarty_help(void)
 "                         never\n"
 "  -h, --help             show this help and exit\n"
 "\n"
+"Whole folders: recognize, enroll, delete, truncate.  Images go in requests\n"
+"of at most 100 images and --batch-bytes, several at once; one result line\n"
+"per image (file, status, persons, error) as JSON lines or CSV, in request\n"
+"order within a request, requests in the order they end.  A progress line\n"
+"on stderr (plain lines when it is no terminal), a summary at the end.\n"
+"  recognize PATH...      files and folders (walked recursively): a file\n"
+"                         is sent when it starts as a JPEG, PNG, GIF, BMP\n"
+"                         or WebP does, others are skipped; one larger\n"
+"                         than 4 MB gets an error line and is not sent\n"
+"  enroll DIR...          persons/set of DIR/<person_id>/* (the folder's\n"
+"                         name is the person id, a number from 1)\n"
+"  delete PERSON_ID...    persons/delete of these persons\n"
+"  truncate               empties the space; asks for \"yes\" on the\n"
+"                         terminal unless --yes\n"
+"Batch options:\n"
+"  -u, --url URL          the gateway's base URL, e.g.\n"
+"                         http://127.0.0.1:8080 (the client adds\n"
+"                         /api/v1/persons/...; a query string is kept);\n"
+"                         default: the environment variable SMARTY_URL\n"
+"      --space N          the space, a digit from 0 to 9 (required)\n"
+"      --create-new       recognize: unknown faces become new persons\n"
+"  -o, --out FILE         the result lines go to FILE (default stdout); a\n"
+"                         FILE that holds results needs --resume\n"
+"      --format FORMAT    jsonl (default) or csv (default when FILE ends\n"
+"                         in .csv)\n"
+"      --resume           skip what --out FILE records as done (status 0\n"
+"                         or 1) and send the rest; a cut last line is\n"
+"                         dropped\n"
+"      --parallel N       requests in flight at once (default 4)\n"
+"      --batch-images N   images per request at most (default 100)\n"
+"      --batch-bytes SIZE bytes per request at most (default 64m; k, m, g)\n"
+"      --retries N        tries again after a 5xx, a transport failure or\n"
+"                         an image's status 2, N times (default 5)\n"
+"      --backoff SECONDS  the first wait before trying again (default 0.5),\n"
+"                         doubled every time up to 30, with jitter; a 429\n"
+"                         waits for its Retry-After instead\n"
+"      --timeout SECONDS  give up on one request after SECONDS (default\n"
+"                         300)\n"
+"      --progress-interval SECONDS\n"
+"                         a progress line every SECONDS when stderr is no\n"
+"                         terminal (default 10; 0: none)\n"
+"  -q, --quiet            no progress and no summary\n"
+"  -v, --verbose          one line per request on stderr\n"
+"  -y, --yes              truncate without asking\n"
+"  -k, --key, --key-file  as above (SMARTY_KEY is best: nothing in argv)\n"
+"Ctrl-C stops sending, lets the requests in flight end (a second Ctrl-C\n"
+"aborts them) and prints the command that resumes the run.\n"
+"\n"
 "smarty keygen: make a new client key for the gateway; prints \"key: KEY\"\n"
 "and \"entry: JSON\", the entry for the \"clients\" array of the gateway's\n"
 "clients file (which stores only the key's SHA-256).  The key is shown once.\n"
@@ -165,11 +226,20 @@ smarty_help(void)
 "  3  transport failure: connection refused, timeout, name resolution, TLS\n"
 "  4  the call succeeded but at least one image has a non-zero status\n"
 "  keygen and hash-key exit 0, or 2 on a usage error.\n"
+"  recognize, enroll, delete, truncate: 0 every image succeeded; 4 at least\n"
+"  one has an error line; 1 the gateway refused the run (401, 403, 404) or\n"
+"  the output cannot be written; 2 usage error, nothing sent; 3 the\n"
+"  gateway is out of reach (after --retries); 130 interrupted by Ctrl-C.\n"
 "\n"
 "Example (the gateway on 127.0.0.1:8080):\n"
 "  smarty -u 'http://127.0.0.1:8080/api/v1/persons/recognize' \\\n"
 "      -k \"$(cat .run/demo.key)\" -p group.jpg \\\n"
-"      --meta '{\"space\":\"1\",\"create_new\":false}'\n",
+"      --meta '{\"space\":\"1\",\"create_new\":false}'\n"
+"  export SMARTY_URL=http://127.0.0.1:8080\n"
+"  export SMARTY_KEY=\"$(cat .run/demo.key)\"\n"
+"  smarty enroll staff/ --space 1 --out enroll.jsonl\n"
+"  smarty recognize photos/ --space 1 --out results.jsonl\n"
+"  smarty recognize photos/ --space 1 --out results.jsonl --resume\n",
         stdout);
 }
 

@@ -49,6 +49,10 @@ int smarty_usage_error(const char *fmt, ...)
 /* the whole --help text */
 void smarty_help(void);
 
+/* "smarty recognize|enroll|delete|truncate ...": argv[0] is the command,
+ * prog the program's name as invoked (for the resume hint) */
+int smarty_batch_main(const char *prog, int argc, char **argv);
+
 /*
  * The key from -k (with a warning: argv shows in ps), --key-file or
  * $SMARTY_KEY; *key is NULL when none is given.  Returns -1 when all is
