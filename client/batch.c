@@ -232,13 +232,13 @@ smarty_batch_flags(smarty_job_t *job, int argc, char **argv,
 
         case 'P':
             rc = smarty_number("--parallel", optarg, 1, 64, &v);
-            job->parallel = (int) v;
+            job->parallel = rc == -1 ? (int) v : job->parallel;
             break;
 
         case 'N':
             rc = smarty_number("--batch-images", optarg, 1,
                                SMARTY_BATCH_IMAGES, &v);
-            job->max_images = (size_t) v;
+            job->max_images = rc == -1 ? (size_t) v : job->max_images;
             break;
 
         case 'B':
@@ -247,7 +247,7 @@ smarty_batch_flags(smarty_job_t *job, int argc, char **argv,
 
         case 'r':
             rc = smarty_number("--retries", optarg, 0, 100, &v);
-            job->retries = (int) v;
+            job->retries = rc == -1 ? (int) v : job->retries;
             break;
 
         case 'W':
