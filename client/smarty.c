@@ -34,13 +34,6 @@
 
 
 typedef struct {
-    char    *data;
-    size_t   len;
-    size_t   size;
-} smarty_buf_t;
-
-
-typedef struct {
     const char  *path;
     const char  *filename;      /* base name of path */
     const char  *type;          /* guessed from the extension */
@@ -62,18 +55,16 @@ typedef struct {
 } smarty_call_t;
 
 
-/* what -v must never show */
-static const char  *smarty_secret_key;
-static char        *smarty_secret_token;
+/* what -v and error messages must never show */
+const char  *smarty_secret_key;
+char        *smarty_secret_token;
 
 
 static int smarty_main_call(int argc, char **argv);
 static int smarty_key_from_file(const char *path, char **key);
-static int smarty_key_check(const char *key, const char *from);
 static int smarty_photo_check(smarty_photo_t *ph, size_t i);
 static const char *smarty_content_type(const char *path);
 static int smarty_meta_prepare(smarty_call_t *call);
-static int smarty_url_check(const char *url);
 static int smarty_perform(smarty_call_t *call);
 static int smarty_verdict(long http, smarty_buf_t *answer);
 static void smarty_print_answer(smarty_buf_t *answer);
@@ -81,12 +72,7 @@ static size_t smarty_write(char *p, size_t size, size_t n, void *ud);
 static int smarty_debug(CURL *h, curl_infotype type, char *data, size_t size,
     void *ud);
 static void smarty_vlog(const char *prefix, const char *s, size_t len);
-static void smarty_mask(smarty_buf_t *out, const char *s, size_t len);
 static void smarty_mask_url(smarty_buf_t *out, const char *url);
-static int smarty_buf_add(smarty_buf_t *b, const char *p, size_t len);
-static int smarty_buf_printf(smarty_buf_t *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void smarty_buf_free(smarty_buf_t *b);
 
 
 int
@@ -100,6 +86,15 @@ main(int argc, char **argv)
         return smarty_hash_key_main(argc - 1, argv + 1);
     }
 
+    if (argc > 1
+        && (strcmp(argv[1], "recognize") == 0
+            || strcmp(argv[1], "enroll") == 0
+            || strcmp(argv[1], "delete") == 0
+            || strcmp(argv[1], "truncate") == 0))
+    {
+        return smarty_batch_main(argv[0], argc - 1, argv + 1);
+    }
+
     return smarty_main_call(argc, argv);
 }
 
@@ -110,6 +105,10 @@ smarty_help(void)
     fputs(
 "Usage: smarty -u URL [-p FILE]... [--meta JSON] [-k KEY] [-v]\n"
 "              [--timeout SECONDS]\n"
+"       smarty recognize PATH... --space N [--create-new] [BATCH OPTIONS]\n"
+"       smarty enroll DIR... --space N [BATCH OPTIONS]\n"
+"       smarty delete PERSON_ID... --space N [BATCH OPTIONS]\n"
+"       smarty truncate --space N [--yes]\n"
 "       smarty keygen --name NAME [--spaces LIST] [--methods LIST]\n"
 "                     [--operator] [--json]\n"
 "       smarty hash-key < KEYFILE\n"
@@ -137,7 +136,8 @@ smarty_help(void)
 "                         when it has one, it is sent exactly as given\n"
 "  -k, --key KEY          the gateway client key, sent as\n"
 "                         \"Authorization: Bearer KEY\" (default: the\n"
-"                         environment variable SMARTY_KEY)\n"
+"                         environment variable SMARTY_KEY); it works, with\n"
+"                         a warning: a key in argv shows in ps\n"
 "      --key-file FILE    read the key from FILE instead (it stays out of\n"
 "                         the process list)\n"
 "      --timeout SECONDS  give up on the whole call after SECONDS\n"
@@ -148,6 +148,54 @@ smarty_help(void)
 "                         and the oauth_token are shown as ***; image bytes\n"
 "                         never\n"
 "  -h, --help             show this help and exit\n"
+"\n"
+"Whole folders: recognize, enroll, delete, truncate.  Images go in requests\n"
+"of at most 100 images and --batch-bytes, several at once; one result line\n"
+"per image (file, status, persons, error) as JSON lines or CSV, in request\n"
+"order within a request, requests in the order they end.  A progress line\n"
+"on stderr (plain lines when it is no terminal), a summary at the end.\n"
+"  recognize PATH...      files and folders (walked recursively): a file\n"
+"                         is sent when it starts as a JPEG, PNG, GIF, BMP\n"
+"                         or WebP does, others are skipped; one larger\n"
+"                         than 4 MB gets an error line and is not sent\n"
+"  enroll DIR...          persons/set of DIR/<person_id>/* (the folder's\n"
+"                         name is the person id, a number from 1)\n"
+"  delete PERSON_ID...    persons/delete of these persons\n"
+"  truncate               empties the space; asks for \"yes\" on the\n"
+"                         terminal unless --yes\n"
+"Batch options:\n"
+"  -u, --url URL          the gateway's base URL, e.g.\n"
+"                         http://127.0.0.1:8080 (the client adds\n"
+"                         /api/v1/persons/...; a query string is kept);\n"
+"                         default: the environment variable SMARTY_URL\n"
+"      --space N          the space, a digit from 0 to 9 (required)\n"
+"      --create-new       recognize: unknown faces become new persons\n"
+"  -o, --out FILE         the result lines go to FILE (default stdout); a\n"
+"                         FILE that holds results needs --resume\n"
+"      --format FORMAT    jsonl (default) or csv (default when FILE ends\n"
+"                         in .csv)\n"
+"      --resume           skip what --out FILE records as done (status 0\n"
+"                         or 1) and send the rest; a cut last line is\n"
+"                         dropped\n"
+"      --parallel N       requests in flight at once (default 4)\n"
+"      --batch-images N   images per request at most (default 100)\n"
+"      --batch-bytes SIZE bytes per request at most (default 64m; k, m, g)\n"
+"      --retries N        tries again after a 5xx, a transport failure or\n"
+"                         an image's status 2, N times (default 5)\n"
+"      --backoff SECONDS  the first wait before trying again (default 0.5),\n"
+"                         doubled every time up to 30, with jitter; a 429\n"
+"                         waits for its Retry-After instead\n"
+"      --timeout SECONDS  give up on one request after SECONDS (default\n"
+"                         300)\n"
+"      --progress-interval SECONDS\n"
+"                         a progress line every SECONDS when stderr is no\n"
+"                         terminal (default 10; 0: none)\n"
+"  -q, --quiet            no progress and no summary\n"
+"  -v, --verbose          one line per request on stderr\n"
+"  -y, --yes              truncate without asking\n"
+"  -k, --key, --key-file  as above (SMARTY_KEY is best: nothing in argv)\n"
+"Ctrl-C stops sending, lets the requests in flight end (a second Ctrl-C\n"
+"aborts them) and prints the command that resumes the run.\n"
 "\n"
 "smarty keygen: make a new client key for the gateway; prints \"key: KEY\"\n"
 "and \"entry: JSON\", the entry for the \"clients\" array of the gateway's\n"
@@ -178,11 +226,20 @@ smarty_help(void)
 "  3  transport failure: connection refused, timeout, name resolution, TLS\n"
 "  4  the call succeeded but at least one image has a non-zero status\n"
 "  keygen and hash-key exit 0, or 2 on a usage error.\n"
+"  recognize, enroll, delete, truncate: 0 every image succeeded; 4 at least\n"
+"  one has an error line; 1 the gateway refused the run (401, 403, 404) or\n"
+"  the output cannot be written; 2 usage error, nothing sent; 3 the\n"
+"  gateway is out of reach (after --retries); 130 interrupted by Ctrl-C.\n"
 "\n"
 "Example (the gateway on 127.0.0.1:8080):\n"
 "  smarty -u 'http://127.0.0.1:8080/api/v1/persons/recognize' \\\n"
 "      -k \"$(cat .run/demo.key)\" -p group.jpg \\\n"
-"      --meta '{\"space\":\"1\",\"create_new\":false}'\n",
+"      --meta '{\"space\":\"1\",\"create_new\":false}'\n"
+"  export SMARTY_URL=http://127.0.0.1:8080\n"
+"  export SMARTY_KEY=\"$(cat .run/demo.key)\"\n"
+"  smarty enroll staff/ --space 1 --out enroll.jsonl\n"
+"  smarty recognize photos/ --space 1 --out results.jsonl\n"
+"  smarty recognize photos/ --space 1 --out results.jsonl --resume\n",
         stdout);
 }
 
@@ -206,7 +263,7 @@ static int
 smarty_main_call(int argc, char **argv)
 {
     int             c, rc;
-    char           *end, *env;
+    char           *end;
     size_t          i;
     smarty_call_t   call;
     const char     *key_arg, *key_file;
@@ -319,28 +376,8 @@ smarty_main_call(int argc, char **argv)
         rc = SMARTY_EXIT_USAGE;
     }
 
-    /* the key: -k, else --key-file, else $SMARTY_KEY */
-
-    if (rc == -1 && key_arg != NULL && key_file != NULL) {
-        rc = smarty_usage_error("give the key with -k or with --key-file, "
-                                "not both");
-    }
-
     if (rc == -1) {
-        if (key_arg != NULL) {
-            call.key = strdup(key_arg);
-            rc = smarty_key_check(call.key, "-k");
-
-        } else if (key_file != NULL) {
-            rc = smarty_key_from_file(key_file, &call.key);
-
-        } else {
-            env = getenv("SMARTY_KEY");
-            if (env != NULL && env[0] != '\0') {
-                call.key = strdup(env);
-                rc = smarty_key_check(call.key, "SMARTY_KEY");
-            }
-        }
+        rc = smarty_key_get(key_arg, key_file, &call.key);
     }
 
     for (i = 0; rc == -1 && i < call.nphotos; i++) {
@@ -369,7 +406,49 @@ smarty_main_call(int argc, char **argv)
 }
 
 
-static int
+/*
+ * The key: -k, else --key-file, else $SMARTY_KEY (none at all is no error:
+ * *key stays NULL).  A key in argv is visible to every local user in the
+ * process list: it works, with a warning.  Returns -1 or an exit status.
+ */
+
+int
+smarty_key_get(const char *key_arg, const char *key_file, char **key)
+{
+    char  *env;
+
+    *key = NULL;
+
+    if (key_arg != NULL && key_file != NULL) {
+        return smarty_usage_error("give the key with -k or with --key-file, "
+                                  "not both");
+    }
+
+    if (key_arg != NULL) {
+        fprintf(stderr, "smarty: warning: a key given with -k is visible to "
+                "other users in the process list (ps); use SMARTY_KEY or "
+                "--key-file\n");
+
+        *key = strdup(key_arg);
+        return smarty_key_check(*key, "-k");
+    }
+
+    if (key_file != NULL) {
+        return smarty_key_from_file(key_file, key);
+    }
+
+    env = getenv("SMARTY_KEY");
+
+    if (env != NULL && env[0] != '\0') {
+        *key = strdup(env);
+        return smarty_key_check(*key, "SMARTY_KEY");
+    }
+
+    return -1;
+}
+
+
+int
 smarty_key_check(const char *key, const char *from)
 {
     const unsigned char  *p;
@@ -436,7 +515,7 @@ smarty_key_from_file(const char *path, char **key)
 }
 
 
-static int
+int
 smarty_url_check(const char *url)
 {
     int       rc;
@@ -1047,7 +1126,7 @@ smarty_vlog(const char *prefix, const char *s, size_t len)
  *    enough not to be mistaken for ordinary text.
  */
 
-static void
+void
 smarty_mask(smarty_buf_t *out, const char *s, size_t len)
 {
     size_t       i, j, klen, tlen;
@@ -1156,7 +1235,7 @@ smarty_mask_url(smarty_buf_t *out, const char *url)
 }
 
 
-static int
+int
 smarty_buf_add(smarty_buf_t *b, const char *p, size_t len)
 {
     char    *d;
@@ -1186,7 +1265,7 @@ smarty_buf_add(smarty_buf_t *b, const char *p, size_t len)
 }
 
 
-static int
+int
 smarty_buf_printf(smarty_buf_t *b, const char *fmt, ...)
 {
     int      n, rc;
@@ -1224,7 +1303,7 @@ smarty_buf_printf(smarty_buf_t *b, const char *fmt, ...)
 }
 
 
-static void
+void
 smarty_buf_free(smarty_buf_t *b)
 {
     free(b->data);

@@ -21,6 +21,18 @@
 #define SMARTY_KEY_MAX          4096
 
 
+typedef struct {
+    char    *data;
+    size_t   len;
+    size_t   size;
+} smarty_buf_t;
+
+
+/* what -v and error messages must never show (smarty.c) */
+extern const char  *smarty_secret_key;
+extern char        *smarty_secret_token;
+
+
 /* "smarty keygen ...": argv[0] is "keygen" */
 int smarty_keygen_main(int argc, char **argv);
 
@@ -36,5 +48,29 @@ int smarty_usage_error(const char *fmt, ...)
 
 /* the whole --help text */
 void smarty_help(void);
+
+/* "smarty recognize|enroll|delete|truncate ...": argv[0] is the command,
+ * prog the program's name as invoked (for the resume hint) */
+int smarty_batch_main(const char *prog, int argc, char **argv);
+
+/*
+ * The key from -k (with a warning: argv shows in ps), --key-file or
+ * $SMARTY_KEY; *key is NULL when none is given.  Returns -1 when all is
+ * well, else an exit status (the error is said on stderr).
+ */
+int smarty_key_get(const char *key_arg, const char *key_file, char **key);
+int smarty_key_check(const char *key, const char *from);
+
+/* 0 for an http:// or https:// URL (its oauth_token remembered as a
+ * secret), else says why on stderr and returns non-zero */
+int smarty_url_check(const char *url);
+
+/* appends s to out with the key, tokens and credentials masked as "***" */
+void smarty_mask(smarty_buf_t *out, const char *s, size_t len);
+
+int smarty_buf_add(smarty_buf_t *b, const char *p, size_t len);
+int smarty_buf_printf(smarty_buf_t *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void smarty_buf_free(smarty_buf_t *b);
 
 #endif /* SMARTY_CLIENT_H */
