@@ -9,6 +9,7 @@
 #   make fuzz       run every fuzz target (FUZZ_SECONDS each)
 #   make bench      benchmarks (see bench/README.md)
 #   make deps       install the Debian packages the project needs
+#   make deb        the Debian packages (libnginx-mod-http-smarty, smarty-client)
 
 SHELL       := /bin/bash
 BUILD       ?= build
@@ -29,7 +30,8 @@ CLIENT      := $(BUILD)/smarty
 DEB_PKGS    := build-essential nginx nginx-dev libhiredis-dev libjansson-dev \
                libssl-dev libcurl4-openssl-dev libmicrohttpd-dev \
                redis-server perl wrk clang libclang-rt-14-dev valgrind \
-               docker-compose openssl curl
+               docker-compose openssl curl ca-certificates \
+               debhelper dpkg-dev lintian
 
 CORE_SRCS   := src/smarty_errors.c src/smarty_args.c src/smarty_multipart.c src/smarty_meta.c src/smarty_cache.c src/smarty_quota.c
 CORE_HDRS   := $(wildcard src/smarty_*.h)
@@ -44,7 +46,7 @@ UNIT_SRCS   := $(wildcard t/unit/test_*.c)
 UNIT_BINS   := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
 
 .PHONY: all module emulator client unit test deps run stop asan asan-test \
-        valgrind-test fuzz bench clean compose-secrets
+        valgrind-test fuzz bench clean compose-secrets deb
 
 all: module emulator client unit
 
@@ -161,6 +163,30 @@ compose-secrets: client
 
 bench: all
 	@bench/run.sh
+
+# --- Debian packages -----------------------------------------------------------
+#
+# dpkg-buildpackage in a copy of the sources (the files git knows, as they
+# are in the working tree, and new ones it does not ignore), so that nothing
+# of $(BUILD) nor of an earlier package build gets in; debian/rules builds
+# with `make BUILD=debian/build module client`.  The packages, .buildinfo,
+# .changes and build log land in $(DEB_DIR); lintian checks them
+# (debian/*.lintian-overrides say why a tag is left).
+
+DEB_DIR     ?= $(BUILD)/deb
+DEB_VERSION := $(shell dpkg-parsechangelog -S Version 2>/dev/null)
+DEB_SRCDIR  := $(DEB_DIR)/smarty-gateway-$(firstword $(subst -, ,$(DEB_VERSION)))
+
+deb: deps
+	@test -n "$(DEB_VERSION)" || { echo "no version in debian/changelog"; exit 1; }
+	rm -rf $(DEB_DIR) && mkdir -p $(DEB_SRCDIR)
+	git ls-files -z --cached --others --exclude-standard \
+	    | tar --null --ignore-failed-read -T - -cf - \
+	    | tar -C $(DEB_SRCDIR) -xf -
+	cd $(DEB_SRCDIR) && dpkg-buildpackage -b -us -uc \
+	    > ../build.log 2>&1 || { tail -40 ../build.log; exit 1; }
+	lintian -I --fail-on error,warning $(DEB_DIR)/*.changes
+	@ls -1 $(DEB_DIR)/*.deb
 
 clean:
 	rm -rf $(BUILD) build-asan
