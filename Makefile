@@ -10,6 +10,7 @@
 #   make bench      benchmarks (see bench/README.md)
 #   make deps       install the Debian packages the project needs
 #   make deb        the Debian packages (libnginx-mod-http-smarty, smarty-client)
+#   make deb-test   install them into this machine's nginx, test, purge them
 
 SHELL       := /bin/bash
 BUILD       ?= build
@@ -46,7 +47,7 @@ UNIT_SRCS   := $(wildcard t/unit/test_*.c)
 UNIT_BINS   := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
 
 .PHONY: all module emulator client unit test deps run stop asan asan-test \
-        valgrind-test fuzz bench clean compose-secrets deb
+        valgrind-test fuzz bench clean compose-secrets deb deb-test
 
 all: module emulator client unit
 
@@ -187,6 +188,15 @@ deb: deps
 	    > ../build.log 2>&1 || { tail -40 ../build.log; exit 1; }
 	lintian -I --fail-on error,warning $(DEB_DIR)/*.changes
 	@ls -1 $(DEB_DIR)/*.deb
+
+# as root: installs the packages into this machine's nginx, runs the
+# walkthrough through it against the emulator, purges them and checks that
+# the machine is as it was (scripts/deb-test.sh)
+SUDO        := $(if $(filter 0,$(shell id -u)),,sudo)
+
+deb-test: deb emulator
+	$(SUDO) env SMARTY_BUILD=$(abspath $(BUILD)) \
+	    scripts/deb-test.sh $(abspath $(DEB_DIR))
 
 clean:
 	rm -rf $(BUILD) build-asan
