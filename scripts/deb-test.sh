@@ -109,10 +109,14 @@ loads_module() {    # (grep -q would end nginx -T early: a SIGPIPE)
         | grep -x 'load_module modules/ngx_http_smarty_module.so;' >/dev/null
 }
 
-workers() {     # the master's children, one pid a line
-    local pid
+workers() {     # the master's children, one pid a line (no ps: procps may
+    local pid f  # be missing from a minimal system)
     pid=$(nginx_pid) || return 0
-    ps -o pid= --ppid "$pid" | tr -d ' ' | sort
+    for f in /proc/[0-9]*/status; do
+        grep -qx "PPid:[[:space:]]*$pid" "$f" 2>/dev/null || continue
+        f=${f#/proc/}
+        echo "${f%/status}"
+    done | sort
 }
 
 # what nginx.service runs
@@ -177,11 +181,13 @@ free_port() {
         print $s->sockport, "\n";'
 }
 
-# the nginx workers' user: every child of the master
+# the nginx workers' user(s), by their effective uid
 workers_user() {
-    local pid
-    pid=$(nginx_pid) || return 1
-    ps -o user= --ppid "$pid" | sort -u | tr '\n' ' ' | sed 's/ $//'
+    local w uid
+    for w in $(workers); do
+        uid=$(awk '/^Uid:/ { print $3 }' "/proc/$w/status" 2>/dev/null) || continue
+        [ -n "$uid" ] && getent passwd "$uid" | cut -d: -f1
+    done | sort -u | tr '\n' ' ' | sed 's/ $//'
 }
 
 # --- setup and cleanup --------------------------------------------------------
@@ -203,6 +209,7 @@ forget_pidfile() {
     fi
 }
 
+mkdir -p /run/lock
 exec 9>/run/lock/smarty-deb-test.lock   # one deb-test at a time
 flock -n 9 || die "another deb-test runs on this machine"
 
