@@ -175,17 +175,17 @@ bench: all
 # (debian/*.lintian-overrides say why a tag is left).
 
 DEB_DIR     ?= $(BUILD)/deb
-DEB_VERSION := $(shell dpkg-parsechangelog -S Version 2>/dev/null)
-DEB_SRCDIR  := $(DEB_DIR)/smarty-gateway-$(firstword $(subst -, ,$(DEB_VERSION)))
 
+# (the version is read when the recipe runs: dpkg-dev may come with deps)
 deb: deps
-	@test -n "$(DEB_VERSION)" || { echo "no version in debian/changelog"; exit 1; }
-	rm -rf $(DEB_DIR) && mkdir -p $(DEB_SRCDIR)
+	rm -rf $(DEB_DIR)
+	set -o pipefail; \
+	v=$$(dpkg-parsechangelog -S Version | sed 's/-[^-]*$$//') && \
+	src=$(DEB_DIR)/smarty-gateway-$$v && mkdir -p $$src && \
 	git ls-files -z --cached --others --exclude-standard \
-	    | tar --null --ignore-failed-read -T - -cf - \
-	    | tar -C $(DEB_SRCDIR) -xf -
-	cd $(DEB_SRCDIR) && dpkg-buildpackage -b -us -uc \
-	    > ../build.log 2>&1 || { tail -40 ../build.log; exit 1; }
+	    | tar --null --ignore-failed-read -T - -cf - | tar -C $$src -xf - && \
+	cd $$src && { dpkg-buildpackage -b -us -uc > ../build.log 2>&1 \
+	    || { tail -40 ../build.log; exit 1; }; }
 	lintian -I --fail-on error,warning $(DEB_DIR)/*.changes
 	@ls -1 $(DEB_DIR)/*.deb
 
