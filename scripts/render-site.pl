@@ -37,12 +37,14 @@ sub subst {
     $site =~ s/$re/$to/g;
 }
 
-subst('listen', qr/^\s*\Klisten\s+127\.0\.0\.1:8080;/m, "listen $o{listen};", 1)
+subst('listen', qr/^\s*\Klisten\s+127\.0\.0\.1:8080;/m,
+      "listen $o{listen};", 1)
     if defined $o{listen};
 subst('upstream', qr/^\s*\Kserver\s+smarty\.mail\.ru:443;/m,
       "server $o{upstream};", 1)
     if defined $o{upstream};
-subst('proxy_pass', qr{proxy_pass https://smarty_api/}, 'proxy_pass http://smarty_api/', 1)
+subst('proxy_pass', qr{proxy_pass https://smarty_api/},
+      'proxy_pass http://smarty_api/', 1)
     if $o{'plain-http'};
 subst('smarty_redis', qr/^\s*\Ksmarty_redis\s+127\.0\.0\.1:6379;/m,
       "smarty_redis $o{redis};", 1)
