@@ -4,6 +4,7 @@
 use strict;
 use warnings;
 use SmartyTest;
+use Wrk;
 
 my ($secs, $conns) = @ARGV;
 
@@ -69,17 +70,8 @@ sub body {
 
 sub wrk {
     my ($url, $file, $ct, $k, $c) = @_;
-    local $ENV{BODY_FILE} = $file;
-    local $ENV{CONTENT_TYPE} = $ct;
-    local $ENV{KEY} = $k // '';
-    my $out = `wrk -t1 -c$c -d${secs}s --latency -s bench/post.lua '$url' 2>&1`;
-    my ($rps) = $out =~ /Requests\/sec:\s+([\d.]+)/;
-    my ($bad) = $out =~ /non200 (\d+)/;
-    my ($p50) = $out =~ /^p50 ([\d.]+)/m;
-    my ($p99) = $out =~ /^p99 ([\d.]+)/m;
-    die "wrk failed:\n$out" unless defined $rps;
-    die "wrk saw $bad non-200 answers on $url\n" if $bad;
-    return { rps => $rps, p50 => $p50, p99 => $p99 };
+    return Wrk::run(url => $url, file => $file, ct => $ct, key => $k,
+                    conns => $c, secs => $secs);
 }
 
 my $cores = `nproc`;

@@ -19,4 +19,4 @@ export SMARTY_BUILD=${SMARTY_BUILD:-$top/build}
 secs=${BENCH_SECONDS:-10}
 conns=${BENCH_CONNECTIONS:-16}
 
-exec perl -It/lib bench/run.pl "$secs" "$conns"
+exec perl -It/lib -Ibench bench/run.pl "$secs" "$conns"

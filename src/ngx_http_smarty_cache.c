@@ -58,8 +58,6 @@ static void ngx_http_smarty_cache_retry(ngx_event_t *ev);
 static void ngx_http_smarty_cache_ignore(
     ngx_http_smarty_redis_status_e status, redisReply *reply, void *data);
 static int ngx_http_smarty_cache_aliases(ngx_http_smarty_ctx_t *ctx);
-static const char **ngx_http_smarty_cache_argv(ngx_http_request_t *r,
-    ngx_http_smarty_cache_t *c, ngx_uint_t argc, size_t **argvlen);
 static const char *ngx_http_smarty_cache_cstr(ngx_http_request_t *r,
     ngx_str_t *v);
 static ngx_chain_t *ngx_http_smarty_cache_chain(ngx_http_request_t *r,
@@ -749,7 +747,9 @@ ngx_http_smarty_cache_finish(ngx_http_request_t *r,
 
 /*
  * cache_put: the cacheable answers (ans NULL: none, only the locks are
- * released).  Fire and forget: the request does not wait for it.
+ * released).  Fire and forget: the request does not wait for it.  Nothing
+ * comes from the request's pool: this runs from its cleanup too, when the
+ * pool is going.
  */
 
 static ngx_int_t
@@ -757,11 +757,12 @@ ngx_http_smarty_cache_store(ngx_http_request_t *r,
     ngx_http_smarty_loc_conf_t *slcf, ngx_http_smarty_ctx_t *ctx,
     smarty_answer_t *ans)
 {
-    u_char                   *ttl;
+    u_char                    ttl[NGX_INT_T_LEN];
     size_t                   *argvlen;
     ngx_uint_t                i, j, k, argc, idx;
     const char              **argv;
     ngx_http_smarty_cache_t  *c;
+    ngx_http_smarty_redis_cmd_t  *cmd;
 
     c = &ctx->cache;
     k = c->nup ? c->nup : c->n;
@@ -769,23 +770,28 @@ ngx_http_smarty_cache_store(ngx_http_request_t *r,
 
     argc = 6 + 2 * k;
 
-    argv = ngx_http_smarty_cache_argv(r, c, argc, &argvlen);
-    ttl = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
-
-    if (argv == NULL || ttl == NULL) {
+    argv = ngx_alloc(argc * (sizeof(char *) + sizeof(size_t)),
+                     r->connection->log);
+    if (argv == NULL) {
         return NGX_ERROR;
     }
 
+    argvlen = (size_t *) (argv + argc);
+
+    argv[0] = (const char *) c->gen_key.data;
+    argvlen[0] = c->gen_key.len;
+    argv[1] = (const char *) c->base.data;
+    argvlen[1] = c->base.len;
+    argv[2] = (const char *) c->params.data;
+    argvlen[2] = c->params.len;
     argv[3] = (const char *) c->gen.data;
     argvlen[3] = c->gen.len;
     argv[4] = (const char *) ttl;
     argvlen[4] = ngx_sprintf(ttl, "%M", slcf->cache_ttl) - ttl;
+    argv[5] = (const char *) c->owner.data;
+    argvlen[5] = c->owner.len;
 
-    /* ARGV[5] is the owner: argv[5] here, after the key */
-
-    j = 5;
-    argv[j] = (const char *) c->owner.data;
-    argvlen[j++] = c->owner.len;
+    j = 6;
 
     for (i = 0; i < k; i++) {
         idx = c->nup ? c->up[i] : i;
@@ -804,44 +810,14 @@ ngx_http_smarty_cache_store(ngx_http_request_t *r,
         }
     }
 
-    if (ngx_http_smarty_redis_script(NGX_HTTP_SMARTY_REDIS_LUA_CACHE_PUT, 0,
-                                     ngx_http_smarty_cache_ignore, NULL, 1,
-                                     j, argv, argvlen)
-        == NULL)
-    {
-        return NGX_ERROR;
-    }
+    /* the command copies its arguments */
 
-    return NGX_OK;
-}
+    cmd = ngx_http_smarty_redis_script(NGX_HTTP_SMARTY_REDIS_LUA_CACHE_PUT, 0,
+                                       ngx_http_smarty_cache_ignore, NULL, 1,
+                                       j, argv, argvlen);
+    ngx_free(argv);
 
-
-/* argv for the scripts: [0] the generation key, [1] the base, [2] params */
-
-static const char **
-ngx_http_smarty_cache_argv(ngx_http_request_t *r, ngx_http_smarty_cache_t *c,
-    ngx_uint_t argc, size_t **argvlen)
-{
-    size_t       *lens;
-    const char  **argv;
-
-    argv = ngx_palloc(r->pool, argc * (sizeof(char *) + sizeof(size_t)));
-    if (argv == NULL) {
-        return NULL;
-    }
-
-    lens = (size_t *) (argv + argc);
-
-    argv[0] = (const char *) c->gen_key.data;
-    lens[0] = c->gen_key.len;
-    argv[1] = (const char *) c->base.data;
-    lens[1] = c->base.len;
-    argv[2] = (const char *) c->params.data;
-    lens[2] = c->params.len;
-
-    *argvlen = lens;
-
-    return argv;
+    return cmd ? NGX_OK : NGX_ERROR;
 }
 
 
@@ -1095,7 +1071,11 @@ ngx_http_smarty_cache_header(ngx_http_request_t *r,
 
     c = &ctx->cache;
 
-    if (c->status == SMARTY_CACHE_NONE) {
+    /* only on answers the cache decided: served from it, or forwarded */
+
+    if (c->status == SMARTY_CACHE_NONE
+        || (c->status != SMARTY_CACHE_HIT && ctx->sr == NULL))
+    {
         return NGX_OK;
     }
 

@@ -37,8 +37,6 @@ typedef enum {
     /* 400 and others: nginx refused the HTTP request itself (error_page) */
     SMARTY_E_BAD_REQUEST,
     SMARTY_E_HEADERS_TOO_LARGE,
-    SMARTY_E_REQUEST_TIMEOUT,
-    SMARTY_E_LENGTH_REQUIRED,
     SMARTY_E_URI_TOO_LONG,
     SMARTY_E_NOT_IMPLEMENTED,
 

@@ -1,11 +1,13 @@
 # Unusual but valid multipart bodies pass the gateway, byte for byte: quoted
 # boundary, preamble and epilogue, lower-case header names, no Content-Type
-# on meta (as curl -F and smarty.py send it), chunked transfer encoding.
+# on meta (as curl -F and smarty.py send it), chunked transfer encoding; and
+# what real clients of the API send: smarty.php's nameless placeholder
+# parts, a Go SDK's parts on delete, PHP's file paths as part names.
 use strict;
 use warnings;
 use Test::More;
 use lib 't/lib';
-use SmartyTest;
+use SmartyTest qw(is_error);
 use Digest::SHA qw(sha256_hex);
 
 my $gw = SmartyTest::start_gateway();
@@ -61,6 +63,90 @@ check("a boundary with ' ( ) + , - . / : = ? characters",
     is($r->{status}, 200, 'a chunked body passes') or diag $r->{content};
     my $last = SmartyTest::http('GET', "$gw->{emu}{url}/_emulator/last")->{json};
     is($last->{body_sha256}, sha256_hex($body), 'and goes upstream de-chunked, byte for byte');
+}
+
+# --- real clients -------------------------------------------------------------
+
+sub last_sha { SmartyTest::http('GET', "$gw->{emu}{url}/_emulator/last")->{json}{body_sha256} }
+
+sub post {
+    my ($path, $body, $ct) = @_;
+    return SmartyTest::http('POST', "$url/api/v1/$path",
+        headers => { 'Content-Type' => $ct, Authorization => "Bearer $key" },
+        body => $body);
+}
+
+# the vendor's smarty.php: delete and truncate with a part named "" holding
+# placeholder content; the API skips it, as Go's form reader does
+for my $m ([ 'persons/truncate', '{"space":"3"}' ],
+           [ 'persons/delete', '{"space":"3","images":[{"name":"x","person_id":1}]}' ])
+{
+    my ($path, $meta) = @$m;
+    my ($body, $ct) = SmartyTest::multipart(parts => [
+        [ 'meta', undef, 'application/json', $meta ],
+        [ '', '', 'application/octet-stream', 'placeholder' ] ]);
+    my $r = post($path, $body, $ct);
+    is($r->{status}, 200, "smarty.php's $path with a nameless part: 200")
+        or diag $r->{content};
+    is(last_sha(), sha256_hex($body), '... forwarded byte for byte');
+}
+
+# a nameless part among images is skipped too: not an image, not counted
+{
+    my ($body, $ct) = SmartyTest::multipart(parts => [
+        [ 'meta', undef, 'application/json', $meta ],
+        [ '', '', 'application/octet-stream', 'placeholder' ],
+        [ 'file_0', 'a.jpg', 'image/jpeg', $img ] ]);
+    my $r = post('persons/recognize', $body, $ct);
+    is($r->{status}, 200, 'a nameless part before an image: 200') or diag $r->{content};
+    is(scalar @{ $r->{json}{body}{objects} // [] }, 1, 'one image answered');
+}
+
+# a Go SDK: persons/delete with a file part for every name of meta.images
+{
+    my ($body, $ct) = SmartyTest::multipart(parts => [
+        [ 'meta', undef, 'application/json',
+          '{"space":"3","images":[{"name":"file_0","person_id":7},'
+          . '{"name":"file_1","person_id":8}]}' ],
+        [ 'file_0', 'file_0', 'application/octet-stream', $img ],
+        [ 'file_1', 'file_1', 'application/octet-stream', $img ] ]);
+    my $r = post('persons/delete', $body, $ct);
+    is($r->{status}, 200, 'a Go SDK\'s delete with a part per name: 200')
+        or diag $r->{content};
+    is(scalar @{ $r->{json}{body}{objects} // [] }, 2, 'two entries answered');
+    is(last_sha(), sha256_hex($body), '... forwarded byte for byte');
+}
+
+# PHP clients name the part after the photo's path
+{
+    my $path = '/var/www/app/storage/uploads/2026/11/28/' . ('p' x 960) . '.jpg';
+    my ($body, $ct) = SmartyTest::multipart(parts => [
+        [ 'meta', undef, 'application/json',
+          qq({"space":"1","images":[{"name":"$path"}]}) ],
+        [ $path, 'photo.jpg', 'image/jpeg', $img ] ]);
+    my $r = post('persons/recognize', $body, $ct);
+    is($r->{status}, 200, 'a 1 KB path as the part name: 200') or diag $r->{content};
+    is($r->{json}{body}{objects}[0]{name}, $path, '... answered under that name');
+
+    my $long = 'n' x 4097;
+    ($body, $ct) = SmartyTest::multipart(parts => [
+        [ 'meta', undef, 'application/json',
+          qq({"space":"1","images":[{"name":"$long"}]}) ],
+        [ $long, 'photo.jpg', 'image/jpeg', $img ] ]);
+    $r = post('persons/recognize', $body, $ct);
+    is_error($r, 400, 'bad_part_headers', 'a part name over 4096 bytes');
+    like($r->{json}{body}{error} // '', qr/name is longer than 4096 bytes/,
+         '... and the sentence says so');
+}
+
+# what API clients send their token as: the 401 names it
+{
+    my $r = SmartyTest::call($url, 'persons/recognize',
+        meta => { space => '1', images => [ { name => 'file_0' } ] },
+        images => [ [ 'file_0', $img ] ]);
+    is_error($r, 401, 'missing_key', 'no key');
+    like($r->{json}{body}{error} // '', qr/Authorization: Bearer.*oauth_token/,
+         'the 401 names both ways to send the key');
 }
 
 done_testing;

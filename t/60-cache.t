@@ -9,6 +9,7 @@ use SmartyTest;
 use Digest::SHA qw(sha256_hex);
 use POSIX qw(:sys_wait_h);
 use Time::HiRes qw(time);
+use IO::Socket::INET;
 
 my $redis = SmartyTest::start_redis();
 my $redis_conf = "smarty_redis 127.0.0.1:$redis->{port};\n"
@@ -181,6 +182,151 @@ my $d = detect([ 'scene', 'object' ]);
 is(cs($d), 'smarty-gateway; hit', 'detect: the same modes in another order hit');
 ok($d->{json}{body}{object_labels} && $d->{json}{body}{scene_labels}, 'detect: both lists rebuilt');
 like(cs(detect([ 'object' ])), qr/fwd=miss/, 'detect: other modes miss');
+
+# --- the key holds every meta member that changes the answer ---------------------
+
+sub sim { my ($r) = @_; return $r->{json}{body}{objects}[0]{persons}[0]{similarity} }
+
+{
+    my $kim = SmartyTest::alone_photo('kim');
+    like(cs(rec('3', [ [ 'f', $kim ] ])), qr/fwd=miss; stored/, 'plain: a miss, stored');
+    my $s = rec('3', [ [ 'f', $kim ] ], meta => { searcher => 1 });
+    like(cs($s), qr/fwd=miss; stored/, 'searcher 1: a miss, not the plain answer');
+    ok(defined $s->{json}{body}{objects}[0]{persons}[0]{age},
+       'searcher 1: the second model\'s attributes') or diag $s->{content};
+    my $s2 = rec('3', [ [ 'g', $kim ] ], meta => { searcher => 1 });
+    is(cs($s2), 'smarty-gateway; hit', 'searcher 1 again: a hit');
+    is_deeply(objects_without_names($s2), objects_without_names($s), '... with its answer');
+    my $p = rec('3', [ [ 'f', $kim ] ]);
+    is(cs($p), 'smarty-gateway; hit', 'plain again: its own entry');
+    ok(!defined $p->{json}{body}{objects}[0]{persons}[0]{age}, '... without the attributes');
+    is(cs(rec('3', [ [ 'f', $kim ] ], meta => { searcher => 0 })), 'smarty-gateway; hit',
+       'searcher 0 is the default model: the plain entry');
+}
+
+# update_embedding changes the space: never from the cache, and a bump
+{
+    SmartyTest::call($url, 'persons/set', key => $key,
+        meta => { space => '3', images => [ { name => 'f', person_id => 5 } ] },
+        images => [ [ 'f', $rachel ] ]);
+    my $a = rec('3', [ [ 'f', $rachel ] ]);
+    like(cs($a), qr/fwd=miss; stored/, 'a known face: a miss, stored');
+    is(cs(rec('3', [ [ 'f', $rachel ] ])), 'smarty-gateway; hit', '... then a hit');
+    my $n = upstream_calls();
+    my $u = rec('3', [ [ 'f', $rachel ] ], meta => { update_embedding => JSON::PP::true });
+    is(cs($u), 'smarty-gateway; fwd=method', 'update_embedding: forwarded as a write');
+    is(upstream_calls(), $n + 1, '... to the upstream');
+    isnt(sim($u), sim($a), 'the update moved the similarity');
+    my $after = rec('3', [ [ 'f', $rachel ] ]);
+    like(cs($after), qr/fwd=miss/, 'the next recognize: a miss, the space was bumped');
+    is(sim($after), sim($u), '... answering the updated similarity, not the stale one');
+}
+
+# a member the gateway does not know: forwarded, never stored nor served
+{
+    my $lee = SmartyTest::alone_photo('lee');
+    my $n = upstream_calls();
+    my $x = rec('3', [ [ 'f', $lee ] ], meta => { threshold => 0.5 });
+    is($x->{status}, 200, 'an unknown meta member: 200');
+    is(cs($x), 'smarty-gateway; fwd=bypass; detail=meta', '... bypasses the cache');
+    is(cs(rec('3', [ [ 'f', $lee ] ], meta => { threshold => 0.5 })),
+       'smarty-gateway; fwd=bypass; detail=meta', '... every time');
+    is(upstream_calls(), $n + 2, 'both went upstream');
+    like(cs(rec('3', [ [ 'f', $lee ] ])), qr/fwd=miss/,
+         'without the member: a miss, nothing was stored');
+    $x = SmartyTest::call($url, 'persons/recognize', key => $key,
+        meta => { space => '3', images => [ { name => 'f', crop => [ 0, 0, 5, 5 ] } ] },
+        images => [ [ 'f', $lee ] ]);
+    is(cs($x), 'smarty-gateway; fwd=bypass; detail=meta',
+       'an unknown member of an image entry: bypass too');
+}
+
+# Cache-Status is on the answers the cache decided (a hit, or forwarded),
+# not on those refused before it (docs/cache.md)
+{
+    my $x = rec('3', [ [ 'f', $group ] ], key => undef);
+    is($x->{status}, 401, 'no key: 401');
+    ok(!exists $x->{headers}{'cache-status'}, '401: no Cache-Status');
+    $x = rec('x', [ [ 'f', $group ] ]);
+    is($x->{status}, 400, 'a bad space: 400');
+    ok(!exists $x->{headers}{'cache-status'}, '400: no Cache-Status');
+}
+
+# --- a client that leaves during a miss ---------------------------------------------
+#
+# Its request's locks go with it, so identical requests do not wait for
+# smarty_cache_wait (30s here); with proxy_ignore_client_abort on (the
+# example configuration) the call it paid for goes on and is stored.
+
+{
+    my $gwl = SmartyTest::start_gateway(http => $redis_conf, emu => $emu,
+        token => $gw->{token}, clients => [ { name => 'demo', key => $key } ],
+        gateway => "smarty_cache on; smarty_cache_wait 30s;",
+        server => <<'EOF');
+        location /noabort/api/v1/ {
+            smarty_gateway on;
+            smarty_api_prefix /noabort/api/v1/;
+            smarty_upstream /_noabort/;
+            smarty_upstream_token_file %%TOKEN_FILE%%;
+            smarty_clients_file %%CLIENTS_FILE%%;
+            smarty_cache on;
+            smarty_cache_wait 30s;
+        }
+        location /_noabort/ {
+            internal;
+            proxy_pass http://smarty_api/api/v1/;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+EOF
+
+    my $locks = sub {
+        my ($space) = @_;
+        my @k = grep { length } split /\n/,
+            `redis-cli -p $redis->{port} --scan --pattern 'smarty:{s$space}:lock:*'`;
+        return scalar @k;
+    };
+
+    # sends a recognize and leaves once it holds its lock
+    my $leave = sub {
+        my ($prefix, $space, $img) = @_;
+        my ($body, $ct) = SmartyTest::api_body(
+            meta => { space => $space, images => [ { name => 'f' } ] },
+            images => [ [ 'f', $img ] ]);
+        my $sock = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                         PeerPort => $gwl->{ngx}{port}) or die;
+        print $sock "POST $prefix/api/v1/persons/recognize HTTP/1.1\r\nHost: gw\r\n"
+            . "Authorization: Bearer $key\r\nContent-Type: $ct\r\n"
+            . "Content-Length: " . length($body) . "\r\n\r\n$body";
+        ok(SmartyTest::wait_until(sub { $locks->($space) > 0 }, 10),
+           ($prefix || 'default') . ": the first request holds a lock");
+        close $sock;
+    };
+
+    SmartyTest::http('POST', "$emu->{url}/_emulator/faults?latency_ms=1500");
+
+    my $img = SmartyTest::alone_photo('leaver');
+    $leave->('/noabort', '0', $img);
+    ok(SmartyTest::wait_until(sub { $locks->('0') == 0 }, 10),
+       'without proxy_ignore_client_abort: the client left, its lock is released');
+    my $x = rec('0', [ [ 'g', $img ] ], url => "$gwl->{url}/noabort");
+    is($x->{status}, 200, 'the next identical request: 200');
+    unlike(cs($x), qr/collapsed/, '... without waiting for a lock nobody fills');
+
+    $img = SmartyTest::alone_photo('payer');
+    my $n = upstream_calls();
+    $leave->('', '6', $img);
+    $x = rec('6', [ [ 'g', $img ] ], url => $gwl->{url});
+    is($x->{status}, 200, 'with proxy_ignore_client_abort: the next request: 200');
+    like(cs($x), qr/^smarty-gateway; hit; collapsed$/,
+         '... a hit of the answer the leaver paid for');
+    is(upstream_calls(), $n + 1, 'one upstream call for both');
+    ok(SmartyTest::wait_until(sub { $locks->('6') == 0 }, 10), 'no lock is left');
+    unlike(SmartyTest::error_log($gwl->{ngx}), qr/\[alert\]|exited on signal/,
+           'no worker crashed on a request that went');
+
+    SmartyTest::http('POST', "$emu->{url}/_emulator/faults?latency_ms=0");
+}
 
 # --- two gateway instances, one Redis --------------------------------------------
 

@@ -229,6 +229,8 @@ sub is_refused {
         ok(defined hdr($r, 'RateLimit-Policy'), 'a RateLimit-Policy header');
         is($r->{json}{htmlencoded}, JSON::PP::false, 'htmlencoded false');
         is($r->{json}{last_modified}, 0, 'last_modified 0');
+        ok(!defined hdr($r, 'Cache-Status'),
+           'no Cache-Status: the cache neither served nor forwarded it');
     };
 }
 

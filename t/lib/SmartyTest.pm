@@ -518,8 +518,6 @@ $http
         error_page 494 /_smarty_error/headers_too_large;
         error_page 404 /_smarty_error/unknown_endpoint;
         error_page 405 /_smarty_error/method_not_allowed;
-        error_page 408 /_smarty_error/request_timeout;
-        error_page 411 /_smarty_error/length_required;
         error_page 413 /_smarty_error/body_too_large;
         error_page 414 /_smarty_error/uri_too_long;
         error_page 501 /_smarty_error/not_implemented;
@@ -545,6 +543,8 @@ $gw
 
         location /_smarty_error/ {
             internal;
+            # a body over the limit comes here: not measured again
+            client_max_body_size 0;
             smarty_error;
         }
 
