@@ -1,9 +1,9 @@
 # The Debian package's example site (conf/debian/sites-available/
 # smarty-gateway, installed as /etc/nginx/sites-available/smarty-gateway) and
 # clients file are kept working by this test, against the module as built:
-# it uses the same gateway directives as conf/nginx.conf.in, nginx -t
-# accepts it as shipped (the real API over TLS, certificates verified), and
-# a copy pointed at the emulator answers.  Nothing outside a temp directory
+# the site is conf/nginx.conf.in's http{} content line for line (Debian's
+# paths, the real API over TLS, certificates verified), nginx -t accepts it
+# as shipped, and a copy pointed at the emulator answers.  Nothing outside a temp directory
 # is touched; `make deb-test` does the same with the installed packages.
 use strict;
 use warnings;
@@ -15,16 +15,50 @@ my $site_file = 'conf/debian/sites-available/smarty-gateway';
 my $site = SmartyTest::slurp($site_file);
 ok(length $site, "$site_file exists");
 
-# the directives of the module: the same as in the example `make run` uses
-sub smarty_directives {
+# The site is a copy of the example `make run` uses: conf/nginx.conf.in's
+# http{} content, the same directives in the same order, but for Debian's
+# paths, the real API over TLS (the lines commented out there), and the
+# site's own logs.  A change to one is a change to the other.
+sub directives {
     my ($text) = @_;
-    $text =~ s/#.*$//mg;
-    my %d = map { $_ => 1 } $text =~ /^\s*(smarty_\w+)/mg;
-    return [ sort keys %d ];
+    my @d;
+    for (split /\n/, $text) {
+        s/#.*//;
+        s/^\s+|\s+$//g;
+        push @d, $_ if length;
+    }
+    return @d;
 }
-is_deeply(smarty_directives($site),
-          smarty_directives(SmartyTest::slurp('conf/nginx.conf.in')),
-          'the site uses the smarty_* directives conf/nginx.conf.in uses');
+my $example = SmartyTest::slurp('conf/nginx.conf.in');
+# the real upstream's lines, commented out there
+$example =~ s{^\s*#\s*((?:server smarty\.mail\.ru|proxy_pass https|proxy_ssl_|proxy_set_header Host)[^#]*;)\s*$}{$1}mg;
+my @example = directives($example);
+my @main;
+push @main, shift @example while @example && $example[0] ne 'http {';
+shift @example;                         # http {
+is(pop @example, '}', 'conf/nginx.conf.in ends with http{}\'s brace');
+@example = grep {
+    !/^(client_body|proxy|fastcgi|uwsgi|scgi)_temp_path \@RUN\@/
+    && !/^access_log \@RUN\@/
+    && $_ ne 'server 127.0.0.1:@EMULATOR_PORT@;'
+    && $_ ne 'proxy_pass http://smarty_api/api/v1/;'
+} @example;
+for (@example) {
+    s{\@RUN\@/(clients\.json|upstream\.token)}{/etc/smarty/$1}g;
+    s{\@REDIS_PORT\@}{6379}g;
+    s{\@GATEWAY_PORT\@}{8080}g;
+}
+my @site = grep { !m{^(access|error)_log /var/log/nginx/smarty-gateway\.} }
+           directives($site);
+is_deeply(\@site, \@example,
+          "$site_file is conf/nginx.conf.in with Debian's paths and the real "
+          . 'API: update the one with the other')
+    or do {
+        my $d = SmartyTest::tempdir();
+        SmartyTest::spew("$d/example", join("\n", @example, ''));
+        SmartyTest::spew("$d/site", join("\n", @site, ''));
+        diag `diff -u $d/example $d/site`;
+    };
 
 # the upstream: the real one, over TLS, verified
 for my $line ('server smarty.mail.ru:443;',
