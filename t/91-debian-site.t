@@ -3,8 +3,9 @@
 # clients file are kept working by this test, against the module as built:
 # the site is conf/nginx.conf.in's http{} content line for line (Debian's
 # paths, the real API over TLS, certificates verified), nginx -t accepts it
-# as shipped, and a copy pointed at the emulator answers.  Nothing outside a temp directory
-# is touched; `make deb-test` does the same with the installed packages.
+# as shipped, and a copy pointed at the emulator answers.  Nothing outside
+# a temp directory is touched; `make deb-test` does the same with the
+# installed packages.
 use strict;
 use warnings;
 use Test::More;
