@@ -9,6 +9,8 @@
 #   make fuzz       run every fuzz target (FUZZ_SECONDS each)
 #   make bench      benchmarks (see bench/README.md)
 #   make deps       install the Debian packages the project needs
+#   make deb        the Debian packages (libnginx-mod-http-smarty, smarty-client)
+#   make deb-test   install them into this machine's nginx, test, purge them
 
 SHELL       := /bin/bash
 BUILD       ?= build
@@ -29,7 +31,8 @@ CLIENT      := $(BUILD)/smarty
 DEB_PKGS    := build-essential nginx nginx-dev libhiredis-dev libjansson-dev \
                libssl-dev libcurl4-openssl-dev libmicrohttpd-dev \
                redis-server perl wrk clang libclang-rt-14-dev valgrind \
-               docker-compose openssl curl
+               docker-compose openssl curl ca-certificates \
+               debhelper dpkg-dev lintian
 
 CORE_SRCS   := src/smarty_errors.c src/smarty_args.c src/smarty_multipart.c src/smarty_meta.c src/smarty_cache.c src/smarty_quota.c
 CORE_HDRS   := $(wildcard src/smarty_*.h)
@@ -44,7 +47,7 @@ UNIT_SRCS   := $(wildcard t/unit/test_*.c)
 UNIT_BINS   := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
 
 .PHONY: all module emulator client unit test deps run stop asan asan-test \
-        valgrind-test fuzz bench clean compose-secrets
+        valgrind-test fuzz bench clean compose-secrets deb deb-test
 
 all: module emulator client unit
 
@@ -161,6 +164,39 @@ compose-secrets: client
 
 bench: all
 	@bench/run.sh
+
+# --- Debian packages -----------------------------------------------------------
+#
+# dpkg-buildpackage in a copy of the sources (the files git knows, as they
+# are in the working tree, and new ones it does not ignore), so that nothing
+# of $(BUILD) nor of an earlier package build gets in; debian/rules builds
+# with `make BUILD=debian/build module client`.  The packages, .buildinfo,
+# .changes and build log land in $(DEB_DIR); lintian checks them
+# (debian/*.lintian-overrides say why a tag is left).
+
+DEB_DIR     ?= $(BUILD)/deb
+
+# (the version is read when the recipe runs: dpkg-dev may come with deps)
+deb: deps
+	rm -rf $(DEB_DIR)
+	set -o pipefail; \
+	v=$$(dpkg-parsechangelog -S Version | sed 's/-[^-]*$$//') && \
+	src=$(DEB_DIR)/smarty-gateway-$$v && mkdir -p $$src && \
+	git ls-files -z --cached --others --exclude-standard \
+	    | tar --null --ignore-failed-read -T - -cf - | tar -C $$src -xf - && \
+	cd $$src && { dpkg-buildpackage -b -us -uc > ../build.log 2>&1 \
+	    || { tail -40 ../build.log; exit 1; }; }
+	lintian -I --fail-on error,warning $(DEB_DIR)/*.changes
+	@ls -1 $(DEB_DIR)/*.deb
+
+# as root: installs the packages into this machine's nginx, runs the
+# walkthrough through it against the emulator, purges them and checks that
+# the machine is as it was (scripts/deb-test.sh)
+SUDO        := $(if $(filter 0,$(shell id -u)),,sudo)
+
+deb-test: deb emulator
+	$(SUDO) env SMARTY_BUILD=$(abspath $(BUILD)) \
+	    scripts/deb-test.sh $(abspath $(DEB_DIR))
 
 clean:
 	rm -rf $(BUILD) build-asan

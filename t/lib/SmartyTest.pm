@@ -561,6 +561,7 @@ EOF
 # gateway_http_conf()'s options.  Returns {emu, ngx, url, token, keys, dir}.
 sub start_gateway {
     my (%o) = @_;
+    return external_gateway(%o) if $ENV{SMARTY_GATEWAY_URL};
     my $dir = tempdir_path() . '/gw-' . random_hex(4);
     make_path($dir);
     my $token = $o{token} // 'upstream-' . random_hex(16);
@@ -588,6 +589,24 @@ sub start_gateway {
         clients_file => "$dir/clients.json"));
     return { emu => $emu, ngx => $ngx, url => $ngx->{url}, token => $token,
              keys => \%keys, dir => $dir, clients => \@clients };
+}
+
+# A gateway already running, which start_gateway() returns instead of
+# starting one when SMARTY_GATEWAY_URL is set: the installed package's, in
+# front of an emulator (scripts/deb-test.sh runs t/30-walkthrough.t so).
+# SMARTY_EMULATOR_URL, SMARTY_UPSTREAM_TOKEN: its upstream and the token it
+# injects; SMARTY_GATEWAY_KEY: a key with every space and method ("demo").
+# Only for tests that take the default gateway.
+sub external_gateway {
+    my (%o) = @_;
+    die "SMARTY_GATEWAY_URL: this test configures its own gateway\n" if %o;
+    for (qw(SMARTY_EMULATOR_URL SMARTY_UPSTREAM_TOKEN SMARTY_GATEWAY_KEY)) {
+        die "SMARTY_GATEWAY_URL needs $_ too\n" unless length($ENV{$_} // '');
+    }
+    return { url => $ENV{SMARTY_GATEWAY_URL},
+             emu => { url => $ENV{SMARTY_EMULATOR_URL} },
+             token => $ENV{SMARTY_UPSTREAM_TOKEN},
+             keys => { demo => $ENV{SMARTY_GATEWAY_KEY} } };
 }
 
 # An error answer of the gateway: the HTTP status, the same status in the
