@@ -119,8 +119,9 @@ Try it (the demo key is in $run/demo.key, sample photos in $run/photos):
     -F 'meta={"space":"1","create_new":false,"images":[{"name":"file_0"}]};type=application/json' \\
     -F file_0=@$run/photos/group.jpg
 
+  SMARTY_KEY="\$(cat $run/demo.key)" \\
   $build/smarty -u http://127.0.0.1:$gw_port/api/v1/persons/recognize \\
-    -k "\$(cat $run/demo.key)" -p $run/photos/group.jpg \\
+    -p $run/photos/group.jpg \\
     --meta '{"space":"1","create_new":false}'
 
 What the quotas of space 1 have left (docs/quota.md; an operator's key):
