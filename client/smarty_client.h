@@ -28,10 +28,7 @@ typedef struct {
 } smarty_buf_t;
 
 
-/* what -v and error messages must never show (smarty.c) */
-extern const char  *smarty_secret_key;
-extern char        *smarty_secret_token;
-
+/* keygen.c */
 
 /* "smarty keygen ...": argv[0] is "keygen" */
 int smarty_keygen_main(int argc, char **argv);
@@ -42,16 +39,29 @@ int smarty_hash_key_main(int argc, char **argv);
 /* lowercase hex SHA-256 of len bytes into out (65 bytes, NUL-terminated) */
 void smarty_sha256_hex(const void *data, size_t len, char *out);
 
-/* prints "smarty: <msg>" and a pointer to --help; returns SMARTY_EXIT_USAGE */
-int smarty_usage_error(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2)));
 
-/* the whole --help text */
-void smarty_help(void);
+/* batch.c */
 
 /* "smarty recognize|enroll|delete|truncate ...": argv[0] is the command,
  * prog the program's name as invoked (for the resume hint) */
 int smarty_batch_main(const char *prog, int argc, char **argv);
+
+
+/* smarty.c */
+
+/* the whole --help text */
+void smarty_help(void);
+
+
+/* util.c */
+
+/* what -v and error messages must never show */
+extern const char  *smarty_secret_key;
+extern char        *smarty_secret_token;
+
+/* prints "smarty: <msg>" and a pointer to --help; returns SMARTY_EXIT_USAGE */
+int smarty_usage_error(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
 
 /*
  * The key from -k (with a warning: argv shows in ps), --key-file or
