@@ -47,7 +47,7 @@ void smarty_sha256_hex(const void *data, size_t len, char *out);
 int smarty_batch_main(const char *prog, int argc, char **argv);
 
 
-/* smarty.c */
+/* help.c */
 
 /* the whole --help text */
 void smarty_help(void);
