@@ -1,13 +1,14 @@
 /*
  * smarty: the command-line client of the Smarty face-recognition API and of
- * smarty-gateway, a C successor of the API's smarty.py.
+ * smarty-gateway, a C successor of the API's smarty.py.  main hands the
+ * commands to keygen.c and batch.c; the one-call mode is here:
  *
  *   smarty -u URL [-p FILE]... [--meta JSON] [-k KEY] [-v]
  *
- * POSTs multipart/form-data: a "meta" part with the JSON object, then every
- * photo as "file_0", "file_1", ... in the order given.  Prints the answer on
- * stdout (pretty-printed when it is JSON) and says in the exit status how
- * the call went.  See client/README.md.
+ * It POSTs multipart/form-data: a "meta" part with the JSON object, then
+ * every photo as "file_0", "file_1", ... in the order given; prints the
+ * answer on stdout (pretty-printed when it is JSON) and says in the exit
+ * status how the call went.  See client/README.md.
  */
 
 #include <ctype.h>

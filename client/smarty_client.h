@@ -1,6 +1,14 @@
 /*
  * smarty: the command-line client of the Smarty API and of smarty-gateway.
- * Declarations shared by the client's files.
+ * Declarations shared by the client's files.  Each file calls only those
+ * below it:
+ *
+ *   smarty.c     main: the commands, and the one-call mode
+ *   keygen.c     keygen, hash-key
+ *   batch.c      recognize, enroll, delete, truncate (smarty_batch.h:
+ *                run.c, files.c, output.c, set.c)
+ *   help.c       the --help text
+ *   util.c       buffer, usage errors, key, URL check, masking
  */
 
 #ifndef SMARTY_CLIENT_H
