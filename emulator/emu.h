@@ -168,6 +168,8 @@ void emu_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* server.c */
 struct MHD_Daemon *emu_server_start(void);
+
+/* http.c */
 enum MHD_Result emu_send_json(struct MHD_Connection *c, emu_req_t *r,
     unsigned status, json_t *json);
 enum MHD_Result emu_send_envelope(struct MHD_Connection *c, emu_req_t *r,
