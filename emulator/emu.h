@@ -224,10 +224,15 @@ void emu_tokens_stats_reset(void);
 
 /* control.c */
 enum MHD_Result emu_control_handle(struct MHD_Connection *c, emu_req_t *r);
+
+/* stats.c */
 void emu_stats_request_total(void);
 void emu_stats_request(const char *path);
 void emu_stats_images(size_t n);
 void emu_stats_fault(const char *which);
 void emu_last_set(json_t *last);
+json_t *emu_last_get(void);
+json_t *emu_stats_json(const emu_token_stats_t *ts);
+void emu_stats_clear(void);
 
 #endif /* EMU_H */
