@@ -181,6 +181,8 @@ void emu_reset_connection(struct MHD_Connection *c);
 
 /* api.c */
 enum MHD_Result emu_api_handle(struct MHD_Connection *c, emu_req_t *r);
+
+/* call.c */
 const emu_part_t *emu_image_begin(emu_call_t *call, json_t *entry,
     json_t **answer);
 json_t *emu_image_error(const char *name, int status, const char *error);
