@@ -145,11 +145,10 @@ typedef struct {
 } emu_face_t;
 
 
+/* util.c */
 extern emu_conf_t             emu_conf;
 extern volatile sig_atomic_t  emu_stopping;
 
-
-/* util.c */
 void emu_util_init(void);
 int emu_chance(double p);
 void emu_knobs_get(emu_knobs_t *k);
