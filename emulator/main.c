@@ -16,10 +16,6 @@
 #define EMU_TOKEN_FILE_MAX  65536
 
 
-emu_conf_t             emu_conf;
-volatile sig_atomic_t  emu_stopping;
-
-
 static void
 emu_usage(FILE *f)
 {
