@@ -281,6 +281,114 @@ subtest 'the endpoint hangs: requests wait no longer than wait=' => sub {
          qr/no upstream token within smarty_upstream_oauth's wait/, 'logged');
 };
 
+subtest 'a retried request spends its quota once and is cached once' => sub {
+    my $redis = SmartyTest::start_redis();
+    my $gw = SmartyTest::start_gateway(
+        oauth => {},
+        http => "    smarty_redis 127.0.0.1:$redis->{port};\n",
+        gateway => 'smarty_cache on; smarty_quota_client * "1000r/h";');
+    my $r = recognize($gw);
+    is($r->{status}, 200, 'a token');
+    like($r->{headers}{ratelimit}, qr/remaining=999\b/, 'one request spent');
+    SmartyTest::http('POST', "$gw->{emu}{url}/_emulator/tokens/revoke");
+    my $before = SmartyTest::emulator_stats($gw->{emu})->{requests_total};
+    $r = recognize($gw, images => [ [ 'file_0',
+                                      SmartyTest::alone_photo('monica') ] ]);
+    is($r->{status}, 200, 'after the revocation: 200');
+    like($r->{headers}{'cache-status'}, qr/fwd=miss; stored/,
+         'a miss, stored');
+    like($r->{headers}{ratelimit}, qr/remaining=998\b/,
+         'one more request spent, not two');
+    is(SmartyTest::emulator_stats($gw->{emu})->{requests_total} - $before, 2,
+       'two calls upstream: refused, then answered');
+    like(SmartyTest::error_log($gw->{ngx}),
+         qr/the upstream answered 401 to the gateway's token: the request is sent again/,
+         'the retry logged');
+    $r = recognize($gw, images => [ [ 'file_0',
+                                      SmartyTest::alone_photo('monica') ] ]);
+    like($r->{headers}{'cache-status'}, qr/hit/, 'the answer was cached');
+};
+
+subtest 'the upstream refuses every token: 502 after one retry, nothing cached' => sub {
+    # the token from one emulator, the calls to another, which knows none
+    my $redis = SmartyTest::start_redis();
+    my $issuer = SmartyTest::start_emulator(args => [
+        '--client-id', 'gw-x', '--client-secret', 'sec-x' ]);
+    my $dir = SmartyTest::tempdir_path() . '/refusing';
+    mkdir $dir;
+    SmartyTest::spew("$dir/id", "gw-x\n");
+    SmartyTest::spew("$dir/secret", "sec-x\n");
+    chmod 0600, "$dir/id", "$dir/secret";
+    my $gw = SmartyTest::start_gateway(
+        http => "    smarty_redis 127.0.0.1:$redis->{port};\n",
+        gateway => 'smarty_cache on;',
+        token_directive => "smarty_upstream_oauth "
+            . "$issuer->{url}/auth/oauth/v1/token client_id_file=$dir/id "
+            . "client_secret_file=$dir/secret;");
+    my $r = recognize($gw);
+    SmartyTest::is_error($r, 502, 'upstream_auth_failed', 'refused twice');
+    my $calls = SmartyTest::emulator_stats($gw->{emu})->{requests_total};
+    is($calls, 2, 'one call and one retry upstream');
+    is(tokens($issuer)->{issued}, 2, 'a new token for the retry');
+    $r = recognize($gw);
+    is($r->{status}, 502, 'the next request: 502 again');
+    ok(!defined $r->{headers}{'cache-status'}
+       || $r->{headers}{'cache-status'} !~ /hit/, 'not from the cache');
+    like(SmartyTest::error_log($gw->{ngx}),
+         qr/a token that new refused: check smarty_upstream_provider and the account/,
+         'the log says what to check');
+};
+
+subtest 'TLS to the token endpoint: verified, ca_file' => sub {
+    my $dir = SmartyTest::tempdir_path() . '/oauth-tls';
+    mkdir $dir;
+    my $ssl = sub {
+        my $out = `openssl @_ 2>&1`;
+        die "openssl @_: $out" if $?;
+    };
+    $ssl->('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2',
+           '-subj', '/CN=smarty-oauth-test-ca', '-keyout', "$dir/ca.key",
+           '-out', "$dir/ca.crt");
+    $ssl->('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1',
+           '-addext', 'subjectAltName=IP:127.0.0.1',
+           '-keyout', "$dir/server.key", '-out', "$dir/server.csr");
+    $ssl->('x509', '-req', '-in', "$dir/server.csr", '-CA', "$dir/ca.crt",
+           '-CAkey', "$dir/ca.key", '-CAcreateserial', '-days', '2',
+           '-copy_extensions', 'copyall', '-out', "$dir/server.crt");
+
+    my $emu = SmartyTest::start_emulator(args => [
+        '--client-id', 'gw-tls', '--client-secret', 'sec-tls' ]);
+    my $tls = SmartyTest::start_nginx(http => <<"EOF");
+    server {
+        listen 127.0.0.1:%%PORT%% ssl;
+        ssl_certificate $dir/server.crt;
+        ssl_certificate_key $dir/server.key;
+        location / { proxy_pass http://127.0.0.1:$emu->{port}; }
+    }
+EOF
+    SmartyTest::spew("$dir/id", "gw-tls\n");
+    SmartyTest::spew("$dir/secret", "sec-tls\n");
+    chmod 0600, "$dir/id", "$dir/secret";
+    my $url = "https://127.0.0.1:$tls->{port}/auth/oauth/v1/token";
+    my $files = "client_id_file=$dir/id client_secret_file=$dir/secret";
+
+    my $gw = SmartyTest::start_gateway(emu => $emu,
+        token_directive => "smarty_upstream_oauth $url $files;");
+    my $r = recognize($gw);
+    SmartyTest::is_error($r, 502, 'upstream_auth_failed',
+                         'a certificate of an unknown CA: refused');
+    like(SmartyTest::error_log($gw->{ngx}),
+         qr/token endpoint \S+ failed: SSL certificate problem/,
+         'the cause in the error log');
+    is(tokens($emu)->{issued}, 0, 'the secret never went out');
+
+    $gw = SmartyTest::start_gateway(emu => $emu,
+        token_directive => "smarty_upstream_oauth $url $files "
+                           . "ca_file=$dir/ca.crt;");
+    is(recognize($gw)->{status}, 200, 'its CA in ca_file: 200');
+    is(tokens($emu)->{issued}, 1, 'a token over TLS');
+};
+
 # --- two instances, one token -------------------------------------------------
 
 subtest 'two instances share one token through Redis' => sub {
