@@ -623,13 +623,14 @@ sub start_gateway {
 # A gateway already running, which start_gateway() returns instead of
 # starting one when SMARTY_GATEWAY_URL is set: the installed package's, in
 # front of an emulator (scripts/deb-test.sh runs t/30-walkthrough.t so).
-# SMARTY_EMULATOR_URL, SMARTY_UPSTREAM_TOKEN: its upstream and the token it
-# injects; SMARTY_GATEWAY_KEY: a key with every space and method ("demo").
-# Only for tests that take the default gateway.
+# SMARTY_EMULATOR_URL: its upstream; SMARTY_UPSTREAM_TOKEN: the token it
+# injects, when it has a token file (not with OAuth); SMARTY_GATEWAY_KEY: a
+# key with every space and method ("demo").  Only for tests that take the
+# default gateway.
 sub external_gateway {
     my (%o) = @_;
     die "SMARTY_GATEWAY_URL: this test configures its own gateway\n" if %o;
-    for (qw(SMARTY_EMULATOR_URL SMARTY_UPSTREAM_TOKEN SMARTY_GATEWAY_KEY)) {
+    for (qw(SMARTY_EMULATOR_URL SMARTY_GATEWAY_KEY)) {
         die "SMARTY_GATEWAY_URL needs $_ too\n" unless length($ENV{$_} // '');
     }
     return { url => $ENV{SMARTY_GATEWAY_URL},
