@@ -1678,6 +1678,8 @@ ngx_http_smarty_oauth_init_process(ngx_cycle_t *cycle)
         src->again.handler = ngx_http_smarty_oauth_again;
         src->again.data = src;
         src->again.log = cycle->log;
+        /* a worker that quits need not look at the lock again */
+        src->again.cancelable = 1;
 
         src->task = ngx_thread_task_alloc(cycle->pool,
                                           sizeof(ngx_http_smarty_oauth_job_t));
