@@ -22,6 +22,11 @@
 #include "smarty_oauth.h"
 
 
+#if !(NGX_THREADS)
+#error "smarty_upstream_oauth calls the token endpoint in nginx's thread pool: build nginx --with-threads (Debian's is)"
+#endif
+
+
 #define SMARTY_OAUTH_POLL        20        /* ms: a waiting worker looks */
 #define SMARTY_OAUTH_LOCK_POLL   50        /* ms: another instance fetches */
 #define SMARTY_OAUTH_CAP_VALID   30000     /* ms: backoff, a token left */
