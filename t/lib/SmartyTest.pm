@@ -279,7 +279,7 @@ sentinel failover-timeout mymaster 10000
 sentinel parallel-syncs mymaster 1
 EOF
         my $p = spawn('sentinel', "$dir/sentinel.log", undef,
-                      'redis-server', "$dir/sentinel.conf", '--sentinel');
+                      'redis-sentinel', "$dir/sentinel.conf");
         wait_until(sub { port_open($port) }, 10)
             or die "sentinel did not start: " . slurp("$dir/sentinel.log");
         $p->{port} = $port;
