@@ -48,6 +48,16 @@ like(SmartyTest::error_log($A->{ngx}),
      qr/the master "mymaster" is 127\.0\.0\.1:$mport/,
      'the gateway found the master through the sentinels');
 
+# each gateway's worker listens to a sentinel for +switch-master
+ok(SmartyTest::wait_until(sub {
+       my $n = 0;
+       for my $x (@{ $st->{sentinels} }) {
+           $n += () = SmartyTest::redis_cli($x->{port}, 'CLIENT', 'LIST')
+                      =~ /\bsub=1\b/g;
+       }
+       $n >= 2;
+   }, 10), 'both gateways subscribe to +switch-master');
+
 # --- the master killed under traffic, after a bump it did not pass on ----------
 
 my $group = SmartyTest::group_photo();
