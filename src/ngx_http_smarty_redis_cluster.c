@@ -49,6 +49,7 @@ struct ngx_http_smarty_redis_cluster_s {
     ngx_msec_t                          last;     /* last one sent */
     ngx_uint_t                          named;    /* logged once: a node
                                                      announced by name */
+    ngx_uint_t                          unmapped; /* logged once: no map */
     unsigned                            exiting:1;
 };
 
@@ -565,7 +566,10 @@ ngx_http_smarty_redis_cluster_map(ngx_http_smarty_redis_status_e status,
     if (status != NGX_HTTP_SMARTY_REDIS_OK
         || ngx_http_smarty_redis_cluster_apply(cl, from, reply) != NGX_OK)
     {
-        if (status == NGX_HTTP_SMARTY_REDIS_OK) {
+        if (status == NGX_HTTP_SMARTY_REDIS_OK && !cl->unmapped) {
+            /* once until a map comes: a cluster being made says it often */
+            cl->unmapped = 1;
+
             ngx_log_error(NGX_LOG_WARN, cl->log, 0,
                           "smarty_redis: %V did not answer CLUSTER SLOTS "
                           "with a slot map%s%*s",
@@ -580,6 +584,8 @@ ngx_http_smarty_redis_cluster_map(ngx_http_smarty_redis_status_e status,
         ngx_add_timer(&cl->refresh, NGX_HTTP_SMARTY_CLUSTER_SOON);
         return;
     }
+
+    cl->unmapped = 0;
 
     ngx_http_smarty_redis_cluster_dispatch(cl, &cl->pending);
 
