@@ -158,7 +158,7 @@ for my $t (@types) {
         my $v = info($ports, 'commandstats');
         my @top = grep { /^(evalsha|eval|incr|cluster|ping)$/ }
                   map { /^calls (.+)$/ ? $1 : () } sort keys %$v;
-        my @nested = grep { !/^(evalsha|eval|incr|cluster|ping|config|info)\b/ }
+        my @nested = grep { !/^(evalsha|eval|incr|cluster|ping|config|info|replconf)\b/ }
                      map { /^calls (.+)$/ ? $1 : () } sort keys %$v;
         my $usec = 0;
         $usec += $v->{"usec $_"} for @top;
