@@ -314,7 +314,7 @@ ngx_http_smarty_redis_cluster_close(ngx_http_smarty_redis_cluster_t *cl)
 }
 
 
-/* --- the nodes' replies ---------------------------------------------------- */
+/* --- the nodes' replies --------------------------------------------------- */
 
 
 static ngx_int_t
@@ -458,7 +458,7 @@ ngx_http_smarty_redis_cluster_dispatch(ngx_http_smarty_redis_cluster_t *cl,
 }
 
 
-/* --- the slot map ----------------------------------------------------------- */
+/* --- the slot map --------------------------------------------------------- */
 
 
 static void

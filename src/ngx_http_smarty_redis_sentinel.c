@@ -35,7 +35,8 @@ struct ngx_http_smarty_redis_sentinel_s {
     ngx_uint_t                          next;
 
     ngx_http_smarty_redis_node_t       *master;
-    ngx_http_smarty_redis_node_t       *masters[NGX_HTTP_SMARTY_SENTINEL_MASTERS];
+    ngx_http_smarty_redis_node_t
+                              *masters[NGX_HTTP_SMARTY_SENTINEL_MASTERS];
     ngx_uint_t                          nmasters;
 
     ngx_queue_t                         pending;  /* no master yet */
@@ -240,7 +241,7 @@ ngx_http_smarty_redis_sentinel_close(ngx_http_smarty_redis_sentinel_t *st)
 }
 
 
-/* --- the master -------------------------------------------------------------- */
+/* --- the master ----------------------------------------------------------- */
 
 
 static void
@@ -372,7 +373,7 @@ ngx_http_smarty_redis_sentinel_down(void *data,
 }
 
 
-/* --- asking the sentinels ----------------------------------------------------- */
+/* --- asking the sentinels ------------------------------------------------- */
 
 
 static void
@@ -507,7 +508,7 @@ ngx_http_smarty_redis_sentinel_answer(ngx_http_smarty_redis_status_e status,
 }
 
 
-/* --- +switch-master ------------------------------------------------------------- */
+/* --- +switch-master ----------------------------------------------------- */
 
 
 static void
