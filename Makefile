@@ -47,7 +47,7 @@ UNIT_SRCS   := $(wildcard t/unit/test_*.c)
 UNIT_BINS   := $(patsubst t/unit/%.c,$(BUILD)/unit/%,$(UNIT_SRCS))
 
 .PHONY: all module emulator client unit test deps run stop asan asan-test \
-        valgrind-test fuzz bench clean compose-secrets deb deb-test
+        valgrind-test fuzz bench bench-module clean compose-secrets deb deb-test
 
 all: module emulator client unit
 
@@ -162,8 +162,30 @@ stop:
 compose-secrets: client
 	@scripts/stack.sh secrets
 
-bench: all
+bench: all bench-module
 	@bench/run.sh
+
+# the benchmark's hash bound (bench/hashbound/): a module of its own, built
+# in a tree of its own, never part of the gateway's .so
+BENCH_MODULE := $(BUILD)/ngx_http_smarty_hashbound_module.so
+
+bench-module: $(BENCH_MODULE)
+
+$(BUILD)/nginx-bench/objs/Makefile: bench/hashbound/config
+	@test -d $(NGX_SRC) || { echo "nginx-dev is missing: make deps"; exit 1; }
+	rm -rf $(BUILD)/nginx-bench && mkdir -p $(BUILD) && \
+	    cp -r $(NGX_SRC) $(BUILD)/nginx-bench
+	cd $(BUILD)/nginx-bench && source ./conf_flags && \
+	    ./configure "$${NGX_CONF_FLAGS[@]}" --with-compat \
+	        --with-cc-opt="$(NGX_CC_OPT)" --with-ld-opt="$(NGX_LD_OPT)" \
+	        --add-dynamic-module=$(CURDIR)/bench/hashbound \
+	        > configure.log 2>&1 || { tail -30 configure.log; exit 1; }
+
+$(BENCH_MODULE): $(BUILD)/nginx-bench/objs/Makefile \
+                 bench/hashbound/ngx_http_smarty_hashbound_module.c
+	$(MAKE) -C $(BUILD)/nginx-bench -f objs/Makefile modules
+	cp $(BUILD)/nginx-bench/objs/ngx_http_smarty_hashbound_module.so $@.tmp
+	mv -f $@.tmp $@
 
 # --- Debian packages -----------------------------------------------------------
 #

@@ -38,9 +38,11 @@ sub parse {
 }
 
 # wrk on $url for $secs seconds with $conns connections and $threads
-# threads, posting $file as $ct (and $key as a Bearer key)
+# threads, posting $file as $ct (and $key as a Bearer key; vary: every
+# request with bytes of its own, bench/post.lua)
 sub run {
     my (%o) = @_;
+    local $ENV{VARY} = $o{vary} ? 1 : '';
     local $ENV{BODY_FILE} = $o{file};
     local $ENV{CONTENT_TYPE} = $o{ct};
     local $ENV{KEY} = $o{key} // '';

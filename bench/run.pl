@@ -1,6 +1,8 @@
 # The benchmark driver: starts Redis, the emulator and one nginx (one
-# worker) holding both the gateway and the bound, runs wrk (one thread) and
-# prints a table.
+# worker) holding the gateway and both bounds, runs wrk (one thread) and
+# prints tables (bench/README.md).  With BENCH_PROFILE=<dir>, the cache
+# hits are run once more under `perf record` of the nginx worker, and the
+# profiles are summarised (bench/profile.pl).
 use strict;
 use warnings;
 use SmartyTest;
@@ -9,10 +11,10 @@ use Wrk;
 my ($secs, $conns) = @ARGV;
 
 my $redis = SmartyTest::start_redis();
-my $bound_json = '{"status":200,"body":{"objects":[{"name":"file_0","status":0,'
-    . '"persons":[{"tag":"undefined","coord":[10,20,60,80],"confidence":0.99,'
-    . '"similarity":0.5,"awesomeness":0.5}]}]},"htmlencoded":false,"last_modified":0}';
-$bound_json .= ' ' x (1024 - length($bound_json) - 1) . "\n";
+my $build = $ENV{SMARTY_BUILD} // 'build';
+my $hashbound = "$build/ngx_http_smarty_hashbound_module.so";
+die "$hashbound is missing: make bench-module\n" unless -f $hashbound;
+my $dir = SmartyTest::tempdir();
 
 # quotas that never refuse: a space's set of three limits and a client's
 # set of two, so every request checks five states in Redis
@@ -30,7 +32,6 @@ sub api_location {
             smarty_upstream /_smarty_upstream/;
             $token
             smarty_clients_file %%CLIENTS_FILE%%;
-            client_body_buffer_size 2m;
             $directives
         }
 EOF
@@ -38,79 +39,148 @@ EOF
 
 # the emulator accepts the service token of the file and the access tokens
 # of its OAuth endpoint, for this client
-my $odir = SmartyTest::tempdir() . '/oauth';
+my $odir = "$dir/oauth";
 mkdir $odir;
 SmartyTest::spew("$odir/id", "bench\n");
 SmartyTest::spew("$odir/secret", "bench-secret\n");
 chmod 0600, "$odir/id", "$odir/secret";
-my $emu = SmartyTest::start_emulator(
-    token => 'upstream-' . SmartyTest::random_hex(16),
+my $token = 'upstream-' . SmartyTest::random_hex(16);
+my $emu = SmartyTest::start_emulator(token => $token,
     args => [ '--per-image-ms', '0', '--quiet', '--client-id', 'bench',
               '--client-secret', 'bench-secret' ]);
 my $oauth = "smarty_upstream_oauth $emu->{url}/auth/oauth/v1/token "
     . "client_id_file=$odir/id client_secret_file=$odir/secret;";
 
-my $extra = join('', map { api_location(@$_) }
-                 [ 'quota', "smarty_cache on; $QUOTAS" ],
-                 [ 'nocache-quota', $QUOTAS ],
-                 [ 'nocache', '' ],
-                 [ 'nocache-oauth', '', $oauth ]) . <<"EOF";
-        location = /bound {
-            client_body_buffer_size 2m;
-            client_max_body_size 64m;
-            default_type application/json;
-            return 200 '$bound_json';
-        }
-EOF
-
-my $gw = SmartyTest::start_gateway(
-    emu => $emu, token => SmartyTest::slurp("$emu->{dir}/token"),
-    http => "smarty_redis 127.0.0.1:$redis->{port};\n",
-    gateway => 'smarty_cache on;',
-    body_buffer => '2m',
-    error_level => 'warn',
-    server => $extra);
-
-my $key = $gw->{keys}{demo};
-my $dir = SmartyTest::tempdir();
-
+# a multipart body of $n images of about $size bytes each, in a file ($seed:
+# the filler's, "VARY0000000000000000" for bench/post.lua's VARY)
 sub body {
-    my ($name, $size) = @_;
-    my $img = SmartyTest::alone_photo('bench', pad => $size, seed => $size);
+    my ($name, $size, $n, $seed) = @_;
+    $n //= 1;
+    my @img = map {
+        [ "file_$_", SmartyTest::alone_photo("bench$_", pad => $size,
+                                            seed => $seed // $size + $_) ]
+    } 0 .. $n - 1;
     my ($body, $ct) = SmartyTest::api_body(
-        meta => { space => '1', images => [ { name => 'file_0' } ] },
-        images => [ [ 'file_0', $img ] ]);
+        meta => { space => '1',
+                  images => [ map { { name => $_->[0] } } @img ] },
+        images => \@img);
     SmartyTest::spew("$dir/$name", $body);
     return ("$dir/$name", $ct, length $body);
 }
 
+# The cache hits, beside two bounds in the same nginx: the bound is stock
+# nginx discarding the upload and answering a fixed 1 KB JSON (return 200:
+# nginx takes no longer argument); the hash bound reads the upload into
+# memory, SHA-256s every byte of it and answers the upstream's own answer
+# to the same body, the bytes a hit answers (bench/hashbound/).
+my @HITS = (
+    { label => 'one 100 KB image', name => 'hit-100k', size => 100_000 },
+    { label => 'one 1 MB image', name => 'hit-1m', size => 1_000_000 },
+    { label => '100 images of 40 KB', name => 'hit-batch', size => 40_000,
+      n => 100 });
+my $bound_json = '{"status":200,"body":{"objects":[{"name":"file_0","status":0,'
+    . '"persons":[{"tag":"undefined","coord":[10,20,60,80],"confidence":0.99,'
+    . '"similarity":0.5,"awesomeness":0.5}]}]},"htmlencoded":false,"last_modified":0}';
+$bound_json .= ' ' x (1024 - length($bound_json) - 1) . "\n";
+my $bounds = <<"EOF";
+        location /bound/ {
+            default_type application/json;
+            return 200 '$bound_json';
+        }
+EOF
+for my $h (@HITS) {
+    ($h->{file}, $h->{ct}, $h->{len}) = body($h->{name}, $h->{size}, $h->{n});
+    my $up = SmartyTest::http('POST', "$emu->{url}/api/v1/persons/recognize"
+                              . "?oauth_provider=mcs&oauth_token=$token",
+        headers => { 'Content-Type' => $h->{ct} },
+        body => SmartyTest::slurp($h->{file}));
+    die "the emulator answered $up->{status}\n" unless $up->{status} == 200;
+    $h->{answer} = $up->{content};
+    SmartyTest::spew("$dir/$h->{name}.json", $h->{answer});
+    $bounds .= <<"EOF";
+        location = /hashbound/$h->{name} {
+            smarty_hashbound $dir/$h->{name}.json;
+        }
+EOF
+}
+
+my $extra = join('', map { api_location(@$_) }
+                 [ 'quota', "smarty_cache on; $QUOTAS" ],
+                 [ 'nocache-quota', $QUOTAS ],
+                 [ 'nocache', '' ],
+                 [ 'miss', 'smarty_cache on;' ],
+                 [ 'nocache-oauth', '', $oauth ]) . $bounds;
+
+# every location reads bodies of up to 8 MB into memory
+my $gw = SmartyTest::start_gateway(
+    emu => $emu, token => $token,
+    main => "load_module $hashbound;",
+    http => "smarty_redis 127.0.0.1:$redis->{port};\n",
+    gateway => 'smarty_cache on;',
+    body_buffer => '8m',
+    error_level => 'warn',
+    server => $extra);
+
+my $key = $gw->{keys}{demo};
+my $hit_url = "$gw->{url}/api/v1/persons/recognize";
+
 sub wrk {
-    my ($url, $file, $ct, $k, $c) = @_;
+    my ($url, $file, $ct, $k, $c, $vary) = @_;
     return Wrk::run(url => $url, file => $file, ct => $ct, key => $k,
-                    conns => $c, secs => $secs);
+                    conns => $c, secs => $secs, vary => $vary);
+}
+
+# a warm-up that stores the answers, then a hit: its answer
+sub warm {
+    my ($url, $file, $ct) = @_;
+    my %h = (Authorization => "Bearer $key", 'Content-Type' => $ct);
+    my $body = SmartyTest::slurp($file);
+    my $r = SmartyTest::http('POST', $url, headers => \%h, body => $body);
+    die "warm-up: $r->{status}\n" unless $r->{status} == 200;
+    $r = SmartyTest::http('POST', $url, headers => \%h, body => $body);
+    my $cs = $r->{headers}{'cache-status'} // '';
+    die "not a hit: $cs\n" unless $cs eq 'smarty-gateway; hit';
+    return $r;
+}
+
+for my $h (@HITS) {
+    my $r = warm($hit_url, $h->{file}, $h->{ct});
+    $h->{same} = $r->{content} eq $h->{answer};
+}
+
+if ($ENV{BENCH_PROFILE}) {
+    require Profile;
+    Profile::run($ENV{BENCH_PROFILE}, $gw->{ngx}, $secs, $conns, $key,
+                 $hit_url, \@HITS, "$gw->{url}/hashbound");
+    exit 0;
 }
 
 my $cores = `nproc`;
 chomp $cores;
-printf "smarty-gateway benchmark: %ss per run, %d connections, 1 nginx worker, "
-    . "wrk -t1, %s cores\n\n", $secs, $conns, $cores;
+my @load = split / /, SmartyTest::slurp('/proc/loadavg');
+printf "smarty-gateway benchmark: %ss per run, %d connections, 1 nginx "
+    . "worker, wrk -t1, %s cores, load average %s %s %s\n\n", $secs, $conns,
+    $cores, @load[0 .. 2];
 
-printf "%-34s %12s %12s %7s %8s %8s\n", 'cache hit', 'gateway r/s',
-    'bound r/s', 'ratio', 'p50 ms', 'p99 ms';
-for my $size ([ '100 KB', 100_000 ], [ '1 MB', 1_000_000 ]) {
-    my ($file, $ct, $len) = body("hit-$size->[1]", $size->[1]);
-    my $url = "$gw->{url}/api/v1/persons/recognize";
-    my $curl = "curl -s -H 'Authorization: Bearer $key' -H 'Content-Type: $ct'"
-        . " --data-binary \@$file $url";
-    my $warm = `$curl -o /dev/null -w '%{http_code}'`;
-    die "warm-up: $warm" unless $warm eq '200';
-    my $hit = `$curl -D - -o /dev/null`;
-    die "not a hit:\n$hit" unless $hit =~ /cache-status: smarty-gateway; hit/i;
-    my $g = wrk($url, $file, $ct, $key, $conns);
-    my $b = wrk("$gw->{url}/bound", $file, $ct, undef, $conns);
-    printf "%-34s %12.0f %12.0f %7.2f %8.2f %8.2f\n",
-        "one $size->[0] image ($len B body)", $g->{rps}, $b->{rps},
-        $g->{rps} / $b->{rps}, $g->{p50}, $g->{p99};
+printf "%-22s %8s %8s %8s %6s %6s %15s %15s %15s\n", 'cache hit',
+    'gw r/s', 'bound', 'hash', '/bound', '/hash', 'gw p50 / p99',
+    'bound p50 / p99', 'hash p50 / p99';
+for my $h (@HITS) {
+    my $g = wrk($hit_url, $h->{file}, $h->{ct}, $key, $conns);
+    my $b = wrk("$gw->{url}/bound/$h->{name}", $h->{file}, $h->{ct}, undef,
+                $conns);
+    my $x = wrk("$gw->{url}/hashbound/$h->{name}", $h->{file}, $h->{ct},
+                undef, $conns);
+    printf "%-22s %8.0f %8.0f %8.0f %6.2f %6.3f %6.2f / %6.2f %6.2f / %6.2f "
+        . "%6.2f / %6.2f\n", $h->{label}, $g->{rps}, $b->{rps}, $x->{rps},
+        $g->{rps} / $b->{rps}, $g->{rps} / $x->{rps}, $g->{p50}, $g->{p99},
+        $b->{p50}, $b->{p99}, $x->{p50}, $x->{p99};
+}
+for my $h (@HITS) {
+    printf "  %s: a %d B body, a %d B answer, %s\n", $h->{label}, $h->{len},
+        length $h->{answer}, $h->{same}
+        ? "the hit's answer is the upstream's, byte for byte"
+        : "the hit's answer differs from the upstream's bytes";
 }
 
 print "\n";
@@ -118,30 +188,35 @@ printf "%-34s %12s %12s %10s %10s\n", 'miss path, 100 KB, 4 connections',
     'p50 ms', 'p99 ms', 'added p50', 'added p99';
 {
     my ($file, $ct, $len) = body("miss", 100_001);
-    my $q = "oauth_provider=mcs&oauth_token=$gw->{token}";
-    my $e = wrk("$gw->{emu}{url}/api/v1/persons/recognize?$q", $file, $ct,
+    my $q = "oauth_provider=mcs&oauth_token=$token";
+    my $e = wrk("$emu->{url}/api/v1/persons/recognize?$q", $file, $ct,
                 undef, 4);
     my $g = wrk("$gw->{url}/nocache/api/v1/persons/recognize", $file, $ct,
                 $key, 4);
+    my ($vfile, $vct) = body("vary", 100_001, 1, 'VARY0000000000000000');
+    my $m = wrk("$gw->{url}/miss/api/v1/persons/recognize", $vfile, $vct,
+                $key, 4, 1);
     printf "%-34s %12.2f %12.2f\n", "emulator directly", $e->{p50}, $e->{p99};
     printf "%-34s %12.2f %12.2f %10.2f %10.2f\n", "through the gateway",
         $g->{p50}, $g->{p99}, $g->{p50} - $e->{p50}, $g->{p99} - $e->{p99};
+    printf "%-34s %12.2f %12.2f %10.2f %10.2f\n", "cache on, every one a miss",
+        $m->{p50}, $m->{p99}, $m->{p50} - $e->{p50}, $m->{p99} - $e->{p99};
 }
 
 print "\n";
 printf "%-34s %12s %12s %7s %8s %8s\n", 'quota cost, 100 KB, same run',
     'quotas r/s', 'none r/s', 'ratio', 'p50 ms', 'p99 ms';
 {
-    my ($file, $ct, $len) = body("hit-100000", 100_000);
-    my $hq = wrk("$gw->{url}/quota/api/v1/persons/recognize", $file, $ct,
-                 $key, $conns);
-    my $h = wrk("$gw->{url}/api/v1/persons/recognize", $file, $ct, $key,
-                $conns);
+    my $h = $HITS[0];
+    warm("$gw->{url}/quota/api/v1/persons/recognize", $h->{file}, $h->{ct});
+    my $hq = wrk("$gw->{url}/quota/api/v1/persons/recognize", $h->{file},
+                 $h->{ct}, $key, $conns);
+    my $hn = wrk($hit_url, $h->{file}, $h->{ct}, $key, $conns);
     printf "%-34s %12.0f %12.0f %7.2f %8.2f %8.2f\n",
-        "hit path, $conns connections", $hq->{rps}, $h->{rps},
-        $hq->{rps} / $h->{rps}, $hq->{p50}, $hq->{p99};
+        "hit path, $conns connections", $hq->{rps}, $hn->{rps},
+        $hq->{rps} / $hn->{rps}, $hq->{p50}, $hq->{p99};
 
-    ($file, $ct, $len) = body("miss", 100_001);
+    my ($file, $ct, $len) = body("miss", 100_001);
     my $mq = wrk("$gw->{url}/nocache-quota/api/v1/persons/recognize", $file,
                  $ct, $key, 4);
     my $m = wrk("$gw->{url}/nocache/api/v1/persons/recognize", $file, $ct,

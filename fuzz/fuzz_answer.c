@@ -2,12 +2,14 @@
  * smarty-gateway: libFuzzer target for the per-image answer cache core.
  *
  * The input is an upstream answer.  When smarty_answer_split() takes it,
- * the values are rebuilt under other names in reverse order with
- * smarty_answer_build(); the result must be valid JSON that splits again
- * into the same values (as JSON: the list order may differ).  The input
- * is also fed as meta to smarty_cache_meta_subset() and, cut at newlines, as
- * stored (possibly corrupt) values to smarty_answer_build(): whatever
- * they produce must be valid JSON.
+ * every entry must parse (smarty_entry_parse), and the entries, built
+ * under other names in reverse order (smarty_answer_plan, _write), must
+ * make valid JSON of exactly the planned length that splits again into
+ * the same entries (the same lists, byte for byte, maybe in another
+ * order).  The input is also fed as meta to
+ * smarty_cache_meta_subset() (valid JSON out) and, cut at NUL bytes, as
+ * stored (possibly corrupt) entries to the builder: a plan refuses them
+ * or writes exactly what it planned.
  */
 
 #include <stdint.h>
@@ -28,7 +30,7 @@ static const char *const  up_names[NNAMES] = {
 };
 
 static const char *const  cl_names[NNAMES] = {
-    "x5", "x4", "x3", "x2", "x1", "x0"
+    "x5", "x\"4", "x/3", "x\\2", "x\n1", "\xc3\xa9"
 };
 
 
@@ -38,8 +40,9 @@ must_parse(const char *s, size_t len)
     json_t  *j;
 
     j = json_loadb(s, len, JSON_REJECT_DUPLICATES, NULL);
-    if (j == NULL || strlen(s) != len) {
-        fprintf(stderr, "not valid JSON (%zu bytes): %s\n", len, s);
+    if (j == NULL) {
+        fprintf(stderr, "not valid JSON (%zu bytes): %.*s\n", len, (int) len,
+                s);
         abort();
     }
 
@@ -47,15 +50,87 @@ must_parse(const char *s, size_t len)
 }
 
 
+/* the answer of the entries under names, of exactly the planned length */
+
+static char *
+build(const char *const *names, const char *const *values,
+    const size_t *lens, size_t n, int aliases, size_t *len)
+{
+    char                  *s, *end;
+    smarty_answer_plan_t   plan;
+
+    if (smarty_answer_plan(&plan, names, values, lens, n, aliases) != 0) {
+        return NULL;
+    }
+
+    s = malloc(plan.len ? plan.len : 1);
+    if (s == NULL) {
+        abort();
+    }
+
+    end = smarty_answer_write(&plan, s, names, values, lens, n, aliases);
+    if ((size_t) (end - s) != plan.len) {
+        fprintf(stderr, "wrote %zu bytes, planned %zu\n",
+                (size_t) (end - s), plan.len);
+        abort();
+    }
+
+    *len = plan.len;
+
+    return s;
+}
+
+
+/*
+ * Two entries hold the same lists, byte for byte (their order may differ:
+ * a built answer's lists come in the order the entries first name them)
+ */
+
+static int
+same_lists(const char *x, const char *y, size_t len)
+{
+    int                  nx, ny, i, j;
+    smarty_entry_list_t  lx[SMARTY_ENTRY_LISTS_MAX];
+    smarty_entry_list_t  ly[SMARTY_ENTRY_LISTS_MAX];
+
+    nx = smarty_entry_parse(x, len, lx, SMARTY_ENTRY_LISTS_MAX);
+    ny = smarty_entry_parse(y, len, ly, SMARTY_ENTRY_LISTS_MAX);
+
+    if (nx < 1 || nx != ny) {
+        return 0;
+    }
+
+    for (i = 0; i < nx; i++) {
+        for (j = 0; j < ny; j++) {
+            if (lx[i].key_len == ly[j].key_len
+                && lx[i].pre_len == ly[j].pre_len
+                && lx[i].post_len == ly[j].post_len
+                && memcmp(lx[i].key, ly[j].key, lx[i].key_len) == 0
+                && memcmp(lx[i].pre, ly[j].pre, lx[i].pre_len) == 0
+                && memcmp(lx[i].post, ly[j].post, lx[i].post_len) == 0)
+            {
+                break;
+            }
+        }
+
+        if (j == ny) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
 static void
 check_split_build(const char *data, size_t size, int status1)
 {
-    int               rc;
-    char             *built;
-    size_t            i, len;
-    json_t           *x, *y;
-    const char       *values[NNAMES];
-    smarty_answer_t   a, b;
+    int                  rc;
+    char                *built;
+    size_t               i, j, len, lens[NNAMES];
+    const char          *values[NNAMES];
+    smarty_answer_t      a, b;
+    smarty_entry_list_t  l[SMARTY_ENTRY_LISTS_MAX];
 
     rc = smarty_answer_split(data, size, up_names, NNAMES, status1, &a,
                              NULL, 0);
@@ -73,23 +148,28 @@ check_split_build(const char *data, size_t size, int status1)
             continue;
         }
 
-        if (strlen(a.values[i]) != a.lens[i]) {
+        /* NUL-terminated, and maybe holding NULs: jansson takes one after
+         * a number, and the upstream's bytes are kept */
+
+        if (a.values[i][a.lens[i]] != '\0'
+            || smarty_entry_parse(a.values[i], a.lens[i], l,
+                                  SMARTY_ENTRY_LISTS_MAX) < 1)
+        {
+            fprintf(stderr, "not an entry: %s\n", a.values[i]);
             abort();
         }
-
-        json_decref(must_parse(a.values[i], a.lens[i]));
     }
 
     /* the client's names, in reverse order */
 
     for (i = 0; i < NNAMES; i++) {
         values[i] = a.values[NNAMES - 1 - i];
+        lens[i] = a.lens[NNAMES - 1 - i];
     }
 
-    built = smarty_answer_build(cl_names, values, NNAMES,
-                                a.aliases_changed, &len);
+    built = build(cl_names, values, lens, NNAMES, a.aliases_changed, &len);
     if (built == NULL) {
-        fprintf(stderr, "split values not rebuilt\n");
+        fprintf(stderr, "split entries not built\n");
         abort();
     }
 
@@ -98,7 +178,8 @@ check_split_build(const char *data, size_t size, int status1)
     rc = smarty_answer_split(built, len, cl_names, NNAMES, status1, &b,
                              NULL, 0);
     if (rc != 0) {
-        fprintf(stderr, "the rebuilt answer does not split: %s\n", built);
+        fprintf(stderr, "the built answer does not split: %.*s\n", (int) len,
+                built);
         abort();
     }
 
@@ -107,26 +188,18 @@ check_split_build(const char *data, size_t size, int status1)
     }
 
     for (i = 0; i < NNAMES; i++) {
-        if ((a.values[i] == NULL) != (b.values[NNAMES - 1 - i] == NULL)) {
-            fprintf(stderr, "value %zu lost or invented\n", i);
+        j = NNAMES - 1 - i;
+
+        if ((a.values[i] == NULL) != (b.values[j] == NULL)
+            || a.lens[i] != b.lens[j]
+            || (a.values[i] && !same_lists(a.values[i], b.values[j],
+                                           a.lens[i])))
+        {
+            fprintf(stderr, "entry %zu changed:\n%s\n%s\n", i,
+                    a.values[i] ? a.values[i] : "(null)",
+                    b.values[j] ? b.values[j] : "(null)");
             abort();
         }
-
-        if (a.values[i] == NULL) {
-            continue;
-        }
-
-        x = must_parse(a.values[i], a.lens[i]);
-        y = must_parse(b.values[NNAMES - 1 - i], b.lens[NNAMES - 1 - i]);
-
-        if (!json_equal(x, y)) {
-            fprintf(stderr, "value %zu changed:\n%s\n%s\n", i, a.values[i],
-                    b.values[NNAMES - 1 - i]);
-            abort();
-        }
-
-        json_decref(x);
-        json_decref(y);
     }
 
     smarty_answer_free(&b);
@@ -149,43 +222,32 @@ check_subset(const char *data, size_t size)
 }
 
 
-/* the input cut at newlines: up to NNAMES stored values */
+/* the input cut at NUL bytes: up to NNAMES stored entries */
 
 static void
 check_stored(const char *data, size_t size)
 {
-    char        *copy, *p, *nl, *s;
-    size_t       n, len;
-    const char  *values[NNAMES];
-
-    copy = malloc(size + 1);
-    if (copy == NULL) {
-        return;
-    }
-
-    memcpy(copy, data, size);
-    copy[size] = '\0';
+    char        *s;
+    size_t       n, len, lens[NNAMES];
+    const char  *p, *end, *z, *values[NNAMES];
 
     n = 0;
-    p = copy;
+    p = data;
+    end = data + size;
 
-    while (n < NNAMES && p != NULL) {
-        nl = strchr(p, '\n');
-        if (nl != NULL) {
-            *nl++ = '\0';
+    while (n < NNAMES && p <= end) {
+        z = memchr(p, '\0', end - p);
+        if (z == NULL) {
+            z = end;
         }
 
-        values[n++] = *p ? p : NULL;
-        p = nl;
+        values[n] = (z > p) ? p : NULL;
+        lens[n++] = z - p;
+        p = z + 1;
     }
 
-    s = smarty_answer_build(cl_names, values, n, (int) (size % 3) - 1, &len);
-    if (s != NULL) {
-        json_decref(must_parse(s, len));
-        free(s);
-    }
-
-    free(copy);
+    s = build(cl_names, values, lens, n, (int) (size % 3) - 1, &len);
+    free(s);
 }
 
 

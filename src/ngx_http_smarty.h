@@ -44,6 +44,8 @@ typedef struct {
     uint64_t                   data_start;
     uint64_t                   data_end;
     u_char                     sha256[SMARTY_SHA256_LEN];
+    u_char                     sha256_hex[2 * SMARTY_SHA256_LEN];
+                                           /* lower-case, encoded once */
 } ngx_http_smarty_part_t;
 
 

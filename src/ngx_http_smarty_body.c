@@ -3,11 +3,13 @@
  * and its limits smarty_max_images, smarty_max_image_size,
  * smarty_max_meta_size (docs/reference.md).
  *
- * The multipart stream is parsed where nginx keeps it: memory buffers
- * directly, file buffers through one small read buffer, never gathered
- * into one copy.  Every image is hashed (SHA-256) as it streams by, its
- * byte range is remembered; "meta" is kept for validation.  A limit stops
- * the parse as soon as it is crossed.
+ * The multipart stream is parsed as nginx reads it, in a request body
+ * filter: each buffer once, while the kernel's copy of it is still in the
+ * CPU's caches, before nginx keeps it (in memory or in a temp file), never
+ * gathered into one copy.  Every image is hashed (SHA-256) as it streams
+ * by, its digest hex-encoded once, its byte range remembered; "meta" is
+ * kept for validation.  A limit stops the parse as soon as it is crossed;
+ * what stopped it is told once the whole body is read.
  */
 
 #include "ngx_http_smarty_body.h"
@@ -19,6 +21,7 @@
 
 #define SMARTY_BODY_STOP     -100
 #define SMARTY_FILE_CHUNK    65536
+#define SMARTY_BODY_MD_KEEP  64        /* digest contexts kept for reuse */
 
 
 typedef struct {
@@ -32,6 +35,7 @@ typedef struct {
     ngx_http_smarty_ctx_t     *ctx;
     ngx_http_smarty_body_conf_t  *conf;
     smarty_mp_t               *mp;
+    int                        rc;         /* the parse so far */
     EVP_MD_CTX                *md;
     ngx_http_smarty_part_t    *cur;        /* image part being read */
     u_char                    *meta;
@@ -46,8 +50,14 @@ typedef struct {
 } ngx_http_smarty_body_t;
 
 
+static ngx_int_t ngx_http_smarty_body_filter(ngx_http_request_t *r,
+    ngx_chain_t *in);
+static ngx_int_t ngx_http_smarty_body_feed(ngx_http_request_t *r,
+    ngx_http_smarty_body_t *b, ngx_buf_t *buf);
 static ngx_int_t ngx_http_smarty_body_refuse(ngx_http_smarty_ctx_t *ctx,
     ngx_http_smarty_body_t *b);
+static EVP_MD_CTX *ngx_http_smarty_body_md_get(void);
+static void ngx_http_smarty_body_md_put(EVP_MD_CTX *md);
 static void ngx_http_smarty_body_cleanup(void *data);
 static int ngx_http_smarty_part_begin(void *ud, smarty_mp_part_t *part);
 static int ngx_http_smarty_part_data(void *ud, smarty_mp_part_t *part,
@@ -61,9 +71,21 @@ static ngx_int_t ngx_http_smarty_body_mem(ngx_http_request_t *r, u_char *p,
     size_t len, ngx_chain_t ***ll);
 static char *ngx_http_smarty_max_images(ngx_conf_t *cf, void *post,
     void *data);
+static ngx_int_t ngx_http_smarty_body_init(ngx_conf_t *cf);
 static void *ngx_http_smarty_body_create_conf(ngx_conf_t *cf);
 static char *ngx_http_smarty_body_merge_conf(ngx_conf_t *cf, void *parent,
     void *child);
+static ngx_int_t ngx_http_smarty_body_init_process(ngx_cycle_t *cycle);
+static void ngx_http_smarty_body_exit_process(ngx_cycle_t *cycle);
+
+
+static ngx_http_request_body_filter_pt   ngx_http_next_request_body_filter;
+
+/* a worker's SHA-256, fetched once, and the digest contexts it reuses */
+static EVP_MD                           *ngx_http_smarty_body_sha256;
+static EVP_MD_CTX                       *ngx_http_smarty_body_mds[
+                                            SMARTY_BODY_MD_KEEP];
+static ngx_uint_t                        ngx_http_smarty_body_nmds;
 
 
 static const smarty_mp_callbacks_t  ngx_http_smarty_mp_cb = {
@@ -106,7 +128,7 @@ static ngx_command_t  ngx_http_smarty_body_commands[] = {
 
 static ngx_http_module_t  ngx_http_smarty_body_module_ctx = {
     NULL,                                  /* preconfiguration */
-    NULL,                                  /* postconfiguration */
+    ngx_http_smarty_body_init,             /* postconfiguration */
 
     NULL,                                  /* create main configuration */
     NULL,                                  /* init main configuration */
@@ -126,10 +148,10 @@ ngx_module_t  ngx_http_smarty_body_module = {
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
     NULL,                                  /* init module */
-    NULL,                                  /* init process */
+    ngx_http_smarty_body_init_process,     /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_http_smarty_body_exit_process,     /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -189,7 +211,7 @@ ngx_http_smarty_body_begin(ngx_http_request_t *r)
         return NGX_ERROR;
     }
 
-    b->md = EVP_MD_CTX_new();
+    b->md = ngx_http_smarty_body_md_get();
     if (b->md == NULL) {
         return NGX_ERROR;
     }
@@ -199,6 +221,7 @@ ngx_http_smarty_body_begin(ngx_http_request_t *r)
 
     ngx_memcpy(b->boundary, boundary, blen);
     b->boundary_len = blen;
+    b->rc = SMARTY_MP_OK;
 
     smarty_mp_init(b->mp, boundary, blen, &ngx_http_smarty_mp_cb, b);
 
@@ -209,20 +232,87 @@ ngx_http_smarty_body_begin(ngx_http_request_t *r)
 
 
 /*
- * The whole body is read: parse it, then validate meta.  NGX_OK,
- * NGX_DECLINED with the context's error set, or NGX_ERROR.
+ * What nginx reads of the body, as it reads it (the data the length or
+ * chunked filter passes on, before the buffers are kept): fed to the
+ * request's multipart parser, if it has one.
+ */
+
+static ngx_int_t
+ngx_http_smarty_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    ngx_chain_t             *cl;
+    ngx_http_smarty_body_t  *b;
+
+    b = ngx_http_get_module_ctx(r, ngx_http_smarty_body_module);
+
+    for (cl = in; b != NULL && b->rc == SMARTY_MP_OK && cl; cl = cl->next) {
+        if (ngx_http_smarty_body_feed(r, b, cl->buf) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    return ngx_http_next_request_body_filter(r, in);
+}
+
+
+/* one buffer of the body: memory, or (never seen so far) a file's range */
+
+static ngx_int_t
+ngx_http_smarty_body_feed(ngx_http_request_t *r, ngx_http_smarty_body_t *b,
+    ngx_buf_t *buf)
+{
+    u_char   *chunk;
+    size_t    n;
+    off_t     off;
+    ssize_t   got;
+
+    if (ngx_buf_in_memory(buf)) {
+        b->rc = smarty_mp_feed(b->mp, buf->pos, buf->last - buf->pos);
+        return NGX_OK;
+    }
+
+    if (!buf->in_file) {
+        return NGX_OK;
+    }
+
+    chunk = ngx_palloc(r->pool, SMARTY_FILE_CHUNK);
+    if (chunk == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (off = buf->file_pos; off < buf->file_last && b->rc == SMARTY_MP_OK;
+         off += got)
+    {
+        n = ngx_min((off_t) SMARTY_FILE_CHUNK, buf->file_last - off);
+
+        got = ngx_read_file(buf->file, chunk, n, off);
+        if (got <= 0) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "smarty: reading the body's temp file failed");
+            ngx_pfree(r->pool, chunk);
+            return NGX_ERROR;
+        }
+
+        b->rc = smarty_mp_feed(b->mp, chunk, got);
+    }
+
+    ngx_pfree(r->pool, chunk);
+
+    return NGX_OK;
+}
+
+
+/*
+ * The whole body is read (and parsed as it came): the end of the parse,
+ * then meta validated.  NGX_OK, NGX_DECLINED with the context's error
+ * set, or NGX_ERROR.
  */
 
 ngx_int_t
 ngx_http_smarty_body_parse(ngx_http_request_t *r)
 {
     int                      rc;
-    u_char                  *chunk;
-    size_t                   n, i;
-    off_t                    off;
-    ssize_t                  got;
-    ngx_buf_t               *buf;
-    ngx_chain_t             *cl;
+    size_t                   i;
     smarty_part_name_t      *names;
     smarty_meta_error_t      merr;
     ngx_http_smarty_ctx_t   *ctx;
@@ -237,47 +327,7 @@ ngx_http_smarty_body_parse(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    chunk = NULL;
-    rc = SMARTY_MP_OK;
-
-    for (cl = r->request_body->bufs; cl && rc == SMARTY_MP_OK; cl = cl->next) {
-        buf = cl->buf;
-
-        if (ngx_buf_in_memory(buf)) {
-            rc = smarty_mp_feed(b->mp, buf->pos, buf->last - buf->pos);
-            continue;
-        }
-
-        if (!buf->in_file) {
-            continue;
-        }
-
-        if (chunk == NULL) {
-            chunk = ngx_palloc(r->pool, SMARTY_FILE_CHUNK);
-            if (chunk == NULL) {
-                return NGX_ERROR;
-            }
-        }
-
-        for (off = buf->file_pos; off < buf->file_last && rc == SMARTY_MP_OK;
-             off += got)
-        {
-            n = ngx_min((off_t) SMARTY_FILE_CHUNK, buf->file_last - off);
-
-            got = ngx_read_file(buf->file, chunk, n, off);
-            if (got <= 0) {
-                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                              "smarty: reading the body's temp file failed");
-                return NGX_ERROR;
-            }
-
-            rc = smarty_mp_feed(b->mp, chunk, got);
-        }
-    }
-
-    if (chunk) {
-        ngx_pfree(r->pool, chunk);
-    }
+    rc = b->rc;
 
     if (rc == SMARTY_MP_OK) {
         rc = smarty_mp_finish(b->mp);
@@ -366,7 +416,7 @@ ngx_http_smarty_body_cleanup(void *data)
     ngx_http_smarty_body_t  *b = data;
 
     if (b->md) {
-        EVP_MD_CTX_free(b->md);
+        ngx_http_smarty_body_md_put(b->md);
         b->md = NULL;
     }
 
@@ -439,7 +489,7 @@ ngx_http_smarty_part_begin(void *ud, smarty_mp_part_t *part)
     p->start = part->start;
     p->data_start = part->data_start;
 
-    if (EVP_DigestInit_ex(b->md, EVP_sha256(), NULL) != 1) {
+    if (EVP_DigestInit_ex(b->md, ngx_http_smarty_body_sha256, NULL) != 1) {
         return ngx_http_smarty_body_fail(b, SMARTY_E_INTERNAL, NULL);
     }
 
@@ -525,6 +575,8 @@ ngx_http_smarty_part_end(void *ud, smarty_mp_part_t *part)
     if (EVP_DigestFinal_ex(b->md, b->cur->sha256, &mdlen) != 1) {
         return ngx_http_smarty_body_fail(b, SMARTY_E_INTERNAL, NULL);
     }
+
+    ngx_hex_dump(b->cur->sha256_hex, b->cur->sha256, SMARTY_SHA256_LEN);
 
     b->cur->data_end = part->data_end;
     b->cur = NULL;
@@ -772,7 +824,76 @@ ngx_http_smarty_body_range(ngx_http_request_t *r, uint64_t from, uint64_t to,
 }
 
 
+/* --- a worker's digests --------------------------------------------------- */
+
+
+static EVP_MD_CTX *
+ngx_http_smarty_body_md_get(void)
+{
+    if (ngx_http_smarty_body_sha256 == NULL) {
+        /* a process that did not run init_process: none */
+        return NULL;
+    }
+
+    if (ngx_http_smarty_body_nmds > 0) {
+        return ngx_http_smarty_body_mds[--ngx_http_smarty_body_nmds];
+    }
+
+    return EVP_MD_CTX_new();
+}
+
+
+static void
+ngx_http_smarty_body_md_put(EVP_MD_CTX *md)
+{
+    if (ngx_http_smarty_body_nmds < SMARTY_BODY_MD_KEEP) {
+        ngx_http_smarty_body_mds[ngx_http_smarty_body_nmds++] = md;
+        return;
+    }
+
+    EVP_MD_CTX_free(md);
+}
+
+
+static ngx_int_t
+ngx_http_smarty_body_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_smarty_body_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+
+    if (ngx_http_smarty_body_sha256 == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "smarty: OpenSSL has no SHA-256");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_smarty_body_exit_process(ngx_cycle_t *cycle)
+{
+    while (ngx_http_smarty_body_nmds > 0) {
+        EVP_MD_CTX_free(
+                   ngx_http_smarty_body_mds[--ngx_http_smarty_body_nmds]);
+    }
+
+    EVP_MD_free(ngx_http_smarty_body_sha256);
+    ngx_http_smarty_body_sha256 = NULL;
+}
+
+
 /* --- configuration -------------------------------------------------------- */
+
+
+static ngx_int_t
+ngx_http_smarty_body_init(ngx_conf_t *cf)
+{
+    ngx_http_next_request_body_filter = ngx_http_top_request_body_filter;
+    ngx_http_top_request_body_filter = ngx_http_smarty_body_filter;
+
+    return NGX_OK;
+}
 
 
 static char *

@@ -7,8 +7,10 @@
  * coalescing locks, and decides the slice of another concern it is handed
  * (the quotas).  Every key a script touches is in its KEYS, under the
  * space's hash tag (one Redis Cluster slot).  Every
- * image cached: the answer is rebuilt with the caller's part names; some:
- * only the others go upstream; none: the client's body goes as it is.
+ * image cached: the answer is built from the stored bytes with the
+ * caller's part names, straight from the script's reply into one buffer;
+ * some: only the others go upstream; none: the client's body goes as it
+ * is.
  * Answers are stored by src/lua/cache_put.lua only if the generation did
  * not move meanwhile (ngx_http_smarty_cache_gen.c counts the changes).
  * What the client sees of it: ngx_http_smarty_cache_answer.c.
@@ -16,6 +18,8 @@
 
 #include "ngx_http_smarty_cache.h"
 #include "ngx_http_smarty_cache_request.h"
+
+#include <openssl/evp.h>
 
 
 static ngx_int_t ngx_http_smarty_cache_cacheable(ngx_http_smarty_ctx_t *ctx);
@@ -32,13 +36,20 @@ static void ngx_http_smarty_cache_unavailable(ngx_http_request_t *r,
     ngx_http_smarty_cache_ctx_t *c);
 static void ngx_http_smarty_cache_poll_handler(ngx_event_t *ev);
 static void ngx_http_smarty_cache_decide(ngx_http_request_t *r,
-    ngx_http_smarty_cache_ctx_t *c);
+    ngx_http_smarty_cache_ctx_t *c, redisReply *reply);
 static void ngx_http_smarty_cache_ignore(
     ngx_http_smarty_redis_status_e status, redisReply *reply, void *data);
 static void ngx_http_smarty_cache_cleanup(void *data);
 static void *ngx_http_smarty_cache_create_conf(ngx_conf_t *cf);
 static char *ngx_http_smarty_cache_merge_conf(ngx_conf_t *cf, void *parent,
     void *child);
+static ngx_int_t ngx_http_smarty_cache_init_process(ngx_cycle_t *cycle);
+static void ngx_http_smarty_cache_exit_process(ngx_cycle_t *cycle);
+
+
+/* the parameters' id: a worker's digest context and SHA-256, made once */
+static EVP_MD_CTX  *ngx_http_smarty_cache_md;
+static EVP_MD      *ngx_http_smarty_cache_sha256;
 
 
 static ngx_command_t  ngx_http_smarty_cache_commands[] = {
@@ -104,10 +115,10 @@ ngx_module_t  ngx_http_smarty_cache_module = {
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
     NULL,                                  /* init module */
-    NULL,                                  /* init process */
+    ngx_http_smarty_cache_init_process,    /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_http_smarty_cache_exit_process,    /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -240,7 +251,9 @@ ngx_http_smarty_cache_keys(ngx_http_request_t *r,
     if (smarty_cache_params_id(ctx->method->path, ctx->m.params,
                                ctx->m.params_len,
                                (const char *) ctx->args.data, ctx->args.len,
-                               (char *) c->params.data)
+                               (char *) c->params.data,
+                               ngx_http_smarty_cache_md,
+                               ngx_http_smarty_cache_sha256)
         != 0)
     {
         return NGX_ERROR;
@@ -261,32 +274,20 @@ ngx_http_smarty_cache_init(ngx_http_request_t *r, ngx_http_smarty_ctx_t *ctx,
     u_char                   *p;
     size_t                    klen;
     ngx_uint_t                i;
+    const char               *hex;
     ngx_http_smarty_part_t   *parts;
 
     c->n = ctx->m.nimages;
     parts = ctx->parts.elts;
 
-    c->hex = ngx_pcalloc(r->pool, c->n * (sizeof(ngx_str_t) * 2 + 1
-                                          + sizeof(ngx_uint_t)));
-    if (c->hex == NULL) {
+    c->value = ngx_pcalloc(r->pool, c->n * (sizeof(ngx_str_t) + 1
+                                            + sizeof(ngx_uint_t)));
+    if (c->value == NULL) {
         return NGX_ERROR;
     }
 
-    c->value = c->hex + c->n;
     c->up = (ngx_uint_t *) (c->value + c->n);
     c->state = (u_char *) (c->up + c->n);
-
-    p = ngx_pnalloc(r->pool, c->n * 2 * SMARTY_SHA256_LEN);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    for (i = 0; i < c->n; i++) {
-        c->hex[i].data = p;
-        c->hex[i].len = 2 * SMARTY_SHA256_LEN;
-        p = ngx_hex_dump(p, parts[ctx->m.images[i].part].sha256,
-                         SMARTY_SHA256_LEN);
-    }
 
     /* the entries' and the locks' keys: KEYS of both scripts */
 
@@ -306,18 +307,18 @@ ngx_http_smarty_cache_init(ngx_http_request_t *r, ngx_http_smarty_ctx_t *ctx,
     }
 
     for (i = 0; i < c->n; i++) {
+        hex = (const char *) parts[ctx->m.images[i].part].sha256_hex;
+
         c->ekey[i].data = p;
         c->ekey[i].len = smarty_cache_entry_key((const char *) c->base.data,
                                     c->base.len, (const char *) c->params.data,
-                                    (const char *) c->hex[i].data,
-                                    (char *) p, klen);
+                                    hex, (char *) p, klen);
         p += klen;
 
         c->lkey[i].data = p;
         c->lkey[i].len = smarty_cache_lock_key((const char *) c->base.data,
                                     c->base.len, (const char *) c->params.data,
-                                    (const char *) c->hex[i].data,
-                                    (char *) p, klen);
+                                    hex, (char *) p, klen);
         p += klen;
 
         if (c->ekey[i].len >= klen || c->lkey[i].len >= klen) {
@@ -536,14 +537,6 @@ ngx_http_smarty_cache_lookup_handler(ngx_http_smarty_redis_status_e status,
         e = reply->element[i + 1];
 
         if (e->type == REDIS_REPLY_STRING) {
-            c->value[i].data = ngx_pnalloc(r->pool, e->len);
-            if (c->value[i].data == NULL) {
-                ngx_http_smarty_cache_unavailable(r, c);
-                return;
-            }
-
-            ngx_memcpy(c->value[i].data, e->str, e->len);
-            c->value[i].len = e->len;
             c->state[i] = SMARTY_CE_HIT;
             c->hits++;
             continue;
@@ -566,7 +559,7 @@ ngx_http_smarty_cache_lookup_handler(ngx_http_smarty_redis_status_e status,
         c->state[i] = SMARTY_CE_MISS;
     }
 
-    ngx_http_smarty_cache_decide(r, c);
+    ngx_http_smarty_cache_decide(r, c, reply);
 }
 
 
@@ -585,15 +578,20 @@ ngx_http_smarty_cache_unavailable(ngx_http_request_t *r,
 }
 
 
+/*
+ * The lookup's reply is read once, here, while hiredis holds it: a full
+ * hit's answer is written from it straight into one buffer of the pool;
+ * the entries of a partial hit are kept (in the pool) for the merge.
+ */
+
 static void
 ngx_http_smarty_cache_decide(ngx_http_request_t *r,
-    ngx_http_smarty_cache_ctx_t *c)
+    ngx_http_smarty_cache_ctx_t *c, redisReply *reply)
 {
-    size_t                  len;
-    char                   *json;
-    ngx_uint_t              i;
-    const char            **names, **values;
-    ngx_http_smarty_ctx_t  *ctx;
+    size_t        len, *lens;
+    ngx_uint_t    i, malformed;
+    redisReply   *e;
+    const char  **values;
 
     if (c->waiting) {
         if ((ngx_msec_int_t) (c->deadline - ngx_current_msec) > 0) {
@@ -622,7 +620,19 @@ ngx_http_smarty_cache_decide(ngx_http_request_t *r,
         for (i = 0; i < c->n; i++) {
             if (c->state[i] != SMARTY_CE_HIT) {
                 c->up[c->nup++] = i;
+                continue;
             }
+
+            e = reply->element[i + 1];
+
+            c->value[i].data = ngx_pnalloc(r->pool, e->len);
+            if (c->value[i].data == NULL) {
+                ngx_http_smarty_cache_unavailable(r, c);
+                return;
+            }
+
+            ngx_memcpy(c->value[i].data, e->str, e->len);
+            c->value[i].len = e->len;
         }
 
         c->status = c->hits ? SMARTY_CACHE_PARTIAL : SMARTY_CACHE_MISS;
@@ -632,42 +642,36 @@ ngx_http_smarty_cache_decide(ngx_http_request_t *r,
 
     /* every image cached: the answer without the upstream */
 
-    ctx = ngx_http_smarty_ctx(r);
     c->status = SMARTY_CACHE_HIT;
     c->nup = 0;
 
-    names = ngx_palloc(r->pool, 2 * c->n * sizeof(char *));
-    if (names == NULL) {
+    values = ngx_palloc(r->pool, c->n * (sizeof(char *) + sizeof(size_t)));
+    if (values == NULL) {
         ngx_http_smarty_cache_unavailable(r, c);
         return;
     }
 
-    values = names + c->n;
+    lens = (size_t *) (values + c->n);
 
     for (i = 0; i < c->n; i++) {
-        names[i] = ctx->m.images[i].name;
-        values[i] = ngx_http_smarty_cache_cstr(r, &c->value[i]);
-        if (values[i] == NULL) {
-            ngx_http_smarty_cache_unavailable(r, c);
-            return;
-        }
+        values[i] = reply->element[i + 1]->str;
+        lens[i] = reply->element[i + 1]->len;
     }
 
-    json = smarty_answer_build(names, values, c->n,
-                               ngx_http_smarty_cache_aliases(ctx), &len);
-    if (json == NULL) {
-        /* a stored value is not what the gateway stores: forward */
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "smarty cache: a cached answer is malformed");
-        c->status = SMARTY_CACHE_MISS;
-        c->next(r);
-        return;
-    }
-
-    c->answer = ngx_http_smarty_cache_chain(r, json, len);
+    c->answer = ngx_http_smarty_cache_build(r, values, lens, c->n, &len,
+                                            &malformed);
     c->answer_len = len;
 
     if (c->answer == NULL) {
+        if (malformed) {
+            /* a stored value is not what the gateway stores: forward */
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "smarty cache: a cached answer is malformed");
+            c->status = SMARTY_CACHE_MISS;
+            c->next(r);
+            return;
+        }
+
         ngx_http_smarty_cache_unavailable(r, c);
         return;
     }
@@ -810,48 +814,53 @@ ngx_http_smarty_cache_store(ngx_http_request_t *r,
 }
 
 
-const char *
-ngx_http_smarty_cache_cstr(ngx_http_request_t *r, ngx_str_t *v)
+ngx_chain_t *
+ngx_http_smarty_cache_build(ngx_http_request_t *r, const char **values,
+    size_t *lens, ngx_uint_t n, size_t *len, ngx_uint_t *malformed)
 {
-    u_char  *p;
+    int                     aliases;
+    ngx_buf_t              *b;
+    ngx_uint_t              i;
+    ngx_chain_t            *cl;
+    const char            **names;
+    smarty_answer_plan_t    plan;
+    ngx_http_smarty_ctx_t  *ctx;
 
-    p = ngx_pnalloc(r->pool, v->len + 1);
-    if (p == NULL) {
+    ctx = ngx_http_smarty_ctx(r);
+    aliases = ngx_http_smarty_cache_aliases(ctx);
+    *malformed = 0;
+    *len = 0;
+
+    names = ngx_palloc(r->pool, n * sizeof(char *));
+    if (names == NULL) {
         return NULL;
     }
 
-    ngx_memcpy(p, v->data, v->len);
-    p[v->len] = '\0';
+    for (i = 0; i < n; i++) {
+        names[i] = ctx->m.images[i].name;
+    }
 
-    return (const char *) p;
-}
+    if (smarty_answer_plan(&plan, names, values, lens, n, aliases) != 0) {
+        *malformed = 1;
+        return NULL;
+    }
 
-
-/* an answer built by the cache core (malloc'ed, freed here) as a chain */
-
-ngx_chain_t *
-ngx_http_smarty_cache_chain(ngx_http_request_t *r, char *json, size_t len)
-{
-    ngx_buf_t    *b;
-    ngx_chain_t  *cl;
-
-    b = ngx_create_temp_buf(r->pool, len);
+    b = ngx_create_temp_buf(r->pool, plan.len);
     cl = ngx_alloc_chain_link(r->pool);
 
     if (b == NULL || cl == NULL) {
-        free(json);
         return NULL;
     }
 
-    b->last = ngx_cpymem(b->last, json, len);
-    free(json);
+    b->last = (u_char *) smarty_answer_write(&plan, (char *) b->pos, names,
+                                             values, lens, n, aliases);
 
     cl->buf = b;
     cl->next = NULL;
+    *len = plan.len;
 
     return cl;
 }
-
 
 
 static void
@@ -953,4 +962,32 @@ ngx_http_smarty_cache_merge_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_smarty_cache_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_smarty_cache_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+    ngx_http_smarty_cache_md = EVP_MD_CTX_new();
+
+    if (ngx_http_smarty_cache_sha256 == NULL
+        || ngx_http_smarty_cache_md == NULL)
+    {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "smarty cache: OpenSSL has no SHA-256");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_smarty_cache_exit_process(ngx_cycle_t *cycle)
+{
+    EVP_MD_CTX_free(ngx_http_smarty_cache_md);
+    EVP_MD_free(ngx_http_smarty_cache_sha256);
+    ngx_http_smarty_cache_md = NULL;
+    ngx_http_smarty_cache_sha256 = NULL;
 }

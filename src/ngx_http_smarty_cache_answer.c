@@ -36,12 +36,12 @@ static ngx_http_variable_t  ngx_http_smarty_cache_vars[] = {
 ngx_int_t
 ngx_http_smarty_cache_finish(ngx_http_request_t *r, ngx_uint_t ok)
 {
-    int                       rc;
-    char                      err[128], *json;
-    u_char                   *body;
-    size_t                    len;
-    ngx_uint_t                i, k;
-    ngx_chain_t              *cl;
+    int                           rc;
+    char                          err[128];
+    u_char                       *body;
+    size_t                        len, *lens;
+    ngx_uint_t                    i, k, malformed;
+    ngx_chain_t                  *cl;
     const char                  **names, **values;
     smarty_answer_t               ans;
     ngx_http_smarty_ctx_t        *ctx;
@@ -94,12 +94,10 @@ ngx_http_smarty_cache_finish(ngx_http_request_t *r, ngx_uint_t ok)
 
     k = (c->lookup && c->nup) ? c->nup : ctx->m.nimages;
 
-    names = ngx_palloc(r->pool, 2 * (ctx->m.nimages + 1) * sizeof(char *));
+    names = ngx_palloc(r->pool, (k + 1) * sizeof(char *));
     if (names == NULL) {
         return NGX_ERROR;
     }
-
-    values = names + ctx->m.nimages + 1;
 
     for (i = 0; i < k; i++) {
         names[i] = ctx->m.images[(c->lookup && c->nup) ? c->up[i] : i].name;
@@ -137,40 +135,40 @@ ngx_http_smarty_cache_finish(ngx_http_request_t *r, ngx_uint_t ok)
         return NGX_OK;
     }
 
-    /* merge: cached answers and fresh ones, in request order */
+    /* merge: cached entries and fresh ones, in request order */
+
+    values = ngx_pcalloc(r->pool, c->n * (sizeof(char *) + sizeof(size_t)));
+    if (values == NULL) {
+        smarty_answer_free(&ans);
+        return NGX_ERROR;
+    }
+
+    lens = (size_t *) (values + c->n);
 
     for (i = 0; i < c->n; i++) {
-        names[i] = ctx->m.images[i].name;
-
         if (c->state[i] == SMARTY_CE_HIT) {
-            values[i] = ngx_http_smarty_cache_cstr(r, &c->value[i]);
-            if (values[i] == NULL) {
-                smarty_answer_free(&ans);
-                return NGX_ERROR;
-            }
+            values[i] = (const char *) c->value[i].data;
+            lens[i] = c->value[i].len;
         }
     }
 
     for (i = 0; i < c->nup; i++) {
-        values[c->up[i]] = ans.values[i];
-
         if (ans.values[i] == NULL) {
+            /* the upstream left an image out: not an answer to give */
             smarty_answer_free(&ans);
             return NGX_DECLINED;
         }
+
+        values[c->up[i]] = ans.values[i];
+        lens[c->up[i]] = ans.lens[i];
     }
 
-    json = smarty_answer_build(names, values, c->n,
-                               ngx_http_smarty_cache_aliases(ctx), &len);
+    cl = ngx_http_smarty_cache_build(r, values, lens, c->n, &len,
+                                     &malformed);
     smarty_answer_free(&ans);
 
-    if (json == NULL) {
-        return NGX_DECLINED;
-    }
-
-    cl = ngx_http_smarty_cache_chain(r, json, len);
     if (cl == NULL) {
-        return NGX_ERROR;
+        return malformed ? NGX_DECLINED : NGX_ERROR;
     }
 
     ctx->up_body = cl;

@@ -59,10 +59,10 @@ typedef struct {
     ngx_str_t                          owner;      /* this request's locks */
 
     ngx_uint_t                         n;          /* meta images */
-    ngx_str_t                         *hex;        /* their SHA-256, hex */
     ngx_str_t                         *ekey;       /* their entry keys */
     ngx_str_t                         *lkey;       /* their locks' keys */
-    ngx_str_t                         *value;      /* cached answers */
+    ngx_str_t                         *value;      /* cached entries, kept
+                                                      for a partial hit */
     u_char                            *state;      /* SMARTY_CE_* */
     ngx_uint_t                         hits;
     ngx_uint_t                         waiting;
@@ -88,12 +88,14 @@ extern ngx_module_t  ngx_http_smarty_cache_module;
 ngx_int_t ngx_http_smarty_cache_store(ngx_http_request_t *r,
     ngx_http_smarty_cache_ctx_t *c, smarty_answer_t *ans);
 
-/* an answer built by the cache core (malloc'ed, freed here) as a chain */
-ngx_chain_t *ngx_http_smarty_cache_chain(ngx_http_request_t *r, char *json,
-    size_t len);
-
-/* a cached value as a C string of the request's pool */
-const char *ngx_http_smarty_cache_cstr(ngx_http_request_t *r, ngx_str_t *v);
+/*
+ * The answer of n images from their entries (values[i] NULL: left out),
+ * built in one buffer of the request's pool: NULL when an entry is not
+ * of the format this gateway stores (*malformed set) or memory ran out.
+ */
+ngx_chain_t *ngx_http_smarty_cache_build(ngx_http_request_t *r,
+    const char **values, size_t *lens, ngx_uint_t n, size_t *len,
+    ngx_uint_t *malformed);
 
 /* recognize answers always carry aliases_changed (0), detectors' never */
 int ngx_http_smarty_cache_aliases(ngx_http_smarty_ctx_t *ctx);

@@ -543,7 +543,7 @@ ngx_http_smarty_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
                 *p++ = ',';
             }
 
-            p = ngx_hex_dump(p, parts[i].sha256, SMARTY_SHA256_LEN);
+            p = ngx_cpymem(p, parts[i].sha256_hex, 2 * SMARTY_SHA256_LEN);
         }
 
         v->len = p - v->data;

@@ -1,6 +1,6 @@
 /*
  * smarty-gateway: the per-image answer cache, the pure part (keys, split,
- * build, meta subset).  See smarty_cache.h.
+ * entries, answers built from them, meta subset).  See smarty_cache.h.
  */
 
 #include <math.h>
@@ -32,6 +32,25 @@ typedef struct {
 } smarty_name_t;
 
 
+/* a cursor on an object's members or an array's elements */
+
+typedef struct {
+    const char  *p;
+    const char  *end;
+    char         close;
+} smarty_scan_t;
+
+
+/* an image's element of a list, in the text: [el, nv) name [nve, ele) */
+
+typedef struct {
+    const char  *el;            /* NULL: the list does not name the image */
+    const char  *nv;
+    const char  *nve;
+    const char  *ele;
+} smarty_span_t;
+
+
 static void smarty_buf_add(smarty_buf_t *b, const char *s, size_t n);
 static void smarty_buf_char(smarty_buf_t *b, char c);
 static void smarty_buf_string(smarty_buf_t *b, const char *s, size_t n);
@@ -40,12 +59,29 @@ static void smarty_buf_json(smarty_buf_t *b, json_t *v);
 static void smarty_buf_member(smarty_buf_t *b, const char *key, json_t *v,
     int first);
 static char *smarty_buf_finish(smarty_buf_t *b, size_t *len);
+static const char *smarty_scan_ws(const char *p, const char *end);
+static const char *smarty_scan_string(const char *p, const char *end);
+static const char *smarty_scan_value(const char *p, const char *end);
+static int smarty_scan_open(smarty_scan_t *sc, const char *p,
+    const char *end);
+static int smarty_scan_next(smarty_scan_t *sc, const char **k,
+    const char **v, const char **ve);
+static int smarty_scan_member(const char *obj, const char *end, size_t idx,
+    const char **v, const char **ve);
+static int smarty_scan_same(const char *k, const char *end, const char *key);
+static long smarty_member_index(json_t *obj, const char *key);
 static int smarty_name_cmp(const void *a, const void *b);
 static long smarty_name_find(const smarty_name_t *sorted, size_t n,
     const char *s, size_t len);
 static int smarty_is_list(json_t *v);
 static int smarty_split_fail(smarty_answer_t *out, char *err, size_t errlen,
     const char *fmt, ...);
+static char *smarty_dec(char *p, size_t v);
+static char *smarty_entry_make(const smarty_span_t *sp, size_t nl,
+    char *const *keys, const size_t *klen, size_t *len);
+static int smarty_entry_dec(const char **pp, const char *end, size_t *v);
+static long smarty_plan_key(const smarty_answer_plan_t *plan,
+    const char *key, size_t len);
 
 
 /* --- keys ---------------------------------------------------------------- */
@@ -53,40 +89,45 @@ static int smarty_split_fail(smarty_answer_t *out, char *err, size_t errlen,
 int
 smarty_cache_params_id(const char *method_path, const char *params,
     size_t params_len, const char *args, size_t args_len,
-    char out[SMARTY_PARAMS_ID_LEN + 1])
+    char out[SMARTY_PARAMS_ID_LEN + 1], void *md, const void *sha256)
 {
-    int           rc;
-    size_t        i;
-    unsigned int  mdlen;
-    EVP_MD_CTX   *ctx;
-    unsigned char md[EVP_MAX_MD_SIZE];
+    int             rc;
+    size_t          i;
+    unsigned int    mdlen;
+    EVP_MD_CTX     *ctx;
+    const EVP_MD   *alg;
+    unsigned char   digest[EVP_MAX_MD_SIZE];
 
     static const char  hex[] = "0123456789abcdef";
 
     out[0] = '\0';
 
-    ctx = EVP_MD_CTX_new();
+    ctx = md ? md : EVP_MD_CTX_new();
+    alg = sha256 ? sha256 : EVP_sha256();
+
     if (ctx == NULL) {
         return -1;
     }
 
-    rc = EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)
+    rc = EVP_DigestInit_ex(ctx, alg, NULL)
          && EVP_DigestUpdate(ctx, method_path, strlen(method_path))
          && EVP_DigestUpdate(ctx, "\n", 1)
          && (params_len == 0 || EVP_DigestUpdate(ctx, params, params_len))
          && (args_len == 0 || (EVP_DigestUpdate(ctx, "\n", 1)
                                && EVP_DigestUpdate(ctx, args, args_len)))
-         && EVP_DigestFinal_ex(ctx, md, &mdlen);
+         && EVP_DigestFinal_ex(ctx, digest, &mdlen);
 
-    EVP_MD_CTX_free(ctx);
+    if (md == NULL) {
+        EVP_MD_CTX_free(ctx);
+    }
 
     if (!rc || mdlen * 2 < SMARTY_PARAMS_ID_LEN) {
         return -1;
     }
 
     for (i = 0; i < SMARTY_PARAMS_ID_LEN / 2; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 0x0f];
+        out[2 * i] = hex[digest[i] >> 4];
+        out[2 * i + 1] = hex[digest[i] & 0x0f];
     }
 
     out[SMARTY_PARAMS_ID_LEN] = '\0';
@@ -143,17 +184,44 @@ static size_t
 smarty_cache_image_key(const char *base, size_t base_len, const char *kind,
     const char *params_id, const char *sha256hex, char *out, size_t size)
 {
-    int  n;
-
-    if (base_len == 0) {
-        base = "";
-    }
+    int      rc;
+    char    *p;
+    size_t   klen, ilen, hlen, n;
 
     /* at most the id's and the digest's lengths: neither need end in NUL */
-    n = snprintf(out, size, "%.*s:%s:%.*s:%.64s", (int) base_len, base, kind,
-                 SMARTY_PARAMS_ID_LEN, params_id, sha256hex);
 
-    return n < 0 ? 0 : (size_t) n;
+    klen = strlen(kind);
+    ilen = strnlen(params_id, SMARTY_PARAMS_ID_LEN);
+    hlen = strnlen(sha256hex, 64);
+    n = base_len + 1 + klen + 1 + ilen + 1 + hlen;
+
+    if (n >= size) {
+        /* measured, or cut as snprintf cuts */
+        rc = snprintf(out, size, "%.*s:%s:%.*s:%.*s", (int) base_len,
+                      base_len ? base : "", kind, (int) ilen, params_id,
+                      (int) hlen, sha256hex);
+
+        return rc < 0 ? 0 : (size_t) rc;
+    }
+
+    p = out;
+
+    if (base_len) {
+        memcpy(p, base, base_len);
+        p += base_len;
+    }
+
+    *p++ = ':';
+    memcpy(p, kind, klen);
+    p += klen;
+    *p++ = ':';
+    memcpy(p, params_id, ilen);
+    p += ilen;
+    *p++ = ':';
+    memcpy(p, sha256hex, hlen);
+    p[hlen] = '\0';
+
+    return n;
 }
 
 
@@ -161,7 +229,7 @@ size_t
 smarty_cache_entry_key(const char *base, size_t base_len,
     const char *params_id, const char *sha256hex, char *out, size_t size)
 {
-    return smarty_cache_image_key(base, base_len, "e", params_id, sha256hex,
+    return smarty_cache_image_key(base, base_len, "e2", params_id, sha256hex,
                                   out, size);
 }
 
@@ -430,6 +498,344 @@ smarty_buf_finish(smarty_buf_t *b, size_t *len)
 }
 
 
+/* --- where values are in JSON text ---------------------------------------- */
+
+/*
+ * The text was accepted by jansson first (one valid JSON value): these
+ * only find where its members and elements lie, and give up (NULL, -1)
+ * on anything they do not expect rather than read past the end.
+ */
+
+static const char *
+smarty_scan_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+    {
+        p++;
+    }
+
+    return p;
+}
+
+
+/* p at '"': past the closing '"' */
+
+static const char *
+smarty_scan_string(const char *p, const char *end)
+{
+    if (p >= end || *p != '"') {
+        return NULL;
+    }
+
+    for (p++; p < end; p++) {
+        if (*p == '\\') {
+            p++;
+            continue;
+        }
+
+        if (*p == '"') {
+            return p + 1;
+        }
+    }
+
+    return NULL;
+}
+
+
+/* p at a value's first byte: past its last */
+
+static const char *
+smarty_scan_value(const char *p, const char *end)
+{
+    size_t       depth;
+    const char  *start;
+
+    if (p >= end) {
+        return NULL;
+    }
+
+    if (*p == '"') {
+        return smarty_scan_string(p, end);
+    }
+
+    if (*p == '{' || *p == '[') {
+        depth = 0;
+
+        while (p < end) {
+            switch (*p) {
+
+            case '"':
+                p = smarty_scan_string(p, end);
+                if (p == NULL) {
+                    return NULL;
+                }
+
+                continue;
+
+            case '{':
+            case '[':
+                depth++;
+                break;
+
+            case '}':
+            case ']':
+                if (depth == 0) {
+                    return NULL;
+                }
+
+                if (--depth == 0) {
+                    return p + 1;
+                }
+
+                break;
+            }
+
+            p++;
+        }
+
+        return NULL;
+    }
+
+    /* a number, true, false, null */
+
+    start = p;
+
+    while (p < end && *p != ',' && *p != '}' && *p != ']' && *p != ' '
+           && *p != '\t' && *p != '\n' && *p != '\r')
+    {
+        p++;
+    }
+
+    return p > start ? p : NULL;
+}
+
+
+static int
+smarty_scan_open(smarty_scan_t *sc, const char *p, const char *end)
+{
+    if (p >= end || (*p != '{' && *p != '[')) {
+        return -1;
+    }
+
+    sc->close = (*p == '{') ? '}' : ']';
+    sc->p = smarty_scan_ws(p + 1, end);
+    sc->end = end;
+
+    return 0;
+}
+
+
+/*
+ * The next member (key NULL: element) of the object (array): the value's
+ * bytes [*v, *ve), the key's at *k (its opening quote).  Returns 1, 0
+ * when there is none left, -1.
+ */
+
+static int
+smarty_scan_next(smarty_scan_t *sc, const char **k, const char **v,
+    const char **ve)
+{
+    const char  *p, *end;
+
+    p = sc->p;
+    end = sc->end;
+
+    if (p >= end) {
+        return -1;
+    }
+
+    if (*p == sc->close) {
+        return 0;
+    }
+
+    if (k != NULL) {
+        *k = p;
+
+        p = smarty_scan_string(p, end);
+        if (p == NULL) {
+            return -1;
+        }
+
+        p = smarty_scan_ws(p, end);
+        if (p >= end || *p != ':') {
+            return -1;
+        }
+
+        p = smarty_scan_ws(p + 1, end);
+    }
+
+    *v = p;
+
+    p = smarty_scan_value(p, end);
+    if (p == NULL) {
+        return -1;
+    }
+
+    *ve = p;
+    p = smarty_scan_ws(p, end);
+
+    if (p < end && *p == ',') {
+        p = smarty_scan_ws(p + 1, end);
+
+    } else if (p >= end || *p != sc->close) {
+        return -1;
+    }
+
+    sc->p = p;
+
+    return 1;
+}
+
+
+/* the value of an object's member number idx (0 first) */
+
+static int
+smarty_scan_member(const char *obj, const char *end, size_t idx,
+    const char **v, const char **ve)
+{
+    size_t          i;
+    const char     *k;
+    smarty_scan_t   sc;
+
+    if (smarty_scan_open(&sc, obj, end) != 0 || sc.close != '}') {
+        return -1;
+    }
+
+    for (i = 0; i <= idx; i++) {
+        if (smarty_scan_next(&sc, &k, v, ve) != 1) {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * The key at k (its opening quote) is key, as far as can be told without
+ * decoding it: with a backslash in it, it is taken to be.
+ */
+
+static int
+smarty_scan_same(const char *k, const char *end, const char *key)
+{
+    size_t       len;
+    const char  *ke;
+
+    ke = smarty_scan_string(k, end);
+    if (ke == NULL) {
+        return 0;
+    }
+
+    len = ke - k - 2;
+
+    if (memchr(k + 1, '\\', len) != NULL) {
+        return 1;
+    }
+
+    return strlen(key) == len && memcmp(k + 1, key, len) == 0;
+}
+
+
+/* the place of key among obj's members, in jansson's (the text's) order */
+
+static long
+smarty_member_index(json_t *obj, const char *key)
+{
+    long         i;
+    json_t      *x;
+    const char  *k;
+
+    i = 0;
+
+    json_object_foreach(obj, k, x) {
+        if (strcmp(k, key) == 0) {
+            return i;
+        }
+
+        i++;
+    }
+
+    return -1;
+}
+
+
+/* --- JSON strings as this core writes them ------------------------------- */
+
+/* jansson's escapes: '"', '\\', the control characters; nothing else */
+
+size_t
+smarty_json_string_len(const char *s, size_t len)
+{
+    size_t         i, n;
+    unsigned char  c;
+
+    n = len + 2;
+
+    for (i = 0; i < len; i++) {
+        c = (unsigned char) s[i];
+
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            continue;
+        }
+
+        switch (c) {
+        case '"': case '\\': case '\b': case '\f': case '\n': case '\r':
+        case '\t':
+            n += 1;
+            break;
+        default:
+            n += 5;
+        }
+    }
+
+    return n;
+}
+
+
+char *
+smarty_json_string(char *out, const char *s, size_t len)
+{
+    size_t         i;
+    unsigned char  c;
+
+    static const char  hex[] = "0123456789ABCDEF";
+
+    *out++ = '"';
+
+    for (i = 0; i < len; i++) {
+        c = (unsigned char) s[i];
+
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *out++ = (char) c;
+            continue;
+        }
+
+        *out++ = '\\';
+
+        switch (c) {
+        case '"':  *out++ = '"'; break;
+        case '\\': *out++ = '\\'; break;
+        case '\b': *out++ = 'b'; break;
+        case '\f': *out++ = 'f'; break;
+        case '\n': *out++ = 'n'; break;
+        case '\r': *out++ = 'r'; break;
+        case '\t': *out++ = 't'; break;
+        default:
+            *out++ = 'u';
+            *out++ = '0';
+            *out++ = '0';
+            *out++ = hex[c >> 4];
+            *out++ = hex[c & 0x0f];
+        }
+    }
+
+    *out++ = '"';
+
+    return out;
+}
+
+
 /* --- splitting an answer ------------------------------------------------- */
 
 static int
@@ -507,29 +913,125 @@ smarty_split_fail(smarty_answer_t *out, char *err, size_t errlen,
 }
 
 
+static char *
+smarty_dec(char *p, size_t v)
+{
+    char    buf[24];
+    size_t  n;
+
+    n = 0;
+
+    do {
+        buf[n++] = (char) ('0' + v % 10);
+        v /= 10;
+    } while (v);
+
+    while (n) {
+        *p++ = buf[--n];
+    }
+
+    return p;
+}
+
+
+/* the entry of image i from its spans in the nl lists (keys: canonical) */
+
+static char *
+smarty_entry_make(const smarty_span_t *sp, size_t nl, char *const *keys,
+    const size_t *klen, size_t *len)
+{
+    char    *v, *p;
+    size_t   j, cnt, size;
+
+    cnt = 0;
+    size = sizeof("v2 ") + 24 + 1;
+
+    for (j = 0; j < nl; j++) {
+        if (sp[j].el == NULL) {
+            continue;
+        }
+
+        cnt++;
+        size += 3 * 24 + klen[j] + (sp[j].nv - sp[j].el)
+                + (sp[j].ele - sp[j].nve);
+    }
+
+    *len = 0;
+
+    if (cnt == 0) {
+        return NULL;
+    }
+
+    v = malloc(size);
+    if (v == NULL) {
+        return NULL;
+    }
+
+    p = memcpy(v, "v2 ", 3);
+    p = smarty_dec(p + 3, cnt);
+
+    for (j = 0; j < nl; j++) {
+        if (sp[j].el == NULL) {
+            continue;
+        }
+
+        *p++ = ' ';
+        p = smarty_dec(p, klen[j]);
+        *p++ = ' ';
+        p = smarty_dec(p, sp[j].nv - sp[j].el);
+        *p++ = ' ';
+        p = smarty_dec(p, sp[j].ele - sp[j].nve);
+    }
+
+    *p++ = '\n';
+
+    for (j = 0; j < nl; j++) {
+        if (sp[j].el == NULL) {
+            continue;
+        }
+
+        p = memcpy(p, keys[j], klen[j]);
+        p += klen[j];
+        memcpy(p, sp[j].el, sp[j].nv - sp[j].el);
+        p += sp[j].nv - sp[j].el;
+        memcpy(p, sp[j].nve, sp[j].ele - sp[j].nve);
+        p += sp[j].ele - sp[j].nve;
+    }
+
+    *p = '\0';
+    *len = p - v;
+
+    return v;
+}
+
+
 int
 smarty_answer_split(const char *json, size_t len, const char *const *names,
     size_t n, int cache_status1, smarty_answer_t *out, char *err,
     size_t errlen)
 {
-    int             rc, first;
-    long            idx;
-    size_t          i, j, cnt;
-    json_t         *root, *v, *body, *list, *el, *st, *nm, *x;
-    const char     *key, *mkey;
+    int             rc;
+    long            idx, at;
+    size_t          i, j, cnt, nl, li;
+    json_t         *root, *v, *body, *list, *el, *st, *nm;
+    const char     *key, *end, *k, *b, *be, *e, *ee, *nv, *nve;
     json_int_t      s;
     json_error_t    je;
-    smarty_buf_t   *bufs;
+    smarty_scan_t   bs, as;
     smarty_name_t  *sorted;
+    smarty_span_t  *spans;
     unsigned       *seen;
+    char           *keys[SMARTY_ENTRY_LISTS_MAX];
+    size_t          klen[SMARTY_ENTRY_LISTS_MAX];
 
     memset(out, 0, sizeof(*out));
     out->status = -1;
 
-    bufs = NULL;
     sorted = NULL;
     seen = NULL;
+    spans = NULL;
     root = NULL;
+    nl = 0;
 
     if (json == NULL) {
         return smarty_split_fail(out, err, errlen, "the answer is empty");
@@ -571,17 +1073,38 @@ smarty_answer_split(const char *json, size_t len, const char *const *names,
     v = json_object_get(body, "aliases_changed");
     out->aliases_changed = (v != NULL && !json_is_false(v));
 
+    json_object_foreach(body, key, list) {
+        if (strcmp(key, "aliases_changed") != 0 && smarty_is_list(list)) {
+            if (nl == SMARTY_ENTRY_LISTS_MAX) {
+                rc = smarty_split_fail(out, err, errlen,
+                                       "the answer's body holds more than "
+                                       "%d lists", SMARTY_ENTRY_LISTS_MAX);
+                goto done;
+            }
+
+            klen[nl] = smarty_json_string_len(key, strlen(key));
+            keys[nl] = malloc(klen[nl]);
+
+            if (keys[nl] == NULL) {
+                rc = smarty_split_fail(out, err, errlen, "out of memory");
+                goto done;
+            }
+
+            smarty_json_string(keys[nl++], key, strlen(key));
+        }
+    }
+
     cnt = n ? n : 1;
 
     out->values = calloc(cnt, sizeof(char *));
     out->lens = calloc(cnt, sizeof(size_t));
     out->cacheable = calloc(cnt, sizeof(int));
-    bufs = calloc(cnt, sizeof(smarty_buf_t));
     sorted = calloc(cnt, sizeof(smarty_name_t));
     seen = calloc(cnt, sizeof(unsigned));
+    spans = calloc(cnt * (nl ? nl : 1), sizeof(smarty_span_t));
 
     if (out->values == NULL || out->lens == NULL || out->cacheable == NULL
-        || bufs == NULL || sorted == NULL || seen == NULL)
+        || sorted == NULL || seen == NULL || spans == NULL)
     {
         rc = smarty_split_fail(out, err, errlen, "out of memory");
         goto done;
@@ -612,7 +1135,31 @@ smarty_answer_split(const char *json, size_t len, const char *const *names,
         }
     }
 
+    /* body in the text: the member at body's place among root's */
+
+    end = json + len;
+    at = smarty_member_index(root, "body");
+
+    if (smarty_scan_member(smarty_scan_ws(json, end), end, at, &b, &be) != 0
+        || smarty_scan_open(&bs, b, be) != 0)
+    {
+        rc = smarty_split_fail(out, err, errlen, "body not found");
+        goto done;
+    }
+
+    li = 0;
+
     json_object_foreach(body, key, list) {
+
+        /* the text's members in jansson's order, one for one */
+
+        if (smarty_scan_next(&bs, &k, &b, &be) != 1
+            || !smarty_scan_same(k, be, key))
+        {
+            rc = smarty_split_fail(out, err, errlen, "body.%.64s not found",
+                                   key);
+            goto done;
+        }
 
         if (strcmp(key, "aliases_changed") == 0 || !smarty_is_list(list)) {
             continue;
@@ -620,7 +1167,19 @@ smarty_answer_split(const char *json, size_t len, const char *const *names,
 
         memset(seen, 0, cnt * sizeof(unsigned));
 
+        if (smarty_scan_open(&as, b, be) != 0) {
+            rc = smarty_split_fail(out, err, errlen,
+                                   "body.%.64s is not a list", key);
+            goto done;
+        }
+
         json_array_foreach(list, i, el) {
+            if (smarty_scan_next(&as, NULL, &e, &ee) != 1) {
+                rc = smarty_split_fail(out, err, errlen,
+                                       "body.%.64s[%zu] not found", key, i);
+                goto done;
+            }
+
             nm = json_object_get(el, "name");
 
             if (!json_is_string(nm)) {
@@ -651,22 +1210,23 @@ smarty_answer_split(const char *json, size_t len, const char *const *names,
                 out->cacheable[idx] = 0;
             }
 
-            smarty_buf_char(&bufs[idx], bufs[idx].len ? ',' : '{');
-            smarty_buf_string(&bufs[idx], key, strlen(key));
-            smarty_buf_add(&bufs[idx], ":{", 2);
+            /* the element's bytes, cut around its name's string */
 
-            first = 1;
+            at = smarty_member_index(el, "name");
 
-            json_object_foreach(el, mkey, x) {
-                if (strcmp(mkey, "name") == 0) {
-                    continue;
-                }
-
-                smarty_buf_member(&bufs[idx], mkey, x, first);
-                first = 0;
+            if (smarty_scan_member(e, ee, at, &nv, &nve) != 0
+                || *nv != '"')
+            {
+                rc = smarty_split_fail(out, err, errlen,
+                                       "body.%.64s[%zu]: the name not found",
+                                       key, i);
+                goto done;
             }
 
-            smarty_buf_char(&bufs[idx], '}');
+            spans[idx * nl + li].el = e;
+            spans[idx * nl + li].nv = nv;
+            spans[idx * nl + li].nve = nve;
+            spans[idx * nl + li].ele = ee;
         }
 
         for (j = 0; j < n; j++) {
@@ -674,22 +1234,24 @@ smarty_answer_split(const char *json, size_t len, const char *const *names,
                 out->cacheable[j] = 0;
             }
         }
+
+        li++;
     }
 
     for (i = 0; i < n; i++) {
-        if (bufs[i].len == 0) {
-            out->cacheable[i] = 0;
-            continue;
-        }
-
-        smarty_buf_char(&bufs[i], '}');
-
-        out->values[i] = smarty_buf_finish(&bufs[i], &out->lens[i]);
-        bufs[i].p = NULL;
+        out->values[i] = smarty_entry_make(&spans[i * nl], nl, keys, klen,
+                                           &out->lens[i]);
 
         if (out->values[i] == NULL) {
-            rc = smarty_split_fail(out, err, errlen, "out of memory");
-            goto done;
+            out->cacheable[i] = 0;
+
+            for (j = 0; j < nl; j++) {
+                if (spans[i * nl + j].el != NULL) {
+                    rc = smarty_split_fail(out, err, errlen,
+                                           "out of memory");
+                    goto done;
+                }
+            }
         }
     }
 
@@ -697,15 +1259,13 @@ smarty_answer_split(const char *json, size_t len, const char *const *names,
 
 done:
 
-    if (bufs != NULL) {
-        for (i = 0; i < cnt; i++) {
-            free(bufs[i].p);
-        }
+    for (j = 0; j < nl; j++) {
+        free(keys[j]);
     }
 
-    free(bufs);
     free(sorted);
     free(seen);
+    free(spans);
     json_decref(root);
 
     return rc;
@@ -732,156 +1292,279 @@ smarty_answer_free(smarty_answer_t *a)
 }
 
 
-/* --- rebuilding an answer ------------------------------------------------ */
+/* --- entries ------------------------------------------------------------- */
 
-char *
-smarty_answer_build(const char *const *names, const char *const *values,
-    size_t n, int aliases_changed, size_t *len)
+/* a decimal at *pp, at most 10 digits, no sign nor leading zero */
+
+static int
+smarty_entry_dec(const char **pp, const char *end, size_t *v)
 {
-    int            first;
-    char          *res;
-    size_t         i, k, nkeys, cnt;
-    json_t       **parsed, *el, *x;
-    const char    *key, *mkey;
-    const char   **keys;
-    smarty_buf_t   b;
+    size_t       n;
+    const char  *p;
 
-    if (len) {
-        *len = 0;
+    p = *pp;
+    n = 0;
+
+    if (p >= end || *p < '0' || *p > '9' || (*p == '0' && p + 1 < end
+                                             && p[1] >= '0' && p[1] <= '9'))
+    {
+        return -1;
     }
 
-    cnt = n ? n : 1;
-    res = NULL;
-    nkeys = 0;
-    memset(&b, 0, sizeof(smarty_buf_t));
+    while (p < end && *p >= '0' && *p <= '9') {
+        if (p - *pp == 10) {
+            return -1;
+        }
 
-    parsed = calloc(cnt, sizeof(json_t *));
-    keys = NULL;
-
-    if (parsed == NULL) {
-        return NULL;
+        n = n * 10 + (size_t) (*p++ - '0');
     }
 
-    /* validate every value, collect the list keys in first-seen order */
+    *pp = p;
+    *v = n;
+
+    return 0;
+}
+
+
+int
+smarty_entry_parse(const char *v, size_t len, smarty_entry_list_t *lists,
+    size_t max)
+{
+    size_t       i, j, nl, rest, l[SMARTY_ENTRY_LISTS_MAX][3];
+    const char  *p, *end;
+
+    if (v == NULL || len < 3 || memcmp(v, "v2 ", 3) != 0) {
+        return -1;
+    }
+
+    p = v + 3;
+    end = v + len;
+
+    if (smarty_entry_dec(&p, end, &nl) != 0 || nl == 0
+        || nl > SMARTY_ENTRY_LISTS_MAX)
+    {
+        return -1;
+    }
+
+    for (i = 0; i < nl; i++) {
+        for (j = 0; j < 3; j++) {
+            if (p >= end || *p++ != ' '
+                || smarty_entry_dec(&p, end, &l[i][j]) != 0)
+            {
+                return -1;
+            }
+        }
+    }
+
+    if (p >= end || *p++ != '\n') {
+        return -1;
+    }
+
+    /* the bytes: exactly the lengths' sum; a key is a JSON string */
+
+    for (i = 0; i < nl; i++) {
+        rest = end - p;
+
+        if (l[i][0] < 2 || l[i][0] > rest || l[i][1] > rest - l[i][0]
+            || l[i][2] > rest - l[i][0] - l[i][1]
+            || p[0] != '"' || p[l[i][0] - 1] != '"')
+        {
+            return -1;
+        }
+
+        if (i < max) {
+            lists[i].key = p;
+            lists[i].key_len = l[i][0];
+            lists[i].pre = p + l[i][0];
+            lists[i].pre_len = l[i][1];
+            lists[i].post = p + l[i][0] + l[i][1];
+            lists[i].post_len = l[i][2];
+        }
+
+        p += l[i][0] + l[i][1] + l[i][2];
+    }
+
+    return p == end ? (int) nl : -1;
+}
+
+
+/* --- building an answer -------------------------------------------------- */
+
+#define SMARTY_HEAD       "{\"status\":200,\"body\":{"
+#define SMARTY_TAIL       "},\"htmlencoded\":false,\"last_modified\":0}"
+#define SMARTY_ALIASES_T  "\"aliases_changed\":true"
+#define SMARTY_ALIASES_F  "\"aliases_changed\":false"
+
+
+static long
+smarty_plan_key(const smarty_answer_plan_t *plan, const char *key,
+    size_t len)
+{
+    size_t  k;
+
+    for (k = 0; k < plan->nkeys; k++) {
+        if (plan->key_len[k] == len && memcmp(plan->key[k], key, len) == 0) {
+            return (long) k;
+        }
+    }
+
+    return -1;
+}
+
+
+int
+smarty_answer_plan(smarty_answer_plan_t *plan, const char *const *names,
+    const char *const *values, const size_t *lens, size_t n,
+    int aliases_changed)
+{
+    int                  nl;
+    long                 k;
+    size_t               i, j, m, len, nlen, cnt[SMARTY_ANSWER_KEYS_MAX];
+    smarty_entry_list_t  l[SMARTY_ENTRY_LISTS_MAX];
+
+    plan->nkeys = 0;
+    plan->len = 0;
+    len = sizeof(SMARTY_HEAD) - 1 + sizeof(SMARTY_TAIL) - 1;
 
     for (i = 0; i < n; i++) {
         if (values[i] == NULL) {
             continue;
         }
 
-        if (names[i] == NULL) {
-            goto done;
+        nl = smarty_entry_parse(values[i], lens[i], l,
+                                SMARTY_ENTRY_LISTS_MAX);
+        if (nl < 0 || names[i] == NULL) {
+            return -1;
         }
 
-        parsed[i] = json_loads(values[i], JSON_REJECT_DUPLICATES, NULL);
+        nlen = smarty_json_string_len(names[i], strlen(names[i]));
 
-        if (!json_is_object(parsed[i])) {
-            goto done;
-        }
-
-        json_object_foreach(parsed[i], key, el) {
-            if (!json_is_object(el)
-                || json_object_get(el, "name") != NULL
-                || strcmp(key, "aliases_changed") == 0)
-            {
-                goto done;
-            }
-
-            for (k = 0; k < nkeys; k++) {
-                if (strcmp(keys[k], key) == 0) {
-                    break;
+        for (j = 0; j < (size_t) nl; j++) {
+            for (m = 0; m < j; m++) {
+                if (l[m].key_len == l[j].key_len
+                    && memcmp(l[m].key, l[j].key, l[j].key_len) == 0)
+                {
+                    return -1;          /* one image twice in a list */
                 }
             }
 
-            if (k < nkeys) {
-                continue;
-            }
+            k = smarty_plan_key(plan, l[j].key, l[j].key_len);
 
-            if (nkeys % 8 == 0) {
-                const char  **nk;
-
-                nk = realloc(keys, (nkeys + 8) * sizeof(const char *));
-                if (nk == NULL) {
-                    goto done;
+            if (k < 0) {
+                if (plan->nkeys == SMARTY_ANSWER_KEYS_MAX) {
+                    return -1;
                 }
 
-                keys = nk;
+                k = (long) plan->nkeys++;
+                plan->key[k] = l[j].key;
+                plan->key_len[k] = l[j].key_len;
+                cnt[k] = 0;
+
+                /* "key":[...], and a comma before every list but one */
+                len += l[j].key_len + 3 + (k > 0);
             }
 
-            keys[nkeys++] = key;
+            /* a comma before every element but one */
+            len += (cnt[k]++ > 0) + l[j].pre_len + nlen + l[j].post_len;
         }
     }
 
-    smarty_buf_add(&b, "{\"status\":200,\"body\":{", 22);
+    if (aliases_changed >= 0) {
+        len += (plan->nkeys > 0) + (aliases_changed > 0
+                                    ? sizeof(SMARTY_ALIASES_T) - 1
+                                    : sizeof(SMARTY_ALIASES_F) - 1);
+    }
 
-    for (k = 0; k < nkeys; k++) {
+    plan->len = len;
+
+    return 0;
+}
+
+
+char *
+smarty_answer_write(const smarty_answer_plan_t *plan, char *out,
+    const char *const *names, const char *const *values, const size_t *lens,
+    size_t n, int aliases_changed)
+{
+    int                  nl, first;
+    size_t               i, j, k;
+    char                *p;
+    smarty_entry_list_t  l[SMARTY_ENTRY_LISTS_MAX];
+
+    p = out;
+
+    memcpy(p, SMARTY_HEAD, sizeof(SMARTY_HEAD) - 1);
+    p += sizeof(SMARTY_HEAD) - 1;
+
+    for (k = 0; k < plan->nkeys; k++) {
         if (k > 0) {
-            smarty_buf_char(&b, ',');
+            *p++ = ',';
         }
 
-        smarty_buf_string(&b, keys[k], strlen(keys[k]));
-        smarty_buf_add(&b, ":[", 2);
+        memcpy(p, plan->key[k], plan->key_len[k]);
+        p += plan->key_len[k];
+        *p++ = ':';
+        *p++ = '[';
 
         first = 1;
 
         for (i = 0; i < n; i++) {
-            if (parsed[i] == NULL) {
+            if (values[i] == NULL) {
                 continue;
             }
 
-            el = json_object_get(parsed[i], keys[k]);
-            if (el == NULL) {
+            nl = smarty_entry_parse(values[i], lens[i], l,
+                                    SMARTY_ENTRY_LISTS_MAX);
+            if (nl < 0) {
+                continue;               /* not after a plan of 0 */
+            }
+
+            for (j = 0; j < (size_t) nl; j++) {
+                if (l[j].key_len == plan->key_len[k]
+                    && memcmp(l[j].key, plan->key[k], l[j].key_len) == 0)
+                {
+                    break;
+                }
+            }
+
+            if (j == (size_t) nl) {
                 continue;
             }
 
             if (!first) {
-                smarty_buf_char(&b, ',');
+                *p++ = ',';
             }
 
-            smarty_buf_add(&b, "{\"name\":", 8);
-            smarty_buf_string(&b, names[i], strlen(names[i]));
-
-            json_object_foreach(el, mkey, x) {
-                smarty_buf_member(&b, mkey, x, 0);
-            }
-
-            smarty_buf_char(&b, '}');
             first = 0;
+
+            memcpy(p, l[j].pre, l[j].pre_len);
+            p += l[j].pre_len;
+            p = smarty_json_string(p, names[i], strlen(names[i]));
+            memcpy(p, l[j].post, l[j].post_len);
+            p += l[j].post_len;
         }
 
-        smarty_buf_char(&b, ']');
+        *p++ = ']';
     }
 
     if (aliases_changed >= 0) {
-        if (nkeys > 0) {
-            smarty_buf_char(&b, ',');
+        if (plan->nkeys > 0) {
+            *p++ = ',';
         }
 
         if (aliases_changed > 0) {
-            smarty_buf_add(&b, "\"aliases_changed\":true", 22);
+            memcpy(p, SMARTY_ALIASES_T, sizeof(SMARTY_ALIASES_T) - 1);
+            p += sizeof(SMARTY_ALIASES_T) - 1;
 
         } else {
-            smarty_buf_add(&b, "\"aliases_changed\":false", 23);
+            memcpy(p, SMARTY_ALIASES_F, sizeof(SMARTY_ALIASES_F) - 1);
+            p += sizeof(SMARTY_ALIASES_F) - 1;
         }
     }
 
-    smarty_buf_add(&b, "},\"htmlencoded\":false,\"last_modified\":0}", 40);
+    memcpy(p, SMARTY_TAIL, sizeof(SMARTY_TAIL) - 1);
 
-    res = smarty_buf_finish(&b, len);
-    b.p = NULL;
-
-done:
-
-    free(b.p);
-    free(keys);
-
-    for (i = 0; i < n; i++) {
-        json_decref(parsed[i]);
-    }
-
-    free(parsed);
-
-    return res;
+    return p + sizeof(SMARTY_TAIL) - 1;
 }
 
 

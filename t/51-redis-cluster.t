@@ -70,12 +70,12 @@ SmartyTopology::invalidation($A, $B, '5');
     my $owner = owner(5);
     my @keys = split /\n/, SmartyTest::redis_cli($owner, '--scan', '--pattern',
                                                  'smarty:{s5}:*');
-    ok(scalar(grep { /^smarty:\{s5\}:e:[0-9a-f]{16}:[0-9a-f]{64}$/ } @keys),
+    ok(scalar(grep { /^smarty:\{s5\}:e2:[0-9a-f]{16}:[0-9a-f]{64}$/ } @keys),
        "space 5's entries are on its slot's master ($owner)");
-    like(SmartyTest::redis_cli($owner, 'GET', $keys[0] =~ /:e:/ ? $keys[0]
-                               : (grep { /:e:/ } @keys)[0]),
-         qr/^\d+ [0-9a-f]{16} \{/,
-         'an entry holds "<generation> <node> <answer>"');
+    like(SmartyTest::redis_cli($owner, 'GET', $keys[0] =~ /:e2:/ ? $keys[0]
+                               : (grep { /:e2:/ } @keys)[0]),
+         qr/^\d+ [0-9a-f]{16} v2 \d/,
+         'an entry holds "<generation> <node> <answer>" (format 2)');
 }
 
 # --- quotas, exact across both instances ------------------------------------------

@@ -118,7 +118,7 @@ is_deeply($tags[1], $tags[0], '... through both instances');
 like(SmartyTopology::cs(SmartyTopology::rec($A->{url}, $key, 8,
          [ [ 'f', SmartyTest::alone_photo('after') ] ])),
      qr/stored/, 'a miss is stored on the new master');
-ok(SmartyTest::redis_cli($rport, '--scan', '--pattern', 'smarty:{s8}:e:*'),
+ok(SmartyTest::redis_cli($rport, '--scan', '--pattern', 'smarty:{s8}:e2:*'),
    '... which holds the entry');
 
 for my $g ($A, $B) {

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <openssl/evp.h>
 
 #include "smarty_cache.h"
 #include "tap.h"
@@ -55,6 +56,81 @@ split(const char *json, const char *const *names, size_t n, int status1,
 }
 
 
+/* an entry of one list, as the split makes it */
+
+static char *
+entry1(const char *key, const char *pre, const char *post)
+{
+    static char  buf[4][1024];
+    static int   k;
+
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof(buf[k]), "v2 1 %zu %zu %zu\n%s%s%s",
+             strlen(key), strlen(pre), strlen(post), key, pre, post);
+
+    return buf[k];
+}
+
+
+/* an entry of two lists */
+
+static char *
+entry2(const char *k1, const char *p1, const char *s1, const char *k2,
+    const char *p2, const char *s2)
+{
+    static char  buf[1024];
+
+    snprintf(buf, sizeof(buf), "v2 2 %zu %zu %zu %zu %zu %zu\n%s%s%s%s%s%s",
+             strlen(k1), strlen(p1), strlen(s1), strlen(k2), strlen(p2),
+             strlen(s2), k1, p1, s1, k2, p2, s2);
+
+    return buf;
+}
+
+
+/* an answer from entries (plan and write), malloc'ed; NULL: refused */
+
+static char *
+build(const char *const *names, const char *const *values, size_t n,
+    int aliases, size_t *len)
+{
+    int                    rc;
+    char                  *s, *end;
+    size_t                 i, lens[128];
+    smarty_answer_plan_t   plan;
+
+    for (i = 0; i < n; i++) {
+        lens[i] = values[i] ? strlen(values[i]) : 0;
+    }
+
+    if (len) {
+        *len = 0;
+    }
+
+    rc = smarty_answer_plan(&plan, names, values, lens, n, aliases);
+    if (rc != 0) {
+        return NULL;
+    }
+
+    s = malloc(plan.len + 1);
+    end = smarty_answer_write(&plan, s, names, values, lens, n, aliases);
+
+    if ((size_t) (end - s) != plan.len) {
+        diag("  wrote %zu bytes, planned %zu", (size_t) (end - s), plan.len);
+        free(s);
+        return NULL;
+    }
+
+    *end = '\0';
+
+    if (len) {
+        *len = plan.len;
+    }
+
+    return s;
+}
+
+
 /* --- keys ---------------------------------------------------------------- */
 
 static void
@@ -65,38 +141,41 @@ test_keys(void)
     char    buf[64];
     size_t  n, i;
 
-    rc = smarty_cache_params_id("persons/recognize", "", 0, NULL, 0, id);
+    rc = smarty_cache_params_id("persons/recognize", "", 0, NULL, 0, id,
+                                NULL, NULL);
     is_int(rc, 0, "params_id: persons/recognize");
     is_str(id, "fa509f0688665bf5", "params_id: SHA-256 of path \"\\n\"");
 
-    rc = smarty_cache_params_id("persons/recognize", NULL, 0, NULL, 0, id2);
+    rc = smarty_cache_params_id("persons/recognize", NULL, 0, NULL, 0, id2,
+                                NULL, NULL);
     is_str(id2, id, "params_id: NULL params of length 0 = \"\"");
 
     smarty_cache_params_id("objects/detect", "mode=object,scene", 17, NULL, 0,
-                           id);
+                           id, NULL, NULL);
     is_str(id, "0f761be3ea16bbaa", "params_id: objects/detect with modes");
 
     smarty_cache_params_id("objects/detect", "mode=object,scene", 17, NULL, 0,
-                           id2);
+                           id2, NULL, NULL);
     is_str(id2, id, "params_id: deterministic");
 
     smarty_cache_params_id("objects/detect", "mode=object,scene!!", 17, NULL,
-                           0, id2);
+                           0, id2, NULL, NULL);
     is_str(id2, id, "params_id: only params_len bytes count");
 
-    smarty_cache_params_id("objects/detect", "mode=object", 11, NULL, 0, id2);
+    smarty_cache_params_id("objects/detect", "mode=object", 11, NULL, 0, id2,
+                           NULL, NULL);
     ok(strcmp(id, id2) != 0, "params_id: other params, other id");
 
     smarty_cache_params_id("docs/detect", "mode=object,scene", 17, NULL, 0,
-                           id2);
+                           id2, NULL, NULL);
     ok(strcmp(id, id2) != 0, "params_id: other method, other id");
 
     smarty_cache_params_id("objects/detect", "mode=object,scene", 17,
-                           "lang=en", 7, id2);
+                           "lang=en", 7, id2, NULL, NULL);
     ok(strcmp(id, id2) != 0, "params_id: forwarded query parameters count");
 
     smarty_cache_params_id("objects/detect", "mode=object,scene", 17,
-                           "lang=en!!", 7, buf);
+                           "lang=en!!", 7, buf, NULL, NULL);
     is_str(buf, id2, "params_id: only args_len bytes count");
 
     for (i = 0; id[i]; i++) {
@@ -108,6 +187,23 @@ test_keys(void)
     }
 
     is_int(i, 16, "params_id: 16 lowercase hex digits");
+
+    {
+        EVP_MD_CTX    *md;
+        const EVP_MD  *sha;
+
+        md = EVP_MD_CTX_new();
+        sha = EVP_sha256();
+
+        smarty_cache_params_id("objects/detect", "mode=object,scene", 17,
+                               NULL, 0, id2, md, sha);
+        is_str(id2, id, "params_id: the caller's context and algorithm");
+        smarty_cache_params_id("objects/detect", "mode=object,scene", 17,
+                               NULL, 0, id2, md, sha);
+        is_str(id2, id, "params_id: the context again");
+
+        EVP_MD_CTX_free(md);
+    }
 
     n = smarty_cache_base("smarty:", 7, 1, buf, sizeof(buf));
     is_str(buf, "smarty:{s1}", "base: space 1");
@@ -159,8 +255,8 @@ test_keys(void)
 
     n = smarty_cache_entry_key("smarty:{s1}", 11, "fa509f0688665bf5",
                                "00ff", buf, sizeof(buf));
-    is_str(buf, "smarty:{s1}:e:fa509f0688665bf5:00ff",
-           "entry key, declared in cache_get.lua's KEYS");
+    is_str(buf, "smarty:{s1}:e2:fa509f0688665bf5:00ff",
+           "entry key (format 2), declared in cache_get.lua's KEYS");
     is_int(n, strlen(buf), "entry key length");
 
     n = smarty_cache_lock_key("smarty:{s1}", 11, "fa509f0688665bf5",
@@ -212,29 +308,33 @@ test_split_recognize(void)
     is_int(a.status, 200, "recognize: status");
     is_int(a.aliases_changed, 0, "recognize: aliases_changed false");
 
-    is_str(a.values[0], "{\"objects\":{\"status\":0,\"persons\":[]}}",
-           "recognize: image 0, name removed");
+    is_str(a.values[0], entry1("\"objects\"", "{\"name\":",
+                               ",\"status\":0,\"persons\":[]}"),
+           "recognize: image 0, cut around its name");
     is_int(a.lens[0], strlen(a.values[0]), "recognize: lens[0]");
 
     is_str(a.values[1],
-           "{\"objects\":{\"status\":0,\"persons\":["
-           "{\"tag\":\"person1\",\"coord\":[10,20,110,140],"
-           "\"confidence\":0.9912,\"similarity\":0.8,\"awesomeness\":0.45},"
-           "{\"tag\":\"undefined\",\"coord\":[200,20,300,140],"
-           "\"confidence\":0.99,\"similarity\":0.1,\"awesomeness\":0.5,"
-           "\"aliases\":[\"person7\"]}]}}",
-           "recognize: image 1, name not first, reals kept short");
+           entry1("\"objects\"", "{\"status\":0,\"name\":",
+                  ",\"persons\":["
+                  "{\"tag\":\"person1\",\"coord\":[10,20,110,140],"
+                  "\"confidence\":0.9912,\"similarity\":0.8,"
+                  "\"awesomeness\":0.45},"
+                  "{\"tag\":\"undefined\",\"coord\":[200,20,300,140],"
+                  "\"confidence\":0.99,\"similarity\":0.1,"
+                  "\"awesomeness\":0.5,\"aliases\":[\"person7\"]}]}"),
+           "recognize: image 1, name not first, the upstream's bytes");
 
     is_str(a.values[2],
-           "{\"objects\":{\"status\":1,\"error\":"
-           "\"The memory contains data of an unknown image type\"}}",
+           entry1("\"objects\"", "{\"name\":", ",\"status\":1,\"error\":"
+                  "\"The memory contains data of an unknown image type\"}"),
            "recognize: image 2 (status 1)");
     is_str(a.values[3],
-           "{\"objects\":{\"status\":2,\"error\":\"try later\"}}",
+           entry1("\"objects\"", "{\"name\":",
+                  ",\"status\":2,\"error\":\"try later\"}"),
            "recognize: image 3 (status 2)");
     ok(a.values[4] == NULL, "recognize: image 4 missing: NULL");
     is_int(a.lens[4], 0, "recognize: missing image length 0");
-    is_str(a.values[5], "{\"objects\":{}}",
+    is_str(a.values[5], entry1("\"objects\"", "{\"name\":", "}"),
            "recognize: element with only a name");
 
     is_int(a.cacheable[0], 1, "recognize: status 0 cacheable");
@@ -277,7 +377,8 @@ test_split_recognize(void)
         is_int(rc, 0, "duplicate element: splits");
         is_int(a.cacheable[0], 0, "duplicate element: not cacheable");
         is_int(a.cacheable[1], 1, "duplicate element: the other is");
-        is_str(a.values[0], "{\"objects\":{\"status\":0,\"persons\":[1]}}",
+        is_str(a.values[0], entry1("\"objects\"", "{\"name\":",
+                                   ",\"status\":0,\"persons\":[1]}"),
                "duplicate element: the first is kept");
         is_int(a.aliases_changed, 1, "aliases_changed true");
         smarty_answer_free(&a);
@@ -346,18 +447,22 @@ test_split_detect(void)
     }
 
     is_str(a.values[0],
-           "{\"object_labels\":{\"status\":0,\"labels\":"
-           "[{\"eng\":\"Cat\",\"prob\":0.75,\"coord\":[1,2,3,4]}]},"
-           "\"scene_labels\":{\"status\":0,\"labels\":"
-           "[{\"eng\":\"Room\",\"prob\":0.5}]}}",
+           entry2("\"object_labels\"", "{\"name\":", ",\"status\":0,"
+                  "\"labels\":[{\"eng\":\"Cat\",\"prob\":0.75,"
+                  "\"coord\":[1,2,3,4]}]}",
+                  "\"scene_labels\"", "{\"name\":", ",\"status\":0,"
+                  "\"labels\":[{\"eng\":\"Room\",\"prob\":0.5}]}"),
            "detect: both lists, in body order");
     is_int(a.cacheable[0], 1, "detect: in both lists, status 0: cacheable");
     is_str(a.values[1],
-           "{\"object_labels\":{\"status\":0,\"labels\":[]},"
-           "\"scene_labels\":{\"status\":2,\"error\":\"later\"}}",
+           entry2("\"object_labels\"", "{\"name\":",
+                  ",\"status\":0,\"labels\":[]}",
+                  "\"scene_labels\"", "{\"name\":",
+                  ",\"status\":2,\"error\":\"later\"}"),
            "detect: y");
     is_int(a.cacheable[1], 0, "detect: status 2 in one list: not cacheable");
-    is_str(a.values[2], "{\"object_labels\":{\"status\":0,\"labels\":[]}}",
+    is_str(a.values[2], entry1("\"object_labels\"", "{\"name\":",
+                               ",\"status\":0,\"labels\":[]}"),
            "detect: z only in one list");
     is_int(a.cacheable[2], 0, "detect: missing from one list: not cacheable");
     is_int(a.aliases_changed, 0, "detect: no aliases_changed");
@@ -370,7 +475,8 @@ test_split_detect(void)
     is_int(rc, 0, "detect: empty list splits");
     ok(!a.cacheable[0] && !a.cacheable[1] && !a.cacheable[2],
        "detect: an empty list makes nothing cacheable");
-    is_str(a.values[0], "{\"object_labels\":{\"status\":0}}",
+    is_str(a.values[0], entry1("\"object_labels\"", "{\"name\":",
+                               ",\"status\":0}"),
            "detect: the value has the non-empty list");
     smarty_answer_free(&a);
 }
@@ -475,120 +581,178 @@ test_split_malformed(void)
 }
 
 
-/* --- numbers and strings survive ----------------------------------------- */
+/* --- the upstream's bytes survive ----------------------------------------- */
 
 static void
-test_numbers(void)
+test_bytes(void)
 {
-    int              rc, bad;
-    char             err[256], json[512];
-    double           d, got;
-    size_t           i;
-    json_t          *v;
-    uint64_t         bits, seed;
+    int              rc;
+    char             err[256], json[512], want[512], *got;
+    size_t           i, len;
     smarty_answer_t  a;
 
     static const char *const  names[] = { "a" };
+    static const char *const  other[] = { "img/7" };
 
-    static const struct {
-        const char  *in;
-        const char  *out;
-    } nums[] = {
-        { "0.9912", "0.9912" },
-        { "0.99", "0.99" },
-        { "0.1", "0.1" },
-        { "1.0", "1.0" },
-        { "1.50", "1.5" },
-        { "-0.0", "-0.0" },
-        { "0.0", "0.0" },
-        { "1E3", "1000.0" },
-        { "1e-5", "1e-5" },
-        { "0.0001", "0.0001" },
-        { "1.5e-7", "1.5e-7" },
-        { "1e20", "1e20" },
-        { "1e16", "10000000000000000.0" },
-        { "123456789.123", "123456789.123" },
-        { "5e-324", "5e-324" },
-        { "1.7976931348623157e308", "1.7976931348623157e308" },
-        { "0.30000000000000004", "0.30000000000000004" },
-        { "42", "42" },
-        { "-7", "-7" },
-        { "9223372036854775807", "9223372036854775807" },
-        { "-9223372036854775808", "-9223372036854775808" },
-        { "\"\\u0041\\n\\t\\\"\\\\\\/\\u0001\\u001f\"",
-          "\"A\\n\\t\\\"\\\\/\\u0001\\u001F\"" },
-        { "\"\xd0\x9e\xd1\x88\\u0438\xd0\xb1\xd0\xba\xd0\xb0 \\u2028\"",
-          "\"\xd0\x9e\xd1\x88\xd0\xb8\xd0\xb1\xd0\xba\xd0\xb0 "
-          "\xe2\x80\xa8\"" },
-        { "\"\\ud83d\\ude00\"", "\"\xf0\x9f\x98\x80\"" },
-        { "[true,false,null,{},[]]", "[true,false,null,{},[]]" },
+    /* whatever the element holds is sent back as it came */
+
+    static const char  *vals[] = {
+        "0.9912", "0.99", "1.50", "-0.0", "1E3", "1e-5", "0.30000000000000004",
+        "1.7976931348623157e308", "9223372036854775807", "42",
+        "\"\\u0041\\n\\t\\\"\\\\\\/\\u0001\\u001f\"",
+        "\"\xd0\x9e\xd1\x88\\u0438\xd0\xb1\xd0\xba\xd0\xb0 \\u2028\"",
+        "\"\\ud83d\\ude00\"", "[true,false,null,{},[]]",
+        "{ \"name\" : \"not the image's\" }",
     };
 
-    for (i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
-        char  want[256];
-
+    for (i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
         snprintf(json, sizeof(json), ENV_HEAD "\"objects\":[{\"name\":\"a\","
-                 "\"status\":0,\"v\": %s }]" ENV_TAIL, nums[i].in);
+                 "\"status\":0,\"v\": %s }]" ENV_TAIL, vals[i]);
 
         rc = split(json, names, 1, 0, &a, err, sizeof(err));
-        snprintf(want, sizeof(want), "{\"objects\":{\"status\":0,\"v\":%s}}",
-                 nums[i].out);
-        is_str(rc == 0 ? a.values[0] : err, want, "value %s", nums[i].in);
+        snprintf(want, sizeof(want), ",\"status\":0,\"v\": %s }", vals[i]);
+        is_str(rc == 0 ? a.values[0] : err,
+               entry1("\"objects\"", "{\"name\":", want), "value %s kept",
+               vals[i]);
+
+        got = rc == 0 ? build(names, (const char *const *) a.values, 1, -1,
+                              &len)
+                      : NULL;
+        is_str(got, json, "... and the built answer is the upstream's");
+        free(got);
 
         smarty_answer_free(&a);
     }
 
-    /* random doubles read back to the same double */
+    /* white space, a name not first, a nested "name", escapes */
 
-    seed = 0x9e3779b97f4a7c15ULL;
-    bad = 0;
+    {
+        static const char  *up =
+            "{ \"status\" : 200 , \"body\" : {\n"
+            "  \"obj\\u0065cts\" : [\n"
+            "    { \"persons\" : [ { \"name\" : \"a\" } ] ,\n"
+            "      \"name\" : \"a\\\"b\" , \"status\" : 0 } ] ,\n"
+            "  \"aliases_changed\" : false } }";
+        static const char *const  up_names[] = { "a\"b" };
 
-    for (i = 0; i < 20000; i++) {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        bits = seed;
+        rc = split(up, up_names, 1, 0, &a, err, sizeof(err));
+        is_int(rc, 0, "pretty: splits (%s)", rc ? err : "");
 
-        if (i % 2) {
-            d = (double) (seed >> 11) / (double) (1ULL << 53)
-                * (i % 3 ? 1.0 : 1000.0);
+        if (rc == 0) {
+            is_str(a.values[0],
+                   entry1("\"objects\"",
+                          "{ \"persons\" : [ { \"name\" : \"a\" } ] ,\n"
+                          "      \"name\" : ", " , \"status\" : 0 }"),
+                   "pretty: the element's own bytes, the top name cut, "
+                   "the key as this core writes it");
 
-        } else {
-            memcpy(&d, &bits, sizeof(d));
-
-            if (d != d || d - d != 0) {
-                continue;               /* NaN or infinite */
-            }
+            got = build(other, (const char *const *) a.values, 1, 0, &len);
+            is_str(got, ENV_HEAD "\"objects\":["
+                   "{ \"persons\" : [ { \"name\" : \"a\" } ] ,\n"
+                   "      \"name\" : \"img/7\" , \"status\" : 0 }],"
+                   "\"aliases_changed\":false" ENV_TAIL,
+                   "pretty: built under another name");
+            json_same(got, ENV_HEAD "\"objects\":[{\"persons\":"
+                      "[{\"name\":\"a\"}],\"name\":\"img/7\",\"status\":0}],"
+                      "\"aliases_changed\":false" ENV_TAIL,
+                      "pretty: valid JSON, the same values");
+            free(got);
         }
 
-        snprintf(json, sizeof(json),
-                 ENV_HEAD "\"o\":[{\"name\":\"a\",\"v\":%.17g}]" ENV_TAIL, d);
-
-        rc = split(json, names, 1, 0, &a, err, sizeof(err));
-
-        if (rc != 0) {
-            if (bad++ == 0) {
-                diag("  %.17g: %s", d, err);
-            }
-
-            continue;
-        }
-
-        v = json_loads(a.values[0], 0, NULL);
-        got = json_number_value(json_object_get(json_object_get(v, "o"),
-                                                "v"));
-
-        if (v == NULL || got != d) {
-            if (bad++ == 0) {
-                diag("  %.17g became %s", d, a.values[0]);
-            }
-        }
-
-        json_decref(v);
         smarty_answer_free(&a);
     }
 
-    is_int(bad, 0, "20000 random doubles read back exactly");
+    /* names are escaped as jansson escapes them */
+
+    {
+        static const char *const  odd[] = { "we\"ird\\\n\x01/\x7f\xc3\xa9" };
+        const char *const         values[] = {
+            entry1("\"objects\"", "{\"name\":", ",\"status\":0}")
+        };
+        json_t                   *j;
+
+        got = build(odd, values, 1, 0, &len);
+        is_str(got, ENV_HEAD "\"objects\":[{\"name\":\"we\\\"ird\\\\\\n"
+               "\\u0001/\x7f\xc3\xa9\",\"status\":0}],"
+               "\"aliases_changed\":false" ENV_TAIL, "names escaped");
+
+        j = json_string(odd[0]);
+        {
+            char  *d, buf[64];
+
+            d = json_dumps(j, JSON_ENCODE_ANY);
+            *smarty_json_string(buf, odd[0], strlen(odd[0])) = '\0';
+            is_str(buf, d, "... as json_dumps does");
+            free(d);
+        }
+        json_decref(j);
+        free(got);
+
+        is_int(smarty_json_string_len(odd[0], strlen(odd[0])),
+               strlen("\"we\\\"ird\\\\\\n\\u0001/\x7f\xc3\xa9\""),
+               "smarty_json_string_len");
+    }
+}
+
+
+/* --- entries ------------------------------------------------------------- */
+
+static void
+test_entries(void)
+{
+    int                  n;
+    size_t               i;
+    smarty_entry_list_t  l[2];
+    const char          *e;
+
+    e = entry1("\"objects\"", "{\"name\":", ",\"status\":0}");
+    n = smarty_entry_parse(e, strlen(e), l, 2);
+    is_int(n, 1, "entry: one list");
+    ok(n == 1 && l[0].key_len == 9 && memcmp(l[0].key, "\"objects\"", 9) == 0
+       && l[0].pre_len == 8 && memcmp(l[0].pre, "{\"name\":", 8) == 0
+       && l[0].post_len == 12 && memcmp(l[0].post, ",\"status\":0}", 12) == 0,
+       "entry: key, pre, post");
+
+    e = entry2("\"a\"", "{\"name\":", "}", "\"b\"", "[", "]");
+    is_int(smarty_entry_parse(e, strlen(e), l, 2), 2, "entry: two lists");
+    is_int(smarty_entry_parse(e, strlen(e), l, 1), 2,
+           "entry: counted beyond max");
+    ok(l[0].key_len == 3 && l[0].key[1] == 'a', "entry: the first filled");
+
+    is_int(smarty_entry_parse("v2 1 2 0 0\n\"\"", 13, l, 1), 1,
+           "entry: empty pre and post");
+
+    {
+        static const struct {
+            const char  *v;
+            const char  *what;
+        } bad[] = {
+            { "", "empty" },
+            { "{\"objects\":{\"status\":0}}", "format 1 (JSON)" },
+            { "v1 1 9 8 1\n\"objects\"{\"name\":}", "another version" },
+            { "v2 0\n", "no list" },
+            { "v2 17 1 1 1\n", "too many lists" },
+            { "v2 1 9 8 1\"objects\"{\"name\":}", "no LF" },
+            { "v2 1 9 8 1\n\"objects\"{\"name\":", "cut" },
+            { "v2 1 9 8 1\n\"objects\"{\"name\":}}", "a byte too many" },
+            { "v2 1 09 8 1\n\"objects\"{\"name\":}", "a leading zero" },
+            { "v2 1 +9 8 1\n\"objects\"{\"name\":}", "a sign" },
+            { "v2 1 99999999999 8 1\n\"objects\"{\"name\":}", "11 digits" },
+            { "v2 1 9 8\n\"objects\"{\"name\":", "two lengths" },
+            { "v2 1  9 8 1\n\"objects\"{\"name\":}", "two spaces" },
+            { "v2 1 1 0 0\n\"", "a key of one byte" },
+            { "v2 1 9 8 1\nxobjects\"{\"name\":}", "a key without quotes" },
+            { "v2 1 4294967297 0 0\n\"\"", "a length over the value" },
+            { "v2 2 9 8 1\n\"objects\"{\"name\":}", "a list missing" },
+        };
+
+        for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            is_int(smarty_entry_parse(bad[i].v, strlen(bad[i].v), l, 2), -1,
+                   "entry: %s refused", bad[i].what);
+        }
+
+        ok(smarty_entry_parse(NULL, 0, l, 2) == -1, "entry: NULL refused");
+    }
 }
 
 
@@ -617,13 +781,10 @@ test_build(void)
             a.values[1], a.values[3], a.values[0], a.values[4]
         };
 
-        s = smarty_answer_build(names, values, 4, 0, &len);
-        ok(s != NULL, "build: other names, other order");
-        is_int(s ? strlen(s) : 0, len, "build: len");
-
-        json_same(s,
+        s = build(names, values, 4, 0, &len);
+        is_str(s,
             "{\"status\":200,\"body\":{\"objects\":["
-              "{\"name\":\"b\",\"status\":0,\"persons\":["
+              "{\"status\":0,\"name\":\"b\",\"persons\":["
                 "{\"tag\":\"person1\",\"coord\":[10,20,110,140],"
                 "\"confidence\":0.9912,\"similarity\":0.8,"
                 "\"awesomeness\":0.45},"
@@ -634,20 +795,15 @@ test_build(void)
               "{\"name\":\"a\",\"status\":0,\"persons\":[]}],"
             "\"aliases_changed\":false},"
             "\"htmlencoded\":false,\"last_modified\":0}",
-            "build: the expected answer");
-
-        ok(s != NULL && strstr(s, "{\"name\":\"b\",\"status\":0,") != NULL
-           && strstr(s, "{\"name\":\"a\",\"status\":0,\"persons\":[]}")
-              != NULL,
-           "build: name first, then the stored members");
-        free(s);
+            "build: other names, other order, the name where it was");
+        is_int(s ? strlen(s) : 0, len, "build: len");
     }
 
     {
         const char *const  names[] = { "p", "q" };
         const char *const  values[] = { a.values[0], a.values[2] };
 
-        s = smarty_answer_build(names, values, 2, 0, &len);
+        s = build(names, values, 2, 0, &len);
         is_str(s,
                ENV_HEAD "\"objects\":["
                "{\"name\":\"p\",\"status\":0,\"persons\":[]},"
@@ -657,19 +813,17 @@ test_build(void)
                "build: exact text");
         free(s);
 
-        s = smarty_answer_build(names, values, 2, 1, NULL);
+        s = build(names, values, 2, 1, NULL);
         ok(s && strstr(s, "\"aliases_changed\":true}") != NULL,
            "build: aliases_changed true");
         free(s);
 
-        s = smarty_answer_build(names, values, 2, -1, NULL);
-        ok(s && strstr(s, "aliases_changed") == NULL
-           && json_same(s, ENV_HEAD "\"objects\":["
+        s = build(names, values, 2, -1, NULL);
+        is_str(s, ENV_HEAD "\"objects\":["
                "{\"name\":\"p\",\"status\":0,\"persons\":[]},"
                "{\"name\":\"q\",\"status\":1,\"error\":"
                "\"The memory contains data of an unknown image type\"}]"
-               ENV_TAIL, "build: without aliases_changed, valid"),
-           "build: aliases_changed omitted");
+               ENV_TAIL, "build: aliases_changed omitted");
         free(s);
     }
 
@@ -679,88 +833,98 @@ test_build(void)
 
     {
         const char *const  names[] = { "n1", "n2", "n3", "n4" };
-        const char *const  values[] = {
-            NULL,
-            "{\"scene_labels\":{\"status\":0,\"labels\":[]}}",
-            "{\"object_labels\":{\"status\":0,\"labels\":[{\"p\":0.5}]},"
-             "\"scene_labels\":{\"status\":0,\"labels\":[1]}}",
-            "{}"
-        };
+        char               v2[256], v3[256];
+        const char        *values[4];
 
-        s = smarty_answer_build(names, values, 4, -1, &len);
+        snprintf(v2, sizeof(v2), "%s",
+                 entry1("\"scene_labels\"", "{\"name\":",
+                        ",\"status\":0,\"labels\":[]}"));
+        snprintf(v3, sizeof(v3), "%s",
+                 entry2("\"object_labels\"", "{\"name\":",
+                        ",\"status\":0,\"labels\":[{\"p\":0.5}]}",
+                        "\"scene_labels\"", "{\"status\":0,\"name\":",
+                        ",\"labels\":[1]}"));
+        values[0] = NULL;
+        values[1] = v2;
+        values[2] = v3;
+        values[3] = NULL;
+
+        s = build(names, values, 4, -1, &len);
         is_str(s,
                ENV_HEAD "\"scene_labels\":["
                "{\"name\":\"n2\",\"status\":0,\"labels\":[]},"
-               "{\"name\":\"n3\",\"status\":0,\"labels\":[1]}],"
+               "{\"status\":0,\"name\":\"n3\",\"labels\":[1]}],"
                "\"object_labels\":["
                "{\"name\":\"n3\",\"status\":0,\"labels\":[{\"p\":0.5}]}]"
-               ENV_TAIL, "build: detect lists, NULL and {} left out");
+               ENV_TAIL, "build: detect lists, NULL left out");
         free(s);
     }
 
-    s = smarty_answer_build(NULL, NULL, 0, 0, &len);
+    s = build(NULL, NULL, 0, 0, &len);
     is_str(s, ENV_HEAD "\"aliases_changed\":false" ENV_TAIL,
            "build: no images");
     free(s);
 
-    s = smarty_answer_build(NULL, NULL, 0, -1, &len);
+    s = build(NULL, NULL, 0, -1, &len);
     is_str(s, ENV_HEAD ENV_TAIL, "build: no images, no aliases");
     free(s);
 
-    {
-        const char *const  names[] = { "we\"ird\\\n\x01" };
-        const char *const  values[] = { "{\"objects\":{\"status\":0}}" };
-
-        s = smarty_answer_build(names, values, 1, 0, &len);
-        json_same(s, ENV_HEAD "\"objects\":[{\"name\":\"we\\\"ird\\\\\\n"
-                  "\\u0001\",\"status\":0}],\"aliases_changed\":false"
-                  ENV_TAIL, "build: names are escaped");
-        free(s);
-    }
-
-    /* adversarial stored values */
+    /* stored values that are not entries of format 2 */
 
     {
         size_t              i;
         const char *const   names[] = { "a", "b" };
+        const char         *good;
         static const char  *bad[] = {
             "",
-            "not json",
-            "[]",
-            "1",
-            "\"str\"",
-            "null",
-            "{\"objects\":1}",
-            "{\"objects\":[]}",
-            "{\"objects\":null}",
-            "{\"objects\":{\"name\":\"x\",\"status\":0}}",
-            "{\"aliases_changed\":{}}",
-            "{\"objects\":{},\"objects\":{}}",
-            "{\"objects\":{\"status\":0}",
-            "{\"objects\":{\"status\":0}} {}",
-            "{\"objects\":{\"status\":\"\xff\"}}",
+            "{\"objects\":{\"status\":0}}",
+            "v2 1 9 8 1\n\"objects\"{\"name\":",
+            "v3 1 9 8 1\n\"objects\"{\"name\":}",
+            "v2 2 3 1 1 3 1 1\n\"a\"{}\"a\"{}",
         };
 
+        good = entry1("\"objects\"", "{\"name\":", ",\"status\":0}");
+
         for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-            const char *const  values[] = {
-                "{\"objects\":{\"status\":0}}", bad[i]
-            };
+            const char *const  values[] = { good, bad[i] };
 
             len = 99;
-            s = smarty_answer_build(names, values, 2, 0, &len);
+            s = build(names, values, 2, 0, &len);
             ok(s == NULL && len == 0, "build: bad stored value %zu refused",
                i);
+            free(s);
+        }
+
+        /* 17 keys in all */
+
+        {
+            char               v[17][64];
+            const char        *values[17];
+            const char        *nm[17];
+
+            for (i = 0; i < 17; i++) {
+                snprintf(v[i], sizeof(v[i]), "v2 1 5 1 1\n\"k%02zu\"[]", i);
+                values[i] = v[i];
+                nm[i] = "x";
+            }
+
+            s = build(nm, values, 16, -1, &len);
+            ok(s != NULL, "build: 16 keys");
+            free(s);
+            s = build(nm, values, 17, -1, &len);
+            ok(s == NULL, "build: 17 keys refused");
             free(s);
         }
     }
 
     {
         const char *const  names[] = { "a", NULL };
-        const char *const  values[] = {
-            "{\"objects\":{\"status\":0}}", "{\"objects\":{\"status\":0}}"
-        };
+        const char        *values[2];
 
-        s = smarty_answer_build(names, values, 2, 0, &len);
+        values[0] = entry1("\"objects\"", "{\"name\":", ",\"status\":0}");
+        values[1] = entry1("\"objects\"", "{\"name\":", ",\"status\":0}");
+
+        s = build(names, values, 2, 0, &len);
         ok(s == NULL, "build: a value without a name refused");
         free(s);
     }
@@ -903,8 +1067,7 @@ test_stress(void)
     /* a full hit: rebuilt under the client's names, equal to the answer */
 
     want = make_answer(cln, idx, 100, "");
-    s = smarty_answer_build(cln, (const char *const *) a.values, 100, 0,
-                            NULL);
+    s = build(cln, (const char *const *) a.values, 100, 0, NULL);
     json_same(s, want, "stress: full hit under other names");
     is_str(s, want, "stress: full hit, byte for byte");
     free(s);
@@ -944,7 +1107,7 @@ test_stress(void)
 
     if (rc == 0) {
         want = make_answer(cln, idx, 100, "");
-        s = smarty_answer_build(cln, values, 100, 0, NULL);
+        s = build(cln, values, 100, 0, NULL);
         is_str(s, want, "stress: merged partial hit equals the full answer");
         free(s);
         free(want);
@@ -1006,7 +1169,8 @@ main(void)
     test_split_recognize();
     test_split_detect();
     test_split_malformed();
-    test_numbers();
+    test_bytes();
+    test_entries();
     test_build();
     test_subset();
     test_stress();
