@@ -7,11 +7,11 @@
  */
 
 #include "ngx_http_smarty_auth.h"
+#include "ngx_http_smarty_digest.h"
 #include "smarty_args.h"
 
 #include <jansson.h>
 #include <openssl/crypto.h>
-#include <openssl/sha.h>
 
 
 #define SMARTY_ALL_SPACES   0x3ff
@@ -121,7 +121,9 @@ ngx_http_smarty_auth_identify(ngx_http_request_t *r,
         return SMARTY_E_MISSING_KEY;
     }
 
-    SHA256(key.data, key.len, digest);
+    if (ngx_http_smarty_digest(key.data, key.len, digest) != NGX_OK) {
+        return SMARTY_E_INTERNAL;
+    }
 
     /* look at every client, whatever matches, so that timing says nothing */
 

@@ -13,15 +13,14 @@
  */
 
 #include "ngx_http_smarty_body.h"
+#include "ngx_http_smarty_digest.h"
 #include "smarty_cache.h"
 #include "smarty_multipart.h"
-
-#include <openssl/evp.h>
 
 
 #define SMARTY_BODY_STOP     -100
 #define SMARTY_FILE_CHUNK    65536
-#define SMARTY_BODY_MD_KEEP  64        /* digest contexts kept for reuse */
+#define SMARTY_BODY_MP_KEEP  16         /* parsers (21 KB each) kept */
 
 
 typedef struct {
@@ -56,8 +55,9 @@ static ngx_int_t ngx_http_smarty_body_feed(ngx_http_request_t *r,
     ngx_http_smarty_body_t *b, ngx_buf_t *buf);
 static ngx_int_t ngx_http_smarty_body_refuse(ngx_http_smarty_ctx_t *ctx,
     ngx_http_smarty_body_t *b);
-static EVP_MD_CTX *ngx_http_smarty_body_md_get(void);
-static void ngx_http_smarty_body_md_put(EVP_MD_CTX *md);
+static smarty_mp_t *ngx_http_smarty_body_mp_get(void);
+static void ngx_http_smarty_body_mp_put(smarty_mp_t *mp);
+
 static void ngx_http_smarty_body_cleanup(void *data);
 static int ngx_http_smarty_part_begin(void *ud, smarty_mp_part_t *part);
 static int ngx_http_smarty_part_data(void *ud, smarty_mp_part_t *part,
@@ -75,17 +75,13 @@ static ngx_int_t ngx_http_smarty_body_init(ngx_conf_t *cf);
 static void *ngx_http_smarty_body_create_conf(ngx_conf_t *cf);
 static char *ngx_http_smarty_body_merge_conf(ngx_conf_t *cf, void *parent,
     void *child);
-static ngx_int_t ngx_http_smarty_body_init_process(ngx_cycle_t *cycle);
-static void ngx_http_smarty_body_exit_process(ngx_cycle_t *cycle);
 
 
 static ngx_http_request_body_filter_pt   ngx_http_next_request_body_filter;
 
-/* a worker's SHA-256, fetched once, and the digest contexts it reuses */
-static EVP_MD                           *ngx_http_smarty_body_sha256;
-static EVP_MD_CTX                       *ngx_http_smarty_body_mds[
-                                            SMARTY_BODY_MD_KEEP];
-static ngx_uint_t                        ngx_http_smarty_body_nmds;
+/* a worker's multipart parsers, kept for the next requests */
+static smarty_mp_t  *ngx_http_smarty_body_mps[SMARTY_BODY_MP_KEEP];
+static ngx_uint_t    ngx_http_smarty_body_nmps;
 
 
 static const smarty_mp_callbacks_t  ngx_http_smarty_mp_cb = {
@@ -148,10 +144,10 @@ ngx_module_t  ngx_http_smarty_body_module = {
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
     NULL,                                  /* init module */
-    ngx_http_smarty_body_init_process,     /* init process */
+    NULL,                                  /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    ngx_http_smarty_body_exit_process,     /* exit process */
+    NULL,                                  /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -199,11 +195,6 @@ ngx_http_smarty_body_begin(ngx_http_request_t *r)
     b->ctx = ctx;
     b->conf = ngx_http_get_module_loc_conf(r, ngx_http_smarty_body_module);
 
-    b->mp = ngx_palloc(r->pool, sizeof(smarty_mp_t));
-    if (b->mp == NULL) {
-        return NGX_ERROR;
-    }
-
     if (ngx_array_init(&ctx->parts, r->pool, 4,
                        sizeof(ngx_http_smarty_part_t))
         != NGX_OK)
@@ -211,13 +202,17 @@ ngx_http_smarty_body_begin(ngx_http_request_t *r)
         return NGX_ERROR;
     }
 
-    b->md = ngx_http_smarty_body_md_get();
-    if (b->md == NULL) {
-        return NGX_ERROR;
-    }
+    /* the cleanup gives both back */
 
     cln->handler = ngx_http_smarty_body_cleanup;
     cln->data = b;
+
+    b->mp = ngx_http_smarty_body_mp_get();
+    b->md = ngx_http_smarty_digest_get();
+
+    if (b->mp == NULL || b->md == NULL || ngx_http_smarty_sha256() == NULL) {
+        return NGX_ERROR;
+    }
 
     ngx_memcpy(b->boundary, boundary, blen);
     b->boundary_len = blen;
@@ -416,8 +411,13 @@ ngx_http_smarty_body_cleanup(void *data)
     ngx_http_smarty_body_t  *b = data;
 
     if (b->md) {
-        ngx_http_smarty_body_md_put(b->md);
+        ngx_http_smarty_digest_put(b->md);
         b->md = NULL;
+    }
+
+    if (b->mp) {
+        ngx_http_smarty_body_mp_put(b->mp);
+        b->mp = NULL;
     }
 
     if (b->ctx->m_valid) {
@@ -489,7 +489,7 @@ ngx_http_smarty_part_begin(void *ud, smarty_mp_part_t *part)
     p->start = part->start;
     p->data_start = part->data_start;
 
-    if (EVP_DigestInit_ex(b->md, ngx_http_smarty_body_sha256, NULL) != 1) {
+    if (EVP_DigestInit_ex(b->md, ngx_http_smarty_sha256(), NULL) != 1) {
         return ngx_http_smarty_body_fail(b, SMARTY_E_INTERNAL, NULL);
     }
 
@@ -824,62 +824,29 @@ ngx_http_smarty_body_range(ngx_http_request_t *r, uint64_t from, uint64_t to,
 }
 
 
-/* --- a worker's digests --------------------------------------------------- */
+/* --- a worker's parsers --------------------------------------------------- */
 
 
-static EVP_MD_CTX *
-ngx_http_smarty_body_md_get(void)
+static smarty_mp_t *
+ngx_http_smarty_body_mp_get(void)
 {
-    if (ngx_http_smarty_body_sha256 == NULL) {
-        /* a process that did not run init_process: none */
-        return NULL;
+    if (ngx_http_smarty_body_nmps > 0) {
+        return ngx_http_smarty_body_mps[--ngx_http_smarty_body_nmps];
     }
 
-    if (ngx_http_smarty_body_nmds > 0) {
-        return ngx_http_smarty_body_mds[--ngx_http_smarty_body_nmds];
-    }
-
-    return EVP_MD_CTX_new();
+    return ngx_alloc(sizeof(smarty_mp_t), ngx_cycle->log);
 }
 
 
 static void
-ngx_http_smarty_body_md_put(EVP_MD_CTX *md)
+ngx_http_smarty_body_mp_put(smarty_mp_t *mp)
 {
-    if (ngx_http_smarty_body_nmds < SMARTY_BODY_MD_KEEP) {
-        ngx_http_smarty_body_mds[ngx_http_smarty_body_nmds++] = md;
+    if (ngx_http_smarty_body_nmps < SMARTY_BODY_MP_KEEP) {
+        ngx_http_smarty_body_mps[ngx_http_smarty_body_nmps++] = mp;
         return;
     }
 
-    EVP_MD_CTX_free(md);
-}
-
-
-static ngx_int_t
-ngx_http_smarty_body_init_process(ngx_cycle_t *cycle)
-{
-    ngx_http_smarty_body_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-
-    if (ngx_http_smarty_body_sha256 == NULL) {
-        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
-                      "smarty: OpenSSL has no SHA-256");
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
-}
-
-
-static void
-ngx_http_smarty_body_exit_process(ngx_cycle_t *cycle)
-{
-    while (ngx_http_smarty_body_nmds > 0) {
-        EVP_MD_CTX_free(
-                   ngx_http_smarty_body_mds[--ngx_http_smarty_body_nmds]);
-    }
-
-    EVP_MD_free(ngx_http_smarty_body_sha256);
-    ngx_http_smarty_body_sha256 = NULL;
+    ngx_free(mp);
 }
 
 

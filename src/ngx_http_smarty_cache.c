@@ -18,8 +18,7 @@
 
 #include "ngx_http_smarty_cache.h"
 #include "ngx_http_smarty_cache_request.h"
-
-#include <openssl/evp.h>
+#include "ngx_http_smarty_digest.h"
 
 
 static ngx_int_t ngx_http_smarty_cache_cacheable(ngx_http_smarty_ctx_t *ctx);
@@ -43,13 +42,21 @@ static void ngx_http_smarty_cache_cleanup(void *data);
 static void *ngx_http_smarty_cache_create_conf(ngx_conf_t *cf);
 static char *ngx_http_smarty_cache_merge_conf(ngx_conf_t *cf, void *parent,
     void *child);
-static ngx_int_t ngx_http_smarty_cache_init_process(ngx_cycle_t *cycle);
-static void ngx_http_smarty_cache_exit_process(ngx_cycle_t *cycle);
+static ngx_int_t ngx_http_smarty_cache_params(ngx_http_smarty_ctx_t *ctx,
+    u_char *out);
 
 
-/* the parameters' id: a worker's digest context and SHA-256, made once */
-static EVP_MD_CTX  *ngx_http_smarty_cache_md;
-static EVP_MD      *ngx_http_smarty_cache_sha256;
+/*
+ * The last parameters' id this worker computed, and what it was computed
+ * from: most requests of a location have the same method, parameters and
+ * forwarded query.
+ */
+static const smarty_method_t  *ngx_http_smarty_cache_last_method;
+static u_char                  ngx_http_smarty_cache_last_in[256];
+static size_t                  ngx_http_smarty_cache_last_params;
+static size_t                  ngx_http_smarty_cache_last_args;
+static u_char                  ngx_http_smarty_cache_last_id[
+                                   SMARTY_PARAMS_ID_LEN];
 
 
 static ngx_command_t  ngx_http_smarty_cache_commands[] = {
@@ -115,10 +122,10 @@ ngx_module_t  ngx_http_smarty_cache_module = {
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
     NULL,                                  /* init module */
-    ngx_http_smarty_cache_init_process,    /* init process */
+    NULL,                                  /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    ngx_http_smarty_cache_exit_process,    /* exit process */
+    NULL,                                  /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -248,18 +255,68 @@ ngx_http_smarty_cache_keys(ngx_http_request_t *r,
 
     c->params.data = c->gen_key.data + c->gen_key.len;
 
-    if (smarty_cache_params_id(ctx->method->path, ctx->m.params,
-                               ctx->m.params_len,
-                               (const char *) ctx->args.data, ctx->args.len,
-                               (char *) c->params.data,
-                               ngx_http_smarty_cache_md,
-                               ngx_http_smarty_cache_sha256)
-        != 0)
-    {
+    if (ngx_http_smarty_cache_params(ctx, c->params.data) != NGX_OK) {
         return NGX_ERROR;
     }
 
     c->params.len = SMARTY_PARAMS_ID_LEN;
+
+    return NGX_OK;
+}
+
+
+/* the parameters' id (SMARTY_PARAMS_ID_LEN characters and a NUL) */
+
+static ngx_int_t
+ngx_http_smarty_cache_params(ngx_http_smarty_ctx_t *ctx, u_char *out)
+{
+    int          rc;
+    size_t       plen, alen;
+    EVP_MD_CTX  *md;
+
+    plen = ctx->m.params_len;
+    alen = ctx->args.len;
+
+    if (ctx->method == ngx_http_smarty_cache_last_method
+        && plen == ngx_http_smarty_cache_last_params
+        && alen == ngx_http_smarty_cache_last_args
+        && (plen == 0 || ngx_memcmp(ngx_http_smarty_cache_last_in,
+                                    ctx->m.params, plen) == 0)
+        && (alen == 0 || ngx_memcmp(ngx_http_smarty_cache_last_in + plen,
+                                    ctx->args.data, alen) == 0))
+    {
+        ngx_memcpy(out, ngx_http_smarty_cache_last_id, SMARTY_PARAMS_ID_LEN);
+        out[SMARTY_PARAMS_ID_LEN] = '\0';
+        return NGX_OK;
+    }
+
+    md = ngx_http_smarty_digest_get();
+
+    rc = smarty_cache_params_id(ctx->method->path, ctx->m.params, plen,
+                                (const char *) ctx->args.data, alen,
+                                (char *) out, md, ngx_http_smarty_sha256());
+
+    ngx_http_smarty_digest_put(md);
+
+    if (rc != 0) {
+        return NGX_ERROR;
+    }
+
+    if (plen + alen <= sizeof(ngx_http_smarty_cache_last_in)) {
+        ngx_http_smarty_cache_last_method = ctx->method;
+        ngx_http_smarty_cache_last_params = plen;
+        ngx_http_smarty_cache_last_args = alen;
+        if (plen) {
+            ngx_memcpy(ngx_http_smarty_cache_last_in, ctx->m.params, plen);
+        }
+
+        if (alen) {
+            ngx_memcpy(ngx_http_smarty_cache_last_in + plen, ctx->args.data,
+                       alen);
+        }
+
+        ngx_memcpy(ngx_http_smarty_cache_last_id, out, SMARTY_PARAMS_ID_LEN);
+    }
 
     return NGX_OK;
 }
@@ -962,32 +1019,4 @@ ngx_http_smarty_cache_merge_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     return NGX_CONF_OK;
-}
-
-
-static ngx_int_t
-ngx_http_smarty_cache_init_process(ngx_cycle_t *cycle)
-{
-    ngx_http_smarty_cache_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-    ngx_http_smarty_cache_md = EVP_MD_CTX_new();
-
-    if (ngx_http_smarty_cache_sha256 == NULL
-        || ngx_http_smarty_cache_md == NULL)
-    {
-        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
-                      "smarty cache: OpenSSL has no SHA-256");
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
-}
-
-
-static void
-ngx_http_smarty_cache_exit_process(ngx_cycle_t *cycle)
-{
-    EVP_MD_CTX_free(ngx_http_smarty_cache_md);
-    EVP_MD_free(ngx_http_smarty_cache_sha256);
-    ngx_http_smarty_cache_md = NULL;
-    ngx_http_smarty_cache_sha256 = NULL;
 }

@@ -140,7 +140,8 @@ size_t
 smarty_cache_base(const char *prefix, size_t prefix_len, int space,
     char *out, size_t size)
 {
-    int  n;
+    char    tag[6], *p;
+    size_t  tlen, n;
 
     if (prefix_len == 0) {
         prefix = "";
@@ -154,13 +155,37 @@ smarty_cache_base(const char *prefix, size_t prefix_len, int space,
     }
 
     if (space < 0) {
-        n = snprintf(out, size, "%.*s{d}", (int) prefix_len, prefix);
+        memcpy(tag, "{d}", 3);
+        tlen = 3;
 
     } else {
-        n = snprintf(out, size, "%.*s{s%d}", (int) prefix_len, prefix, space);
+        memcpy(tag, "{s0}", 4);
+        tag[2] = (char) ('0' + space);
+        tlen = 4;
     }
 
-    return n < 0 ? 0 : (size_t) n;
+    n = prefix_len + tlen;
+
+    if (size == 0) {
+        return n;
+    }
+
+    /* what fits, NUL-terminated, as snprintf */
+
+    p = out;
+
+    if (prefix_len) {
+        memcpy(p, prefix, prefix_len < size - 1 ? prefix_len : size - 1);
+    }
+
+    if (prefix_len < size - 1) {
+        memcpy(p + prefix_len, tag,
+               tlen < size - 1 - prefix_len ? tlen : size - 1 - prefix_len);
+    }
+
+    p[n < size - 1 ? n : size - 1] = '\0';
+
+    return n;
 }
 
 

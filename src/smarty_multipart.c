@@ -42,6 +42,7 @@
  *    boundary), they mean nothing to the API.
  */
 
+#include <stddef.h>
 #include <string.h>
 #include <strings.h>
 
@@ -67,6 +68,7 @@ enum {
 
 static int smarty_mp_bchar(int c);
 static int smarty_mp_tchar(int c);
+static void smarty_mp_part_reset(smarty_mp_part_t *part);
 static int smarty_mp_scan(smarty_mp_t *mp, const unsigned char *p,
     size_t len, size_t *pos);
 static int smarty_mp_data(smarty_mp_t *mp, const unsigned char *p,
@@ -279,7 +281,13 @@ smarty_mp_init(smarty_mp_t *mp, const char *boundary, size_t len,
 {
     size_t  i;
 
-    memset(mp, 0, sizeof(smarty_mp_t));
+    /* all but the header buffer and the part's strings (kilobytes) */
+
+    memset(mp, 0, offsetof(smarty_mp_t, hbuf));
+    memset(&mp->nparts, 0,
+           sizeof(smarty_mp_t) - offsetof(smarty_mp_t, nparts));
+    mp->hlen = 0;
+    smarty_mp_part_reset(&mp->part);
 
     mp->cb = cb;
     mp->ud = ud;
@@ -311,6 +319,24 @@ smarty_mp_init(smarty_mp_t *mp, const char *boundary, size_t len,
      */
     mp->state = SMARTY_MP_S_PREAMBLE;
     mp->match = 2;
+}
+
+
+/* a part as new: its lengths and flags, its strings empty */
+
+static void
+smarty_mp_part_reset(smarty_mp_part_t *part)
+{
+    part->name[0] = '\0';
+    part->name_len = 0;
+    part->filename[0] = '\0';
+    part->filename_len = 0;
+    part->has_filename = 0;
+    part->content_type[0] = '\0';
+    part->content_type_len = 0;
+    part->start = 0;
+    part->data_start = 0;
+    part->data_end = 0;
 }
 
 
@@ -400,7 +426,7 @@ smarty_mp_feed(smarty_mp_t *mp, const unsigned char *p, size_t len)
 
             /* a new part: its header lines begin at the next byte */
 
-            memset(&mp->part, 0, sizeof(smarty_mp_part_t));
+            smarty_mp_part_reset(&mp->part);
             mp->part.start = base + i + 1;
             mp->hlen = 0;
             mp->state = SMARTY_MP_S_HEADER;
