@@ -37,6 +37,7 @@ ngx_http_smarty_redis_event_attach(ngx_http_smarty_redis_event_t *ev,
 
     ev->ac = ac;
     ev->c = c;
+    ev->writing = 0;
 
     ev->kill.handler = ngx_http_smarty_redis_event_kill;
     ev->kill.data = ev;
@@ -66,10 +67,53 @@ ngx_http_smarty_redis_event_read(ngx_event_t *rev)
         return;
     }
 
-    /* one buffer at most; level-triggered: more comes as another event */
-    redisAsyncHandleRead(ev->ac);
+    ngx_http_smarty_redis_event_poll(ev);
 
     /* the context may be gone now */
+}
+
+
+/*
+ * hiredis reads one buffer (16 KB) per call; level-triggered, more would
+ * come as another event, one turn of a busy worker's loop later.  As long
+ * as a reply is begun but not whole, its rest is read now (it is in the
+ * socket, or on its way): a 60 KB reply takes one turn, not four.  A read
+ * that brings nothing (EAGAIN) ends it.
+ */
+
+void
+ngx_http_smarty_redis_event_poll(ngx_http_smarty_redis_event_t *ev)
+{
+    size_t        pos, len;
+    ngx_uint_t    i;
+    redisReader  *rd;
+
+    for (i = 0; i < NGX_HTTP_SMARTY_REDIS_EVENT_READS && ev->ac != NULL;
+         i++)
+    {
+        rd = ev->ac->c.reader;
+        pos = rd->pos;
+        len = rd->len;
+
+        redisAsyncHandleRead(ev->ac);
+
+        if (ev->ac == NULL) {
+            /* gone (EOF, an error): the cleanup hook ran */
+            return;
+        }
+
+        rd = ev->ac->c.reader;
+
+        if (rd->ridx < 0 && rd->pos >= rd->len) {
+            /* every reply read is whole */
+            return;
+        }
+
+        if (rd->pos == pos && rd->len == len) {
+            /* nothing came */
+            return;
+        }
+    }
 }
 
 
@@ -86,7 +130,13 @@ ngx_http_smarty_redis_event_write(ngx_event_t *wev)
         return;
     }
 
+    /* a write not done now asks for the write event (add_write) */
+    ev->writing = 1;
     redisAsyncHandleWrite(ev->ac);
+
+    if (ev->ac != NULL) {
+        ev->writing = 0;
+    }
 }
 
 
@@ -143,6 +193,17 @@ ngx_http_smarty_redis_event_add_write(void *privdata)
         return;
     }
 
+    if (ev->ac != NULL && (ev->ac->c.flags & REDIS_CONNECTED)
+        && !ev->writing)
+    {
+        /* a command: written at the end of this turn of the loop */
+        if (!ev->c->write->posted) {
+            ngx_post_event(ev->c->write, &ngx_posted_events);
+        }
+
+        return;
+    }
+
     if (ngx_add_event(ev->c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT)
         != NGX_OK)
     {
@@ -155,6 +216,10 @@ static void
 ngx_http_smarty_redis_event_del_write(void *privdata)
 {
     ngx_http_smarty_redis_event_t  *ev = privdata;
+
+    if (ev->c != NULL && ev->c->write->posted) {
+        ngx_delete_posted_event(ev->c->write);
+    }
 
     if (ev->c == NULL || !ev->c->write->active) {
         return;

@@ -469,7 +469,24 @@ ngx_http_smarty_redis_cmd_event(ngx_event_t *ev)
     node = cmd->node;
     drop = 0;
 
-    if (ev->timedout) {
+    if (ev->timedout && cmd->in_redis && !cmd->decided && !cmd->held
+        && node != NULL && node->event.ac != NULL)
+    {
+        /*
+         * the reply may be in the socket already, come while the worker
+         * was busy with other events: taken now, it is no timeout (the
+         * command is not freed under us meanwhile)
+         */
+        cmd->polling = 1;
+        ngx_http_smarty_redis_event_poll(&node->event);
+        cmd->polling = 0;
+        node = cmd->node;
+    }
+
+    if (ev->timedout && cmd->decided) {
+        ev->timedout = 0;
+
+    } else if (ev->timedout) {
         ev->timedout = 0;
 
         ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ev->log, 0,
@@ -661,7 +678,7 @@ static void
 ngx_http_smarty_redis_cmd_release(ngx_http_smarty_redis_cmd_t *cmd)
 {
     if (cmd->user || cmd->calling || cmd->in_redis || cmd->held
-        || cmd->ev.timer_set || cmd->ev.posted)
+        || cmd->polling || cmd->ev.timer_set || cmd->ev.posted)
     {
         return;
     }

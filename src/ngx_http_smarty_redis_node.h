@@ -96,6 +96,7 @@ struct ngx_http_smarty_redis_cmd_s {
     unsigned                            retried:1;
     unsigned                            calling:1;   /* in the handler */
     unsigned                            asking:1;    /* ASKING first */
+    unsigned                            polling:1;   /* its timer reads */
 };
 
 
