@@ -21,6 +21,7 @@
 #define SMARTY_BODY_STOP     -100
 #define SMARTY_FILE_CHUNK    65536
 #define SMARTY_BODY_MP_KEEP  16         /* parsers (21 KB each) kept */
+#define SMARTY_BODY_BLOCK    16384      /* parsed at a time */
 
 
 typedef struct {
@@ -256,13 +257,35 @@ static ngx_int_t
 ngx_http_smarty_body_feed(ngx_http_request_t *r, ngx_http_smarty_body_t *b,
     ngx_buf_t *buf)
 {
-    u_char   *chunk;
+    u_char   *chunk, *p, *q, *next, *end;
     size_t    n;
     off_t     off;
     ssize_t   got;
 
     if (ngx_buf_in_memory(buf)) {
-        b->rc = smarty_mp_feed(b->mp, buf->pos, buf->last - buf->pos);
+
+        /*
+         * A read may bring megabytes, beyond the CPU's caches by the time
+         * they are parsed: block by block, the next one is fetched from
+         * memory while this one is hashed, so that the boundary's search
+         * (memchr) finds it in the cache, as the hash does.
+         */
+
+        p = buf->pos;
+        end = buf->last;
+
+        while (p < end && b->rc == SMARTY_MP_OK) {
+            next = p + ngx_min((size_t) (end - p), SMARTY_BODY_BLOCK);
+            q = next + ngx_min((size_t) (end - next), SMARTY_BODY_BLOCK);
+
+            for (chunk = next; chunk < q; chunk += 64) {
+                __builtin_prefetch(chunk, 0, 3);
+            }
+
+            b->rc = smarty_mp_feed(b->mp, p, next - p);
+            p = next;
+        }
+
         return NGX_OK;
     }
 
