@@ -328,6 +328,92 @@ EOF
     SmartyTest::http('POST', "$emu->{url}/_emulator/faults?latency_ms=0");
 }
 
+# --- the stored bytes: a hit answers the upstream's bytes -----------------------
+
+sub rcli { SmartyTest::redis_cli($redis->{port}, @_) }
+
+# the token a lookup of space $sp reads: "<generation> <node>"
+sub token {
+    my ($sp) = @_;
+    my $gen = rcli('GET', "smarty:{s$sp}:gen");
+    $gen = '0' unless length $gen;
+    my ($id) = rcli('INFO', 'replication') =~ /master_replid:([0-9a-f]+)/;
+    return "$gen " . substr($id, 0, 16);
+}
+
+# persons/recognize without searcher: the parameters' id (t/unit/test_cache.c)
+sub ekey { my ($sp, $img, $kind) = @_;
+           return "smarty:{s$sp}:" . ($kind // 'e2') . ':fa509f0688665bf5:'
+               . sha256_hex($img) }
+
+{
+    my $img = SmartyTest::alone_photo('bytes');
+    my $name = "tab\there/x";        # JSON escapes the tab, not the slash
+    my $miss = rec('2', [ [ $name, $img ] ]);
+    like(cs($miss), qr/fwd=miss; stored/, 'an odd part name: a miss, stored');
+    my $hit = rec('2', [ [ $name, $img ] ]);
+    is(cs($hit), 'smarty-gateway; hit', '... then a hit');
+    is($hit->{content}, $miss->{content},
+       'the hit answers the upstream\'s bytes, the name escaped as it did');
+    is($hit->{json}{body}{objects}[0]{name}, $name, '... the name as sent');
+
+    my $v = rcli('GET', ekey('2', $img));
+    like($v, qr/^\d+ [0-9a-f]{16} v2 1 9 \d+ \d+\n"objects"\{/,
+         'the entry: the token, then format 2');
+    unlike($v, qr/tab/, '... without the part name');
+
+    # a batch whose images come back partly from the cache, partly fresh:
+    # the merged answer is the upstream's own answer to the same batch
+    my @b = map { [ "b$_", SmartyTest::alone_photo("batch$_") ] } 1 .. 4;
+    rec('2', [ @b[0, 2] ]);
+    my $part = rec('2', \@b);
+    like(cs($part), qr/fwd=partial; detail="2 of 4 images cached"/,
+         'a partial hit');
+    my $q = "oauth_provider=mcs&oauth_token=$gw->{token}";
+    my $up = SmartyTest::call($emu->{url}, 'persons/recognize', query => $q,
+        meta => { space => '2', images => [ map { { name => $_->[0] } } @b ] },
+        images => \@b);
+    is($part->{content}, $up->{content},
+       'the merged answer is the upstream\'s to the same batch, byte for byte');
+}
+
+# Entries of the format before (JSON, under <base>:e:) are never read; a
+# value of another format under a format-2 key (a foreign or corrupt
+# write) is a miss, never parsed as an answer, and stored over.
+{
+    my $img = SmartyTest::alone_photo('format-1');
+    my $old = '{"objects":{"status":0,"persons":[{"tag":"person99"}]}}';
+    rcli('SET', ekey('4', $img, 'e'), token('4') . " $old");
+    my $r = rec('4', [ [ 'f', $img ] ]);
+    like(cs($r), qr/^smarty-gateway; fwd=miss; stored$/,
+         'a format-1 entry under the old key: a miss');
+    is(SmartyTest::tags($r->{json}{body}{objects}[0])->[0], 'undefined',
+       '... answered by the upstream, not by the old entry');
+    is(rcli('GET', ekey('4', $img, 'e')), token('4') . " $old",
+       '... which is left as it was (an instance of the old format may '
+       . 'still read it)');
+    like(rcli('GET', ekey('4', $img)), qr/^\S+ \S+ v2 /,
+         'the new entry is stored under <base>:e2:');
+
+    my $img2 = SmartyTest::alone_photo('foreign');
+    for my $bad ($old, 'v2 1 9 8 12', "v2 1 9 8 99\n\"objects\"{\"name\":}") {
+        rcli('SET', ekey('4', $img2), token('4') . " $bad");
+        my $x = rec('4', [ [ 'g', $img2 ] ]);
+        is($x->{status}, 200, 'a malformed format-2 entry: 200');
+        like(cs($x), qr/fwd=miss/, '... a miss');
+        is(SmartyTest::tags($x->{json}{body}{objects}[0])->[0], 'undefined',
+           '... the upstream\'s answer');
+        ok(SmartyTest::wait_until(sub {
+               rcli('GET', ekey('4', $img2)) =~ /^\S+ \S+ v2 1 /
+               && rcli('GET', ekey('4', $img2)) ne token('4') . " $bad" }, 5),
+           '... and stored over');
+        is(cs(rec('4', [ [ 'g', $img2 ] ])), 'smarty-gateway; hit',
+           '... then a hit');
+    }
+    like(SmartyTest::error_log($gw->{ngx}), qr/a cached answer is malformed/,
+         'a malformed entry is logged');
+}
+
 # --- two gateway instances, one Redis --------------------------------------------
 
 my $gw2 = SmartyTest::start_gateway(http => $redis_conf, gateway => $cache,

@@ -12,6 +12,10 @@
  * bytes (read once, at configuration time) as application/json.  A body
  * that nginx wrote to a temp file is refused (500): the bound is about
  * memory, and the benchmark gives it the gateway's buffer size.
+ *
+ * "smarty_hashbound <file> nohash" reads the upload and answers, without
+ * hashing: the read bound (stock nginx's "return" answers before the
+ * upload is read, which a client sending megabytes does not follow).
  */
 
 #include <ngx_config.h>
@@ -23,6 +27,7 @@
 
 typedef struct {
     ngx_str_t   answer;
+    ngx_flag_t  hash;
 } ngx_http_smarty_hashbound_conf_t;
 
 
@@ -43,7 +48,7 @@ static EVP_MD      *ngx_http_smarty_hashbound_sha256;
 static ngx_command_t  ngx_http_smarty_hashbound_commands[] = {
 
     { ngx_string("smarty_hashbound"),
-      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
       ngx_http_smarty_hashbound,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
@@ -114,9 +119,10 @@ ngx_http_smarty_hashbound_body(ngx_http_request_t *r)
     hcf = ngx_http_get_module_loc_conf(r, ngx_http_smarty_hashbound_module);
 
     if (r->request_body == NULL || ngx_http_smarty_hashbound_md == NULL
-        || EVP_DigestInit_ex(ngx_http_smarty_hashbound_md,
-                             ngx_http_smarty_hashbound_sha256, NULL)
-           != 1)
+        || (hcf->hash
+            && EVP_DigestInit_ex(ngx_http_smarty_hashbound_md,
+                                 ngx_http_smarty_hashbound_sha256, NULL)
+               != 1))
     {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
@@ -133,16 +139,19 @@ ngx_http_smarty_hashbound_body(ngx_http_request_t *r)
             return;
         }
 
-        if (EVP_DigestUpdate(ngx_http_smarty_hashbound_md, b->pos,
-                             b->last - b->pos)
-            != 1)
+        if (hcf->hash
+            && EVP_DigestUpdate(ngx_http_smarty_hashbound_md, b->pos,
+                                b->last - b->pos)
+               != 1)
         {
             ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
             return;
         }
     }
 
-    if (EVP_DigestFinal_ex(ngx_http_smarty_hashbound_md, md, &mdlen) != 1) {
+    if (hcf->hash
+        && EVP_DigestFinal_ex(ngx_http_smarty_hashbound_md, md, &mdlen) != 1)
+    {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
@@ -178,7 +187,7 @@ ngx_http_smarty_hashbound_body(ngx_http_request_t *r)
 }
 
 
-/* smarty_hashbound <file>: the answer's bytes, read now */
+/* smarty_hashbound <file> [nohash]: the answer's bytes, read now */
 
 static char *
 ngx_http_smarty_hashbound(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
@@ -192,6 +201,15 @@ ngx_http_smarty_hashbound(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_core_loc_conf_t  *clcf;
 
     value = cf->args->elts;
+    hcf->hash = 1;
+
+    if (cf->args->nelts == 3) {
+        if (ngx_strcmp(value[2].data, "nohash") != 0) {
+            return "takes \"nohash\" or nothing after the file";
+        }
+
+        hcf->hash = 0;
+    }
 
     if (ngx_conf_full_name(cf->cycle, &value[1], 1) != NGX_OK) {
         return NGX_CONF_ERROR;
