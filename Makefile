@@ -30,7 +30,7 @@ CLIENT      := $(BUILD)/smarty
 # the Debian packages: build, run, test, bench, fuzz
 DEB_PKGS    := build-essential nginx nginx-dev libhiredis-dev libjansson-dev \
                libssl-dev libcurl4-openssl-dev libmicrohttpd-dev \
-               redis-server redis-sentinel perl wrk clang libclang-rt-14-dev valgrind \
+               redis-server redis-sentinel perl wrk linux-perf clang libclang-rt-14-dev valgrind \
                docker-compose openssl curl ca-certificates \
                debhelper dpkg-dev lintian
 
