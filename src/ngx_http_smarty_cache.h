@@ -58,6 +58,27 @@ ngx_int_t ngx_http_smarty_cache_headers(ngx_http_request_t *r);
 /* $smarty_cache_status, $smarty_cache_hits */
 ngx_int_t ngx_http_smarty_cache_add_variables(ngx_conf_t *cf);
 
+
+/* what the cache did for a request, read by the audit and the metrics */
+
+typedef enum {
+    NGX_HTTP_SMARTY_CACHE_NOT_USED = 0,  /* no cache here, or not reached */
+    NGX_HTTP_SMARTY_CACHE_BYPASSED,      /* a write, meta it does not know */
+    NGX_HTTP_SMARTY_CACHE_UNAVAILABLE,   /* Redis did not answer in time */
+    NGX_HTTP_SMARTY_CACHE_MISSED,
+    NGX_HTTP_SMARTY_CACHE_PARTIAL_HIT,
+    NGX_HTTP_SMARTY_CACHE_FULL_HIT
+} ngx_http_smarty_cache_outcome_e;
+
+#define NGX_HTTP_SMARTY_CACHE_OUTCOMES  6
+
+/*
+ * The outcome, with *hits the images answered from the cache and *text
+ * the word of $smarty_cache_status ("HIT", ...; "" when not used).
+ */
+ngx_http_smarty_cache_outcome_e ngx_http_smarty_cache_outcome(
+    ngx_http_request_t *r, ngx_uint_t *hits, const char **text);
+
 /* a change of the space whose generation key is gen_key: counted in Redis,
  * retried until Redis takes it (ngx_http_smarty_cache_gen.c) */
 void ngx_http_smarty_cache_bump(ngx_str_t *gen_key, ngx_log_t *log);

@@ -313,6 +313,34 @@ ngx_http_smarty_cache_variable(ngx_http_request_t *r,
 }
 
 
+ngx_http_smarty_cache_outcome_e
+ngx_http_smarty_cache_outcome(ngx_http_request_t *r, ngx_uint_t *hits,
+    const char **text)
+{
+    ngx_http_smarty_cache_ctx_t  *c;
+
+    c = ngx_http_get_module_ctx(r->main, ngx_http_smarty_cache_module);
+
+    *hits = c ? c->hits : 0;
+    *text = ngx_http_smarty_cache_status_text(c);
+
+    switch (c ? c->status : SMARTY_CACHE_NONE) {
+    case SMARTY_CACHE_BYPASS:
+        return NGX_HTTP_SMARTY_CACHE_BYPASSED;
+    case SMARTY_CACHE_UNAVAILABLE:
+        return NGX_HTTP_SMARTY_CACHE_UNAVAILABLE;
+    case SMARTY_CACHE_MISS:
+        return NGX_HTTP_SMARTY_CACHE_MISSED;
+    case SMARTY_CACHE_PARTIAL:
+        return NGX_HTTP_SMARTY_CACHE_PARTIAL_HIT;
+    case SMARTY_CACHE_HIT:
+        return NGX_HTTP_SMARTY_CACHE_FULL_HIT;
+    default:
+        return NGX_HTTP_SMARTY_CACHE_NOT_USED;
+    }
+}
+
+
 ngx_int_t
 ngx_http_smarty_cache_add_variables(ngx_conf_t *cf)
 {

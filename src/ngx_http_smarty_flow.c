@@ -18,9 +18,11 @@
  */
 
 #include "ngx_http_smarty_flow.h"
+#include "ngx_http_smarty_audit.h"
 #include "ngx_http_smarty_auth.h"
 #include "ngx_http_smarty_body.h"
 #include "ngx_http_smarty_cache.h"
+#include "ngx_http_smarty_metrics.h"
 #include "ngx_http_smarty_quota.h"
 #include "ngx_http_smarty_reply.h"
 #include "ngx_http_smarty_upstream.h"
@@ -513,6 +515,19 @@ ngx_http_smarty_flow_finished(ngx_http_request_t *r)
     if (r != r->main || ctx == NULL) {
         return NGX_OK;
     }
+
+    /* the status the client got, as $status has it: an error of nginx's
+     * after the flow answered, a client that left */
+
+    if (r->err_status) {
+        ctx->status = r->err_status;
+
+    } else if (r->headers_out.status) {
+        ctx->status = r->headers_out.status;
+    }
+
+    ngx_http_smarty_metrics_finished(r);
+    ngx_http_smarty_audit_finished(r);
 
     ngx_log_debug4(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "smarty: finished: %s, status %ui, error %s, upstream %ui",

@@ -38,7 +38,8 @@ static char *ngx_http_smarty_token_merge_conf(ngx_conf_t *cf, void *parent,
 static const ngx_http_smarty_token_ops_t  ngx_http_smarty_token_file_ops = {
     ngx_http_smarty_token_file_get,
     ngx_http_smarty_token_file_rejected,
-    ngx_http_smarty_token_file_cancel
+    ngx_http_smarty_token_file_cancel,
+    NULL                                /* no statistics */
 };
 
 

@@ -14,6 +14,21 @@
 
 typedef struct ngx_http_smarty_token_source_s  ngx_http_smarty_token_source_t;
 
+
+/*
+ * What a source tells the metrics of its token (docs/metrics.md, "The
+ * token"): every worker's view, a source that shares its token between
+ * workers fills it from what they share.
+ */
+typedef struct {
+    time_t      age;                /* seconds since it was obtained,
+                                       -1: unknown */
+    time_t      expires_in;         /* seconds it has left, -1: never or
+                                       unknown */
+    uint64_t    refreshes;          /* tokens obtained since the start */
+    uint64_t    refresh_failures;   /* attempts that got none */
+} ngx_http_smarty_token_stats_t;
+
 typedef struct {
     /*
      * The token, URI-escaped for the query string: NGX_OK with *token;
@@ -35,6 +50,14 @@ typedef struct {
     /* a request waiting in get() is gone */
     void       (*cancel)(ngx_http_smarty_token_source_t *src,
                          ngx_http_request_t *r);
+
+    /*
+     * For the metrics: NGX_OK with *st filled.  NULL (a file: a service
+     * token has no age that matters, nothing is refreshed): no data, and
+     * the metrics show no token series.
+     */
+    ngx_int_t  (*stats)(ngx_http_smarty_token_source_t *src,
+                        ngx_http_smarty_token_stats_t *st);
 } ngx_http_smarty_token_ops_t;
 
 

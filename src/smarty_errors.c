@@ -45,6 +45,8 @@ static const smarty_err_info_t  smarty_errs[SMARTY_E_LAST] = {
         "meta.mode must be a non-empty array of known modes" },
     [SMARTY_E_EMPTY_BODY] = { 400, "empty_body",
         "the request has no body" },
+    [SMARTY_E_BAD_FILTER] = { 400, "bad_filter",
+        "a parameter of the query is malformed" },
 
     [SMARTY_E_BAD_REQUEST] = { 400, "bad_request",
         "the HTTP request is malformed" },
@@ -105,6 +107,8 @@ static const smarty_err_info_t  smarty_errs[SMARTY_E_LAST] = {
         "the recognition service did not answer in time" },
     [SMARTY_E_QUOTA_UNAVAILABLE] = { 503, "quota_unavailable",
         "quotas cannot be checked now: retry later" },
+    [SMARTY_E_AUDIT_UNAVAILABLE] = { 503, "audit_unavailable",
+        "the audit stream cannot be read now (Redis is away): retry later" },
 };
 
 

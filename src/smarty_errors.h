@@ -33,6 +33,7 @@ typedef enum {
     SMARTY_E_BAD_CREATE_NEW,
     SMARTY_E_BAD_MODE,
     SMARTY_E_EMPTY_BODY,
+    SMARTY_E_BAD_FILTER,          /* an operator view's query */
 
     /* 400 and others: nginx refused the HTTP request itself (error_page) */
     SMARTY_E_BAD_REQUEST,
@@ -70,6 +71,7 @@ typedef enum {
     SMARTY_E_UPSTREAM_BAD_ANSWER,
     SMARTY_E_UPSTREAM_TIMEOUT,
     SMARTY_E_QUOTA_UNAVAILABLE,
+    SMARTY_E_AUDIT_UNAVAILABLE,
 
     SMARTY_E_LAST
 } smarty_err_e;
