@@ -98,6 +98,7 @@ start() {
         -e "s|@GATEWAY_PORT@|$gw_port|g" \
         -e "s|@EMULATOR_PORT@|$emu_port|g" \
         -e "s|@REDIS_PORT@|$redis_port|g" \
+        -e "s|@DASHBOARD@|$top/dashboard|g" \
         conf/nginx.conf.in > "$run/nginx.conf"
     nginx -p "$run" -c "$run/nginx.conf" -e "$run/nginx-error.log"
     wait_port "$gw_port" "nginx"
@@ -128,6 +129,18 @@ What the quotas of space 1 have left (docs/quota.md; an operator's key):
 
   curl -s 'http://127.0.0.1:$gw_port/quota?space=1' \\
     -H "Authorization: Bearer \$(cat $run/operator.key)"
+
+Metrics, the audit trail (docs/metrics.md, docs/audit.md; the operator's key):
+
+  curl -s http://127.0.0.1:$gw_port/metrics \\
+    -H "Authorization: Bearer \$(cat $run/operator.key)"
+
+  SMARTY_URL=http://127.0.0.1:$gw_port SMARTY_KEY="\$(cat $run/operator.key)" \\
+  $build/smarty audit --since 1h
+
+The dashboard (paste the operator's key, $run/operator.key, when it asks):
+
+  http://127.0.0.1:$gw_port/dashboard/
 
 Stop it with: make stop
 EOT

@@ -306,13 +306,28 @@ static void
 ngx_http_smarty_audit_push(ngx_http_smarty_audit_zone_t *z, u_char *p,
     size_t len, ngx_log_t *log)
 {
-    ngx_int_t  rc;
+    uint64_t   newly;
+    ngx_int_t  rc, away;
+
+    away = (ngx_http_smarty_redis_state() != NGX_HTTP_SMARTY_REDIS_OK);
+    newly = 0;
 
     ngx_shmtx_lock(&z->shpool->mutex);
+
     rc = smarty_ring_push(z->sh->ring, p, len);
+
+    if (rc == 0 && away) {
+        /* Redis is away: the record waits, counted once */
+        newly = smarty_ring_mark(z->sh->ring, (uint64_t) -1);
+    }
+
     ngx_shmtx_unlock(&z->shpool->mutex);
 
     (void) ngx_atomic_fetch_add(&z->sh->records, 1);
+
+    if (newly) {
+        (void) ngx_atomic_fetch_add(&z->sh->buffered, newly);
+    }
 
     if (rc != 0) {
         (void) ngx_atomic_fetch_add(&z->sh->dropped, 1);

@@ -48,6 +48,7 @@ for (@example) {
     s{\@RUN\@/(clients\.json|upstream\.token)}{/etc/smarty/$1}g;
     s{\@REDIS_PORT\@}{6379}g;
     s{\@GATEWAY_PORT\@}{8080}g;
+    s{\@DASHBOARD\@}{/usr/share/smarty-gateway/dashboard}g;
 }
 my @site = grep { !m{^(access|error)_log /var/log/nginx/smarty-gateway\.} }
            directives($site);
