@@ -349,7 +349,7 @@
         var open = sum(samples, 'smarty_redis_workers', function (l) {
             return l.state === 'breaker_open';
         });
-        var pending, dropped, age;
+        var pending, dropped, age, failing;
 
         tile('redis', fmt(up) + ' / ' + fmt(workers) + ' up',
              fmt(sum(samples, 'smarty_redis_errors_total')) + ' errors'
@@ -367,14 +367,17 @@
             tile('audit', 'off', 'no smarty_audit_stream');
         }
 
-        if (has(samples, 'smarty_token_age_seconds')) {
-            age = sum(samples, 'smarty_token_age_seconds');
+        if (has(samples, 'smarty_token_fetches_total')) {
+            age = Math.max.apply(null, samples.filter(function (x) {
+                return x.name === 'smarty_token_age_seconds';
+            }).map(function (x) { return x.value; }).concat([0]));
+            failing = sum(samples, 'smarty_token_failing');
             tile('token', fmt(age / 60, 1) + ' min old',
-                 fmt(sum(samples, 'smarty_token_refreshes_total'))
-                 + ' refreshes, '
-                 + fmt(sum(samples, 'smarty_token_refresh_failures_total'))
-                 + ' failed',
-                 sum(samples, 'smarty_token_refresh_failures_total') > 0);
+                 fmt(sum(samples, 'smarty_token_fetches_total'))
+                 + ' fetched, '
+                 + fmt(sum(samples, 'smarty_token_fetch_failures_total'))
+                 + ' failed' + (failing ? ', failing now' : ''),
+                 failing > 0);
         } else {
             tile('token', 'no data', 'a service token from a file');
         }

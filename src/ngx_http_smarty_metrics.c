@@ -32,6 +32,7 @@
 #define NGX_HTTP_SMARTY_METRICS_PROBES   128
 #define NGX_HTTP_SMARTY_METRICS_PUBLISH  1000       /* ms */
 #define NGX_HTTP_SMARTY_METRICS_STALE    3          /* s */
+#define NGX_HTTP_SMARTY_METRICS_SOURCES  16         /* token sources */
 
 #define NGX_HTTP_SMARTY_METRICS_REQUEST  0
 #define NGX_HTTP_SMARTY_METRICS_UPSTREAM 1
@@ -119,8 +120,7 @@ static void ngx_http_smarty_metrics_render_hist(
 static void ngx_http_smarty_metrics_render_redis(
     ngx_http_smarty_metrics_sh_t *sh, smarty_buf_t *b);
 static void ngx_http_smarty_metrics_render_audit(smarty_buf_t *b);
-static void ngx_http_smarty_metrics_render_token(ngx_http_request_t *r,
-    smarty_buf_t *b);
+static void ngx_http_smarty_metrics_render_token(smarty_buf_t *b);
 static const char *ngx_http_smarty_metrics_method(ngx_uint_t m);
 static ngx_int_t ngx_http_smarty_metrics_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
@@ -635,7 +635,7 @@ ngx_http_smarty_metrics_render(ngx_http_request_t *r,
 
     ngx_http_smarty_metrics_render_redis(sh, b);
     ngx_http_smarty_metrics_render_audit(b);
-    ngx_http_smarty_metrics_render_token(r, b);
+    ngx_http_smarty_metrics_render_token(b);
 
     smarty_prom_family(b, "smarty_metrics_series", "gauge",
                        "Series of smarty_requests_total in use.");
@@ -852,47 +852,128 @@ ngx_http_smarty_metrics_render_audit(smarty_buf_t *b)
 
 
 /*
- * The upstream's token, as the source of this location tells it: a
- * source without statistics (a file) has no series here.
+ * The upstream's token: every source of the configuration that keeps
+ * statistics (an OAuth endpoint; a file has none), labelled by its name.
  */
 
 static void
-ngx_http_smarty_metrics_render_token(ngx_http_request_t *r, smarty_buf_t *b)
+ngx_http_smarty_metrics_render_token(smarty_buf_t *b)
 {
-    ngx_http_smarty_token_stats_t    st;
-    ngx_http_smarty_token_source_t  *src;
+    char                              labels[NGX_HTTP_SMARTY_METRICS_SOURCES]
+                                            [320];
+    int64_t                           now;
+    ngx_uint_t                        i, n, f;
+    smarty_buf_t                      l;
+    ngx_array_t                      *sources;
+    ngx_time_t                       *tp;
+    ngx_http_smarty_token_stats_t     st[NGX_HTTP_SMARTY_METRICS_SOURCES];
+    ngx_http_smarty_token_source_t  **src;
+    static const struct {
+        const char  *name;
+        const char  *type;
+        const char  *help;
+        size_t       offset;
+    } counters[] = {
+        { "smarty_token_fetches_total", "counter",
+          "Upstream tokens obtained from the token endpoint.",
+          offsetof(ngx_http_smarty_token_stats_t, fetches) },
+        { "smarty_token_refreshes_total", "counter",
+          "Of which by the refresh grant.",
+          offsetof(ngx_http_smarty_token_stats_t, refreshes) },
+        { "smarty_token_adopted_total", "counter",
+          "Upstream tokens taken from another instance (Redis).",
+          offsetof(ngx_http_smarty_token_stats_t, adopted) },
+        { "smarty_token_fetch_failures_total", "counter",
+          "Attempts to obtain an upstream token that failed.",
+          offsetof(ngx_http_smarty_token_stats_t, failures) },
+        { "smarty_token_failing", "gauge",
+          "Attempts that failed in a row, now (0: the last one worked).",
+          offsetof(ngx_http_smarty_token_stats_t, failing) },
+        { "smarty_token_rejected_total", "counter",
+          "Upstream tokens the upstream refused.",
+          offsetof(ngx_http_smarty_token_stats_t, rejected) },
+        { "smarty_token_waits_total", "counter",
+          "Requests that waited for an upstream token.",
+          offsetof(ngx_http_smarty_token_stats_t, waits) },
+        { "smarty_token_wait_timeouts_total", "counter",
+          "Of which in vain.",
+          offsetof(ngx_http_smarty_token_stats_t, wait_timeouts) }
+    };
 
-    src = ngx_http_smarty_token_source(r);
+    sources = ngx_http_smarty_token_sources((ngx_cycle_t *) ngx_cycle);
 
-    if (src == NULL || src->ops->stats == NULL
-        || src->ops->stats(src, &st) != NGX_OK)
-    {
+    if (sources == NULL) {
         return;
     }
 
-    if (st.age >= 0) {
-        smarty_prom_family(b, "smarty_token_age_seconds", "gauge",
-                           "Seconds since the upstream token was obtained.");
-        smarty_prom_sample(b, "smarty_token_age_seconds", NULL,
-                           (uint64_t) st.age);
+    src = sources->elts;
+    n = 0;
+
+    smarty_buf_init(&l);
+
+    for (i = 0; i < sources->nelts && n < NGX_HTTP_SMARTY_METRICS_SOURCES;
+         i++)
+    {
+        if (src[i]->ops->stats == NULL) {
+            continue;
+        }
+
+        ngx_memzero(&st[n], sizeof(ngx_http_smarty_token_stats_t));
+        src[i]->ops->stats(src[i], &st[n]);
+
+        l.len = 0;
+        smarty_buf_add(&l, "source=\"", 8);
+        smarty_prom_label(&l, (const char *) st[n].name.data,
+                          ngx_min(st[n].name.len, 256));
+        smarty_buf_add(&l, "\"", 1);
+
+        if (l.failed) {
+            break;
+        }
+
+        ngx_memcpy(labels[n], l.data, l.len + 1);
+        n++;
     }
 
-    if (st.expires_in >= 0) {
-        smarty_prom_family(b, "smarty_token_expires_in_seconds", "gauge",
-                           "Seconds the upstream token has left.");
-        smarty_prom_sample(b, "smarty_token_expires_in_seconds", NULL,
-                           (uint64_t) st.expires_in);
+    smarty_buf_free(&l);
+
+    if (n == 0) {
+        return;
     }
 
-    smarty_prom_family(b, "smarty_token_refreshes_total", "counter",
-                       "Upstream tokens obtained.");
-    smarty_prom_sample(b, "smarty_token_refreshes_total", NULL,
-                       st.refreshes);
+    tp = ngx_timeofday();
+    now = (int64_t) tp->sec * 1000 + tp->msec;
 
-    smarty_prom_family(b, "smarty_token_refresh_failures_total", "counter",
-                       "Attempts to obtain an upstream token that failed.");
-    smarty_prom_sample(b, "smarty_token_refresh_failures_total", NULL,
-                       st.refresh_failures);
+    smarty_prom_family(b, "smarty_token_age_seconds", "gauge",
+                       "Seconds since the upstream token was obtained.");
+
+    for (i = 0; i < n; i++) {
+        if (st[i].obtained) {
+            smarty_prom_seconds(b, "smarty_token_age_seconds", labels[i],
+                                now - st[i].obtained);
+        }
+    }
+
+    smarty_prom_family(b, "smarty_token_expires_in_seconds", "gauge",
+                       "Seconds the upstream token has left.");
+
+    for (i = 0; i < n; i++) {
+        if (st[i].expires) {
+            smarty_prom_seconds(b, "smarty_token_expires_in_seconds",
+                                labels[i], st[i].expires - now);
+        }
+    }
+
+    for (f = 0; f < sizeof(counters) / sizeof(counters[0]); f++) {
+        smarty_prom_family(b, counters[f].name, counters[f].type,
+                           counters[f].help);
+
+        for (i = 0; i < n; i++) {
+            smarty_prom_sample(b, counters[f].name, labels[i],
+                               *(ngx_uint_t *) ((u_char *) &st[i]
+                                                + counters[f].offset));
+        }
+    }
 }
 
 

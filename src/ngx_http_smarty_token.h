@@ -16,17 +16,22 @@ typedef struct ngx_http_smarty_token_source_s  ngx_http_smarty_token_source_t;
 
 
 /*
- * What a source tells the metrics of its token (docs/metrics.md, "The
- * token"): every worker's view, a source that shares its token between
- * workers fills it from what they share.
+ * A source's counters, for metrics: since the source's shared memory was
+ * made (a reload keeps them).  Times are Unix milliseconds, 0 for none.
  */
+
 typedef struct {
-    time_t      age;                /* seconds since it was obtained,
-                                       -1: unknown */
-    time_t      expires_in;         /* seconds it has left, -1: never or
-                                       unknown */
-    uint64_t    refreshes;          /* tokens obtained since the start */
-    uint64_t    refresh_failures;   /* attempts that got none */
+    ngx_str_t   name;            /* "file", or the endpoint's URL */
+    ngx_uint_t  fetches;         /* tokens obtained from the endpoint */
+    ngx_uint_t  refreshes;       /* of which by the refresh grant */
+    ngx_uint_t  adopted;         /* tokens taken from another instance */
+    ngx_uint_t  failures;        /* fetches that failed */
+    ngx_uint_t  failing;         /* of which in a row, now */
+    ngx_uint_t  rejected;        /* tokens the upstream refused */
+    ngx_uint_t  waits;           /* requests that waited for a token */
+    ngx_uint_t  wait_timeouts;   /* of which in vain */
+    int64_t     obtained;        /* the current token's */
+    int64_t     expires;
 } ngx_http_smarty_token_stats_t;
 
 typedef struct {
@@ -51,12 +56,8 @@ typedef struct {
     void       (*cancel)(ngx_http_smarty_token_source_t *src,
                          ngx_http_request_t *r);
 
-    /*
-     * For the metrics: NGX_OK with *st filled.  NULL (a file: a service
-     * token has no age that matters, nothing is refreshed): no data, and
-     * the metrics show no token series.
-     */
-    ngx_int_t  (*stats)(ngx_http_smarty_token_source_t *src,
+    /* what the source did so far (NULL: a source with nothing to say) */
+    void       (*stats)(ngx_http_smarty_token_source_t *src,
                         ngx_http_smarty_token_stats_t *st);
 } ngx_http_smarty_token_ops_t;
 
@@ -72,6 +73,16 @@ ngx_http_smarty_token_source_t *ngx_http_smarty_token_source(
     ngx_http_request_t *r);
 ngx_http_smarty_token_source_t *ngx_http_smarty_token_conf_source(
     ngx_conf_t *cf);
+
+/*
+ * Makes src the source of the context being configured: NGX_CONF_OK, or
+ * an error ("is duplicate") for ngx_conf_t's handler to return.
+ */
+char *ngx_http_smarty_token_conf_set_source(ngx_conf_t *cf,
+    ngx_http_smarty_token_source_t *src);
+
+/* every source of the configuration, each once (an array of pointers) */
+ngx_array_t *ngx_http_smarty_token_sources(ngx_cycle_t *cycle);
 
 /* the oauth_provider the gateway sends with the token */
 ngx_str_t *ngx_http_smarty_token_provider(ngx_http_request_t *r);

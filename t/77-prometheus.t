@@ -1,8 +1,8 @@
 # A real Prometheus server (Debian's prometheus) scrapes the gateway's
 # /metrics with an operator's key, as docs/metrics.md's scrape
-# configuration says: the target is up, the gateway's counts are what it
-# stores, the alert rules of docs/metrics.md load (promtool check rules)
-# and evaluate.  Without the key the scrape fails: the endpoint is an
+# configuration says: the target is up, the gateway's counts (and its
+# OAuth token's) are what it stores, the alert rules of docs/metrics.md
+# load (promtool check rules) and evaluate.  Without the key the scrape fails: the endpoint is an
 # operator's.
 use strict;
 use warnings;
@@ -21,6 +21,7 @@ my $WAIT = $ENV{SMARTY_VALGRIND} ? 240 : 60;
 my $redis = SmartyTest::start_redis();
 my $ops = 'sgw_ops_' . SmartyTest::random_hex(16);
 my $gw = SmartyTest::start_gateway(
+    oauth => {},
     emu_args => [ '--per-image-ms', '0' ],
     clients => [ { name => 'demo' },
                  { name => 'ops', key => $ops, spaces => [], methods => [],
@@ -103,13 +104,25 @@ ok(SmartyTest::wait_until(sub {
    }, $WAIT), "Prometheus stores the gateway's $N requests")
     or diag(JSON::PP->new->encode($res), SmartyTest::slurp("$dir/prometheus.log"));
 
-$res = query('up');
-my %up = map { $_->{metric}{job} => $_->{value}[1] } @$res;
+my %up;
+SmartyTest::wait_until(sub {
+    %up = map { $_->{metric}{job} => $_->{value}[1] } @{ query('up') };
+    defined $up{smarty} && defined $up{'smarty-nokey'}
+}, $WAIT);
 is($up{smarty}, 1, 'the target with the operator\'s key is up');
 is($up{'smarty-nokey'}, 0, 'the one without a key is down: 401');
 
 $res = query('sum(smarty_cache_hit_images_total{job="smarty"})');
 is($res->[0]{value}[1], $N - 3, 'the cache\'s hits: every repeated image');
+
+$res = query('smarty_token_fetches_total{job="smarty"}');
+ok(@$res && $res->[0]{value}[1] >= 1,
+   'the OAuth source\'s token fetches')
+    or diag(JSON::PP->new->encode($res));
+like($res->[0]{metric}{source} // '', qr{^http://127\.0\.0\.1:\d+/},
+     'labelled with its endpoint');
+$res = query('smarty_token_age_seconds{job="smarty"}');
+ok(@$res && $res->[0]{value}[1] >= 0, 'the token\'s age');
 
 $res = query('histogram_quantile(0.5, sum by (le) '
              . '(smarty_request_duration_seconds_bucket{job="smarty"}))');
