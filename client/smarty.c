@@ -76,6 +76,10 @@ main(int argc, char **argv)
         return smarty_keygen_main(argc - 1, argv + 1);
     }
 
+    if (argc > 1 && strcmp(argv[1], "audit") == 0) {
+        return smarty_audit_main(argc - 1, argv + 1);
+    }
+
     if (argc > 1 && strcmp(argv[1], "hash-key") == 0) {
         return smarty_hash_key_main(argc - 1, argv + 1);
     }

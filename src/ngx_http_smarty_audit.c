@@ -178,7 +178,7 @@ static ngx_http_variable_t  ngx_http_smarty_audit_vars[] = {
 };
 
 
-/* --- a finished request --------------------------------------------------- */
+/* --- a finished request -------------------------------------------------- */
 
 
 void
@@ -349,7 +349,7 @@ ngx_http_smarty_audit_push(ngx_http_smarty_audit_zone_t *z, u_char *p,
 }
 
 
-/* --- to Redis --------------------------------------------------------------- */
+/* --- to Redis ------------------------------------------------------------ */
 
 
 static void
@@ -615,7 +615,7 @@ ngx_http_smarty_audit_add_variables(ngx_conf_t *cf)
 }
 
 
-/* --- the zone --------------------------------------------------------------- */
+/* --- the zone ------------------------------------------------------------ */
 
 
 static ngx_int_t
@@ -672,7 +672,7 @@ ngx_http_smarty_audit_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 }
 
 
-/* --- configuration ---------------------------------------------------------- */
+/* --- configuration ------------------------------------------------------- */
 
 
 /* smarty_audit_stream key [maxlen=N | keep=time] */
@@ -860,7 +860,7 @@ ngx_http_smarty_audit_merge_loc_conf(ngx_conf_t *cf, void *parent,
 }
 
 
-/* --- the worker ------------------------------------------------------------- */
+/* --- the worker ---------------------------------------------------------- */
 
 
 static ngx_int_t

@@ -478,8 +478,9 @@ ngx_http_smarty_audit_view_done(ngx_http_smarty_redis_status_e status,
 
 /*
  * {"records":[{"stream_id":"...",<the record's members>},...],
- *  "next":"<id>"|null,"scanned":N}: next is where the following page
- * starts (its "after" or "before"), null when the range has no more.
+ *  "next":"<id>"|null,"last":"<id>"|null,"scanned":N}: next is where the
+ * following page starts (its "after" or "before"), null when the range
+ * has no more; last, the last entry read (null: none).
  */
 
 static ngx_int_t
@@ -494,8 +495,9 @@ ngx_http_smarty_audit_view_send(ngx_http_request_t *r,
 
     /* the most the answer can take */
 
-    size = sizeof("{\"records\":[],\"next\":\"\",\"scanned\":}")
-           + NGX_HTTP_SMARTY_AUDIT_VIEW_ID + NGX_INT_T_LEN + 1;
+    size = sizeof("{\"records\":[],\"next\":\"\",\"last\":\"\","
+                  "\"scanned\":}")
+           + 2 * NGX_HTTP_SMARTY_AUDIT_VIEW_ID + NGX_INT_T_LEN + 1;
 
     for (i = 0; i < reply->elements; i++) {
         size += sizeof("{\"stream_id\":\"\",},")
@@ -577,8 +579,17 @@ ngx_http_smarty_audit_view_send(ngx_http_request_t *r,
         b->last = ngx_cpymem(b->last, "null", 4);
     }
 
-    b->last = ngx_sprintf(b->last, ",\"scanned\":%uz}\n",
-                          i);
+    /* the last entry scanned: a cursor that skips what matched nothing */
+
+    if (last != NULL) {
+        b->last = ngx_sprintf(b->last, ",\"last\":\"%*s\"", last->len,
+                              last->str);
+
+    } else {
+        b->last = ngx_cpymem(b->last, ",\"last\":null", 12);
+    }
+
+    b->last = ngx_sprintf(b->last, ",\"scanned\":%uz}\n", i);
 
     r->headers_out.status = NGX_HTTP_OK;
     r->headers_out.content_length_n = b->last - b->pos;
@@ -635,7 +646,7 @@ ngx_http_smarty_audit_view_error(ngx_http_request_t *r, smarty_err_e e,
 }
 
 
-/* --- configuration -------------------------------------------------------- */
+/* --- configuration ------------------------------------------------------- */
 
 
 static char *

@@ -210,7 +210,7 @@ ngx_module_t  ngx_http_smarty_metrics_module = {
 };
 
 
-/* --- a finished request --------------------------------------------------- */
+/* --- a finished request -------------------------------------------------- */
 
 
 void
@@ -422,7 +422,7 @@ ngx_http_smarty_metrics_publish(ngx_event_t *ev)
 }
 
 
-/* --- the endpoint ------------------------------------------------------------- */
+/* --- the endpoint -------------------------------------------------------- */
 
 
 static ngx_int_t
@@ -989,7 +989,7 @@ ngx_http_smarty_metrics_method(ngx_uint_t m)
 }
 
 
-/* --- the zone ----------------------------------------------------------------- */
+/* --- the zone ------------------------------------------------------------ */
 
 
 static ngx_int_t
@@ -1052,7 +1052,7 @@ ngx_http_smarty_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 }
 
 
-/* --- configuration -------------------------------------------------------------- */
+/* --- configuration ------------------------------------------------------- */
 
 
 /* smarty_metrics: the location is the endpoint */
@@ -1167,7 +1167,7 @@ ngx_http_smarty_metrics_merge_loc_conf(ngx_conf_t *cf, void *parent,
 }
 
 
-/* --- the worker --------------------------------------------------------------- */
+/* --- the worker ---------------------------------------------------------- */
 
 
 static ngx_int_t

@@ -137,7 +137,7 @@ smarty_audit_json(const smarty_audit_record_t *rec, char *out, size_t size)
 }
 
 
-/* --- writing --------------------------------------------------------------- */
+/* --- writing ------------------------------------------------------------- */
 
 
 static void
@@ -278,7 +278,7 @@ smarty_audit_time(smarty_audit_out_t *o, int64_t ms)
 }
 
 
-/* --- the view's filters ---------------------------------------------------- */
+/* --- the view's filters -------------------------------------------------- */
 
 
 int

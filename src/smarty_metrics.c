@@ -43,7 +43,7 @@ smarty_metrics_bucket(uint64_t ms)
 }
 
 
-/* --- the buffer ------------------------------------------------------------- */
+/* --- the buffer ---------------------------------------------------------- */
 
 
 void
@@ -129,7 +129,7 @@ smarty_buf_printf(smarty_buf_t *b, const char *fmt, ...)
 }
 
 
-/* --- Prometheus's text format ------------------------------------------------ */
+/* --- Prometheus's text format -------------------------------------------- */
 
 
 void

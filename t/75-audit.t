@@ -457,6 +457,93 @@ subtest 'the audit view' => sub {
               [ $records->[-1]{stream_id} ], 'after an id, oldest first');
 };
 
+# --- smarty audit, the client ----------------------------------------------------------
+
+subtest 'smarty audit' => sub {
+    my $bin = SmartyTest::client_path();
+    my $dir = SmartyTest::tempdir();
+    my $run = sub {
+        my ($args, $key) = @_;
+        local $ENV{SMARTY_URL} = $A->{url};
+        local $ENV{SMARTY_KEY} = $key // $keys{ops};
+        my $out = `$bin audit $args 2>$dir/audit.err`;
+        return ($? >> 8, $out, SmartyTest::slurp("$dir/audit.err"));
+    };
+    my $lines = sub {
+        my ($args) = @_;
+        my ($rc, $out) = $run->("--format jsonl $args");
+        return [ map { JSON::PP->new->decode($_) } split /\n/, $out ];
+    };
+
+    my $all = $lines->('--limit 0');
+    is(scalar @$all, $N, "--limit 0: all $N, one JSON line each");
+    is_deeply([ map { $_->{stream_id} } @$all ],
+              [ map { $_->{stream_id} } @$records ], 'oldest first');
+    is(scalar @{ $lines->('') }, $N, 'the default limit (50) holds them');
+    is_deeply([ map { $_->{stream_id} } @{ $lines->('--limit 2') } ],
+              [ map { $_->{stream_id} } @$records[-2, -1] ],
+              '--limit 2: the two newest');
+
+    is(scalar @{ $lines->('--client limited') }, 3, '--client limited');
+    is(scalar @{ $lines->('--status 4xx') }, 3, '--status 4xx');
+    is(scalar @{ $lines->('--person 7') }, 2, '--person 7');
+    is(scalar @{ $lines->('--space 1 --method persons/recognize') }, 6,
+       '--space 1 --method persons/recognize');
+    SmartyTest::spew("$dir/x.jpg", $X);
+    is(scalar @{ $lines->("--image-file $dir/x.jpg") }, 4,
+       '--image-file: hashed here, the four requests that sent it');
+    is(scalar @{ $lines->('--image ' . sha256_hex($Y)) }, 1, '--image');
+    is(scalar @{ $lines->('--since 1h') }, $N, '--since 1h: all');
+    is(scalar @{ $lines->('--until 2000-01-01') }, 0, '--until 2000: none');
+    is(scalar @{ $lines->('--since 2000-01-01T00:00:00Z --until now') }, $N,
+       'a range of dates');
+
+    my ($rc, $out) = $run->('--format table --client limited');
+    is($rc, 0, 'a table: exit 0');
+    my @rows = split /\n/, $out;
+    is(scalar @rows, 4, 'a header and three rows');
+    like($rows[0], qr/^TIME\s+INSTANCE\s+CLIENT\s+METHOD/, 'the header');
+    ok((grep { /gw-a\s+limited\s+persons\/recognize\s+1\s+1\s+(?:\S+\s+)?
+                  client_requests_day\s+429\s+quota_client_requests_day\s/x }
+        @rows), 'the 429\'s row') or diag($out);
+
+    my $err;
+    ($rc, $out, $err) = $run->('--limit 1', $keys{demo});
+    is($rc, 1, 'a client key that is no operator\'s: exit 1');
+    like($err, qr/403.*operator_forbidden/, 'and why');
+    ($rc, $out, $err) = $run->('--since yesterday');
+    is($rc, 2, 'a time that is none: exit 2');
+    like($err, qr/is not a time/, 'and why');
+    ($rc) = $run->('--limit 1 --view /nope');
+    is($rc, 1, 'no view there: exit 1');
+
+    # --follow: the latest, then what comes
+    my $log = "$dir/follow.jsonl";
+    my $p = SmartyTest::spawn('smarty audit', $log,
+        { SMARTY_URL => $A->{url}, SMARTY_KEY => $keys{ops} },
+        $bin, 'audit', '--follow', '--format', 'jsonl', '--limit', '3',
+        '--interval', '0.2', '--client', 'demo');
+    my $count = sub { scalar(() = SmartyTest::slurp($log) =~ /\n/g) };
+    ok(SmartyTest::wait_until(sub { $count->() == 3 }, $WAIT),
+       '--follow: the latest 3 first');
+    recognize($B, '1', [$X]);
+    recognize($A, '1', [$X], key => undef);
+    recognize($A, '1', [$Y]);
+    ok(SmartyTest::wait_until(sub { $count->() == 5 }, $WAIT),
+       'then the two new ones of client demo, from both instances');
+    my @new = map { JSON::PP->new->decode($_) }
+              (split /\n/, SmartyTest::slurp($log))[3, 4];
+    is_deeply([ sort map { $_->{instance} } @new ], [ 'gw-a', 'gw-b' ],
+              'one of each');
+    SmartyTest::stop_proc($p);
+    is($p->{status} >> 8, 0, 'stopped by TERM: exit 0');
+    unlike(SmartyTest::slurp($log), qr/\Q$keys{ops}\E/, 'the key is not shown');
+
+    # the three requests above are in the stream now
+    ok(SmartyTest::wait_until(sub { redis_cli('XLEN smarty:audit') == $N + 3 },
+                              $WAIT), 'three more records');
+};
+
 # --- Redis away: buffered, then written; what does not fit, dropped ---------------------------
 
 subtest 'Redis stopped and started again' => sub {
