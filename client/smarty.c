@@ -1,7 +1,7 @@
 /*
  * smarty: the command-line client of the Smarty face-recognition API and of
  * smarty-gateway, a C successor of the API's smarty.py.  main hands the
- * commands to keygen.c and batch.c; the one-call mode is here:
+ * commands to keygen.c, audit.c and batch.c; the one-call mode is here:
  *
  *   smarty -u URL [-p FILE]... [--meta JSON] [-k KEY] [-v]
  *
