@@ -4,9 +4,9 @@
  *
  * A finished request's record (src/smarty_audit.c) goes into a ring in
  * shared memory (src/smarty_ring.c), and the worker arms its flush timer.
- * A flush sends the oldest records, up to a batch, to Redis in one
- * EVALSHA of src/lua/audit_add.lua (an XADD each, trimmed), and takes
- * them from the ring once Redis has them.  One batch is out at a time,
+ * A flush sends the oldest records, up to a batch, to Redis (an XADD
+ * each, trimmed, pipelined), and takes them from the ring once Redis has
+ * them.  One batch is out at a time,
  * whichever worker sent it (its pid and a deadline in the zone), so the
  * records keep their order.  While Redis is away they stay in the ring
  * ("buffered"), and are sent when it is back; a record that finds the
@@ -35,8 +35,8 @@
 
 typedef struct {
     ngx_str_t                      key;       /* smarty_audit_stream */
-    ngx_str_t                      how;       /* "maxlen" or "keep" */
-    ngx_str_t                      limit;     /* its number, as text */
+    ngx_str_t                      limit;     /* maxlen=, as text */
+    ngx_msec_t                     keep;      /* keep=, 0: maxlen */
     size_t                         buffer;    /* smarty_audit_buffer */
     ngx_str_t                      instance;  /* smarty_audit_instance */
     ngx_int_t                      request_id;  /* $request_id's index */
@@ -77,6 +77,7 @@ static void ngx_http_smarty_audit_arm(ngx_msec_t delay);
 static void ngx_http_smarty_audit_flush(ngx_event_t *ev);
 static void ngx_http_smarty_audit_written(
     ngx_http_smarty_redis_status_e status, redisReply *reply, void *data);
+static void ngx_http_smarty_audit_done(void);
 static ngx_int_t ngx_http_smarty_audit_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static ngx_int_t ngx_http_smarty_audit_variable(ngx_http_request_t *r,
@@ -92,16 +93,14 @@ static char *ngx_http_smarty_audit_merge_loc_conf(ngx_conf_t *cf,
 static ngx_int_t ngx_http_smarty_audit_init_process(ngx_cycle_t *cycle);
 
 
-/* the worker's: its flush timer, whether its batch is out */
+/* the worker's: its flush timer, its batch's commands out, sent, taken */
 static ngx_event_t                         ngx_http_smarty_audit_ev;
 static ngx_uint_t                          ngx_http_smarty_audit_out;
+static ngx_uint_t                          ngx_http_smarty_audit_sent;
+static ngx_uint_t                          ngx_http_smarty_audit_acked;
+static ngx_uint_t                          ngx_http_smarty_audit_failed;
 static ngx_http_smarty_audit_main_conf_t  *ngx_http_smarty_audit_conf;
 static time_t                              ngx_http_smarty_audit_logged;
-
-static const char  *ngx_http_smarty_audit_argv[NGX_HTTP_SMARTY_AUDIT_BATCH
-                                               + 3];
-static size_t       ngx_http_smarty_audit_argvlen[NGX_HTTP_SMARTY_AUDIT_BATCH
-                                                  + 3];
 
 
 static ngx_command_t  ngx_http_smarty_audit_commands[] = {
@@ -370,14 +369,20 @@ ngx_http_smarty_audit_arm(ngx_msec_t delay)
 static void
 ngx_http_smarty_audit_flush(ngx_event_t *ev)
 {
-    size_t                              len, bytes;
-    uint64_t                            n, pos, newly;
-    ngx_uint_t                          argc;
+    size_t                              len, bytes, n;
+    int64_t                             cut;
+    uint64_t                            pos, newly;
+    ngx_uint_t                          i;
+    ngx_time_t                         *tp;
     const u_char                       *p;
     ngx_http_smarty_audit_sh_t         *sh;
-    ngx_http_smarty_redis_cmd_t        *cmd;
     ngx_http_smarty_audit_zone_t       *z;
     ngx_http_smarty_audit_main_conf_t  *amcf;
+    u_char                              minid[NGX_INT64_LEN];
+    const u_char                       *rec[NGX_HTTP_SMARTY_AUDIT_BATCH];
+    size_t                              reclen[NGX_HTTP_SMARTY_AUDIT_BATCH];
+    const char                         *argv[8];
+    size_t                              argvlen[8];
 
     amcf = ngx_http_smarty_audit_conf;
 
@@ -412,16 +417,8 @@ ngx_http_smarty_audit_flush(ngx_event_t *ev)
         return;
     }
 
-    /* the oldest records, one entry each, copied by the call */
+    /* the oldest records: this worker's until Redis answers for them */
 
-    ngx_http_smarty_audit_argv[0] = (const char *) amcf->key.data;
-    ngx_http_smarty_audit_argvlen[0] = amcf->key.len;
-    ngx_http_smarty_audit_argv[1] = (const char *) amcf->how.data;
-    ngx_http_smarty_audit_argvlen[1] = amcf->how.len;
-    ngx_http_smarty_audit_argv[2] = (const char *) amcf->limit.data;
-    ngx_http_smarty_audit_argvlen[2] = amcf->limit.len;
-
-    argc = 3;
     n = 0;
     bytes = 0;
     pos = sh->ring->head;
@@ -430,24 +427,10 @@ ngx_http_smarty_audit_flush(ngx_event_t *ev)
            && bytes < NGX_HTTP_SMARTY_AUDIT_BYTES
            && smarty_ring_next(sh->ring, &pos, &p, &len) == 0)
     {
-        ngx_http_smarty_audit_argv[argc] = (const char *) p;
-        ngx_http_smarty_audit_argvlen[argc] = len;
-        argc++;
+        rec[n] = p;
+        reclen[n] = len;
         n++;
         bytes += len;
-    }
-
-    cmd = ngx_http_smarty_redis_script(NGX_HTTP_SMARTY_REDIS_LUA_AUDIT_ADD,
-                                       NGX_HTTP_SMARTY_AUDIT_TIMEOUT,
-                                       ngx_http_smarty_audit_written, sh,
-                                       1, (int) argc,
-                                       ngx_http_smarty_audit_argv,
-                                       ngx_http_smarty_audit_argvlen);
-
-    if (cmd == NULL) {
-        ngx_shmtx_unlock(&z->shpool->mutex);
-        ngx_http_smarty_audit_arm(NGX_HTTP_SMARTY_AUDIT_RETRY);
-        return;
     }
 
     sh->flusher = ngx_pid;
@@ -456,47 +439,139 @@ ngx_http_smarty_audit_flush(ngx_event_t *ev)
 
     ngx_shmtx_unlock(&z->shpool->mutex);
 
-    ngx_http_smarty_audit_out = 1;
+    /*
+     * They stay where they are: only the lease's holder takes records
+     * from the ring, and others only append behind them.  One XADD each,
+     * pipelined on the worker's connection: Redis spends a microsecond
+     * on one, a script's calls cost it several times that.
+     */
+
+    argv[0] = "XADD";
+    argvlen[0] = 4;
+    argv[1] = (const char *) amcf->key.data;
+    argvlen[1] = amcf->key.len;
+    argv[3] = "~";
+    argvlen[3] = 1;
+    argv[5] = "*";
+    argvlen[5] = 1;
+    argv[6] = "r";
+    argvlen[6] = 1;
+
+    if (amcf->keep) {
+        /* MINID ~ now - keep, by this gateway's clock */
+        tp = ngx_timeofday();
+        cut = (int64_t) tp->sec * 1000 + (int64_t) tp->msec
+              - (int64_t) amcf->keep;
+        argv[2] = "MINID";
+        argvlen[2] = 5;
+        argv[4] = (const char *) minid;
+        argvlen[4] = ngx_sprintf(minid, "%L", cut > 0 ? cut : 0) - minid;
+
+    } else {
+        argv[2] = "MAXLEN";
+        argvlen[2] = 6;
+        argv[4] = (const char *) amcf->limit.data;
+        argvlen[4] = amcf->limit.len;
+    }
+
+    ngx_http_smarty_audit_sent = n;
+    ngx_http_smarty_audit_acked = 0;
+    ngx_http_smarty_audit_failed = 0;
+
+    for (i = 0; i < n; i++) {
+        argv[7] = (const char *) rec[i];
+        argvlen[7] = reclen[i];
+
+        if (ngx_http_smarty_redis_command(NGX_HTTP_SMARTY_AUDIT_TIMEOUT,
+                                          ngx_http_smarty_audit_written,
+                                          (void *) (uintptr_t) i, 8, argv,
+                                          argvlen)
+            == NULL)
+        {
+            /* out of memory: the rest waits for the next batch */
+            ngx_http_smarty_audit_failed = 1;
+            break;
+        }
+
+        ngx_http_smarty_audit_out++;
+    }
+
+    if (ngx_http_smarty_audit_out == 0) {
+        ngx_http_smarty_audit_done();
+    }
 }
 
+
+/* one record's XADD: the batch is done when the last one is answered */
 
 static void
 ngx_http_smarty_audit_written(ngx_http_smarty_redis_status_e status,
     redisReply *reply, void *data)
 {
-    ngx_http_smarty_audit_sh_t *sh = data;
+    ngx_uint_t  i;
 
-    uint64_t                       newly, left;
-    ngx_uint_t                     ok;
+    i = (ngx_uint_t) (uintptr_t) data;
+
+    ngx_http_smarty_audit_out--;
+
+    if (status == NGX_HTTP_SMARTY_REDIS_OK
+        && reply->type == REDIS_REPLY_STRING)
+    {
+        /* Redis took it: the records before it too, they were sent first */
+        if (i == ngx_http_smarty_audit_acked) {
+            ngx_http_smarty_audit_acked++;
+        }
+
+    } else {
+        if (status == NGX_HTTP_SMARTY_REDIS_OK
+            && !ngx_http_smarty_audit_failed)
+        {
+            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                          "smarty_audit: Redis did not take a record: %*s",
+                          reply->type == REDIS_REPLY_ERROR
+                          ? ngx_min(reply->len, 200) : 0, reply->str);
+        }
+
+        ngx_http_smarty_audit_failed = 1;
+    }
+
+    if (ngx_http_smarty_audit_out == 0) {
+        ngx_http_smarty_audit_done();
+    }
+}
+
+
+/*
+ * The batch is over: the records Redis took, in order from the first,
+ * leave the ring; the others wait for the next batch, counted once as
+ * buffered (one that was taken after one that was not is sent again: at
+ * least once, never lost).
+ */
+
+static void
+ngx_http_smarty_audit_done(void)
+{
+    uint64_t                       newly, left, acked, sent;
+    ngx_uint_t                     failed;
+    ngx_http_smarty_audit_sh_t    *sh;
     ngx_http_smarty_audit_zone_t  *z;
 
     z = ngx_http_smarty_audit_conf->zone->data;
+    sh = z->sh;
 
-    ngx_http_smarty_audit_out = 0;
-
-    ok = (status == NGX_HTTP_SMARTY_REDIS_OK
-          && reply->type == REDIS_REPLY_INTEGER
-          && (uint64_t) reply->integer == sh->batch);
-
-    if (status == NGX_HTTP_SMARTY_REDIS_OK && !ok) {
-        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                      "smarty_audit: Redis did not take a batch: %*s",
-                      reply->type == REDIS_REPLY_ERROR
-                      ? ngx_min(reply->len, 200) : 0, reply->str);
-    }
-
+    acked = ngx_http_smarty_audit_acked;
+    sent = ngx_http_smarty_audit_sent;
+    failed = ngx_http_smarty_audit_failed || acked < sent;
     newly = 0;
 
     ngx_shmtx_lock(&z->shpool->mutex);
 
     if (sh->flusher == ngx_pid) {
         /* still this worker's batch: no other worker took it over */
+        smarty_ring_pop(sh->ring, acked);
 
-        if (ok) {
-            smarty_ring_pop(sh->ring, sh->batch);
-
-        } else {
-            newly = smarty_ring_mark(sh->ring, sh->batch);
+        if (acked < sent) {
+            newly = smarty_ring_mark(sh->ring, sent - acked);
         }
 
         sh->flusher = 0;
@@ -506,16 +581,15 @@ ngx_http_smarty_audit_written(ngx_http_smarty_redis_status_e status,
 
     ngx_shmtx_unlock(&z->shpool->mutex);
 
-    if (ok) {
-        (void) ngx_atomic_fetch_add(&sh->written, reply->integer);
+    (void) ngx_atomic_fetch_add(&sh->written, acked);
 
-    } else {
+    if (failed) {
         (void) ngx_atomic_fetch_add(&sh->failures, 1);
         (void) ngx_atomic_fetch_add(&sh->buffered, newly);
     }
 
     if (left) {
-        ngx_http_smarty_audit_arm(ok ? 1 : NGX_HTTP_SMARTY_AUDIT_RETRY);
+        ngx_http_smarty_audit_arm(failed ? NGX_HTTP_SMARTY_AUDIT_RETRY : 1);
     }
 }
 
@@ -698,7 +772,6 @@ ngx_http_smarty_audit_stream_conf(ngx_conf_t *cf, ngx_command_t *cmd,
     }
 
     amcf->key = value[1];
-    ngx_str_set(&amcf->how, "maxlen");
     ngx_str_set(&amcf->limit, "100000");
 
     if (cf->args->nelts == 2) {
@@ -741,9 +814,7 @@ ngx_http_smarty_audit_stream_conf(ngx_conf_t *cf, ngx_command_t *cmd,
             return NGX_CONF_ERROR;
         }
 
-        ngx_str_set(&amcf->how, "keep");
-        amcf->limit.data = p;
-        amcf->limit.len = ngx_sprintf(p, "%i", n) - p;
+        amcf->keep = (ngx_msec_t) n;
 
         return NGX_CONF_OK;
     }

@@ -30,6 +30,8 @@ static void smarty_audit_int(smarty_audit_out_t *o, const char *name,
 static void smarty_audit_bool(smarty_audit_out_t *o, const char *name,
     int v, int known);
 static void smarty_audit_time(smarty_audit_out_t *o, int64_t ms);
+static void smarty_audit_num(smarty_audit_out_t *o, int64_t v);
+static void smarty_audit_digits(char *p, unsigned v, size_t n);
 static int smarty_audit_has_sha256(json_t *rec,
     const unsigned char *sha256);
 static int smarty_audit_has_person(json_t *rec, int64_t id);
@@ -38,8 +40,7 @@ static int smarty_audit_has_person(json_t *rec, int64_t id);
 size_t
 smarty_audit_json(const smarty_audit_record_t *rec, char *out, size_t size)
 {
-    int                  k;
-    char                 hex[2 * SMARTY_AUDIT_SHA256_LEN], num[24];
+    char                 hex[2 * SMARTY_AUDIT_SHA256_LEN];
     size_t               i, j, n;
     const smarty_meta_t *m;
     smarty_audit_out_t   o;
@@ -94,9 +95,11 @@ smarty_audit_json(const smarty_audit_record_t *rec, char *out, size_t size)
 
     for (i = 0; m != NULL && i < m->nimages; i++) {
         if (m->images[i].has_person_id) {
-            k = snprintf(num, sizeof(num), "%s%lld", n++ ? "," : "",
-                         (long long) m->images[i].person_id);
-            smarty_audit_put(&o, num, (size_t) k);
+            if (n++) {
+                smarty_audit_put(&o, ",", 1);
+            }
+
+            smarty_audit_num(&o, m->images[i].person_id);
         }
     }
 
@@ -216,9 +219,6 @@ static void
 smarty_audit_int(smarty_audit_out_t *o, const char *name, int64_t v,
     int known)
 {
-    int   n;
-    char  num[24];
-
     smarty_audit_put(o, ",\"", 2);
     smarty_audit_put(o, name, strlen(name));
     smarty_audit_put(o, "\":", 2);
@@ -228,8 +228,31 @@ smarty_audit_int(smarty_audit_out_t *o, const char *name, int64_t v,
         return;
     }
 
-    n = snprintf(num, sizeof(num), "%lld", (long long) v);
-    smarty_audit_put(o, num, (size_t) n);
+    smarty_audit_num(o, v);
+}
+
+
+/* a decimal integer (no printf: a record is made for every request) */
+
+static void
+smarty_audit_num(smarty_audit_out_t *o, int64_t v)
+{
+    char      buf[24], *p;
+    uint64_t  u;
+
+    p = buf + sizeof(buf);
+    u = (v < 0) ? (uint64_t) 0 - (uint64_t) v : (uint64_t) v;
+
+    do {
+        *--p = (char) ('0' + u % 10);
+        u /= 10;
+    } while (u);
+
+    if (v < 0) {
+        *--p = '-';
+    }
+
+    smarty_audit_put(o, p, (size_t) (buf + sizeof(buf) - p));
 }
 
 
@@ -255,8 +278,7 @@ smarty_audit_bool(smarty_audit_out_t *o, const char *name, int v,
 static void
 smarty_audit_time(smarty_audit_out_t *o, int64_t ms)
 {
-    int        n;
-    char       buf[40];
+    char       buf[sizeof("2024-05-01T12:00:00.123Z")];
     time_t     t;
     struct tm  tm;
 
@@ -266,15 +288,32 @@ smarty_audit_time(smarty_audit_out_t *o, int64_t ms)
 
     t = (time_t) (ms / 1000);
 
-    if (gmtime_r(&t, &tm) == NULL) {
+    if (gmtime_r(&t, &tm) == NULL || tm.tm_year + 1900 > 9999) {
         memset(&tm, 0, sizeof(struct tm));
     }
 
-    n = snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                 tm.tm_min, tm.tm_sec, (int) (ms % 1000));
+    memcpy(buf, "0000-00-00T00:00:00.000Z", sizeof(buf));
+    smarty_audit_digits(buf, (unsigned) (tm.tm_year + 1900), 4);
+    smarty_audit_digits(buf + 5, (unsigned) (tm.tm_mon + 1), 2);
+    smarty_audit_digits(buf + 8, (unsigned) tm.tm_mday, 2);
+    smarty_audit_digits(buf + 11, (unsigned) tm.tm_hour, 2);
+    smarty_audit_digits(buf + 14, (unsigned) tm.tm_min, 2);
+    smarty_audit_digits(buf + 17, (unsigned) tm.tm_sec, 2);
+    smarty_audit_digits(buf + 20, (unsigned) (ms % 1000), 3);
 
-    smarty_audit_put(o, buf, (size_t) n);
+    smarty_audit_put(o, buf, sizeof(buf) - 1);
+}
+
+
+/* v in n digits, zeros first */
+
+static void
+smarty_audit_digits(char *p, unsigned v, size_t n)
+{
+    while (n--) {
+        p[n] = (char) ('0' + v % 10);
+        v /= 10;
+    }
 }
 
 

@@ -614,6 +614,46 @@ subtest 'Redis stopped and started again' => sub {
        'then the large ones that fit');
 };
 
+subtest 'retention: maxlen and keep' => sub {
+    # small stream nodes, so that trimming whole nodes shows
+    redis_cli('CONFIG SET stream-node-max-entries 5');
+    my $C = SmartyTest::start_gateway(
+        emu => $emu, token => $token, clients => [ map { {%$_} } @clients ],
+        error_level => 'notice',
+        http => "    smarty_redis 127.0.0.1:$redis->{port};\n"
+              . "    smarty_audit_stream trim:max maxlen=10;\n",
+        server => "        smarty_clients_file %%CLIENTS_FILE%%;\n"
+                . "        location = /metrics { smarty_metrics; }\n");
+    for my $i (1 .. 40) {
+        recognize($C, '1', [$X], key => undef);
+    }
+    ok(SmartyTest::wait_until(sub {
+           total(metrics($C), 'smarty_audit_written_total') == 40
+       }, $WAIT), '40 records written');
+    my $len = redis_cli("XLEN trim:max") + 0;
+    ok($len >= 10 && $len <= 15, "maxlen=10: about the last 10 kept ($len)");
+
+    my $D = SmartyTest::start_gateway(
+        emu => $emu, token => $token, clients => [ map { {%$_} } @clients ],
+        error_level => 'notice',
+        http => "    smarty_redis 127.0.0.1:$redis->{port};\n"
+              . "    smarty_audit_stream trim:keep keep=1s;\n",
+        server => "        smarty_clients_file %%CLIENTS_FILE%%;\n"
+                . "        location = /metrics { smarty_metrics; }\n");
+    recognize($D, '1', [$X], key => undef) for 1 .. 10;
+    ok(SmartyTest::wait_until(sub { redis_cli('XLEN trim:keep') == 10 },
+                              $WAIT), '10 records');
+    sleep 2;    # the retention's own time: the first ten grow old
+    recognize($D, '1', [$X], key => undef) for 1 .. 10;
+    ok(SmartyTest::wait_until(sub {
+           total(metrics($D), 'smarty_audit_written_total') == 20
+       }, $WAIT), '10 more written');
+    $len = redis_cli("XLEN trim:keep") + 0;
+    ok($len >= 10 && $len <= 15, "keep=1s: the older ones trimmed ($len)");
+    redis_cli('CONFIG SET stream-node-max-entries 100');
+    SmartyTest::stop_proc($_->{ngx}) for $C, $D;
+};
+
 subtest 'configuration' => sub {
     my ($rc, $out) = SmartyTest::nginx_test(http => <<'EOF');
     server { listen 127.0.0.1:%%PORT%%; location = /audit { smarty_audit_view; } }
