@@ -33,6 +33,9 @@
 #define NGX_HTTP_SMARTY_METRICS_PUBLISH  1000       /* ms */
 #define NGX_HTTP_SMARTY_METRICS_STALE    3          /* s */
 #define NGX_HTTP_SMARTY_METRICS_SOURCES  16         /* token sources */
+#define NGX_HTTP_SMARTY_METRICS_NODES    12         /* Redis nodes */
+#define NGX_HTTP_SMARTY_METRICS_ADDR     62
+#define NGX_HTTP_SMARTY_METRICS_NCOUNTS  8
 
 #define NGX_HTTP_SMARTY_METRICS_REQUEST  0
 #define NGX_HTTP_SMARTY_METRICS_UPSTREAM 1
@@ -51,10 +54,24 @@ typedef struct {
 } ngx_http_smarty_metrics_series_t;
 
 
+/* a Redis node as a worker sees it, copied every second */
+
+typedef struct {
+    u_char                           addr[NGX_HTTP_SMARTY_METRICS_ADDR];
+    u_char                           addr_len;
+    u_char                           role;      /* ..._roles[] */
+    u_char                           ready;     /* connection "ready" */
+    u_char                           open;      /* breaker not closed */
+    uint64_t                         counts[NGX_HTTP_SMARTY_METRICS_NCOUNTS];
+} ngx_http_smarty_metrics_node_t;
+
+
 typedef struct {
     ngx_atomic_t                     pid;
     ngx_atomic_t                     state;     /* ..._redis_status_e */
     ngx_atomic_t                     updated;   /* ngx_time() */
+    ngx_uint_t                       nnodes;
+    ngx_http_smarty_metrics_node_t   nodes[NGX_HTTP_SMARTY_METRICS_NODES];
 } ngx_http_smarty_metrics_worker_t;
 
 
@@ -119,6 +136,8 @@ static void ngx_http_smarty_metrics_render_hist(
     const char *name, const char *help);
 static void ngx_http_smarty_metrics_render_redis(
     ngx_http_smarty_metrics_sh_t *sh, smarty_buf_t *b);
+static void ngx_http_smarty_metrics_render_nodes(
+    ngx_http_smarty_metrics_sh_t *sh, smarty_buf_t *b, time_t now);
 static void ngx_http_smarty_metrics_render_audit(smarty_buf_t *b);
 static void ngx_http_smarty_metrics_render_token(smarty_buf_t *b);
 static const char *ngx_http_smarty_metrics_method(ngx_uint_t m);
@@ -145,6 +164,11 @@ static const char  *ngx_http_smarty_metrics_cache_results[] = {
 
 static const char  *ngx_http_smarty_metrics_quota_results[] = {
     NULL, "pass", "refused", "local_pass", "local_refused", "closed"
+};
+
+/* the roles a topology gives its nodes (docs/redis.md); then "other" */
+static const char  *ngx_http_smarty_metrics_roles[] = {
+    "server", "master", "sentinel", "unused", NULL
 };
 
 static const char  *ngx_http_smarty_metrics_upstream_classes[] = {
@@ -399,8 +423,11 @@ ngx_http_smarty_metrics_observe(ngx_http_smarty_metrics_sh_t *sh,
 static void
 ngx_http_smarty_metrics_publish(ngx_event_t *ev)
 {
-    ngx_http_smarty_metrics_zone_t    *z;
-    ngx_http_smarty_metrics_worker_t  *w;
+    ngx_uint_t                          i, k, n;
+    ngx_http_smarty_metrics_node_t     *node;
+    ngx_http_smarty_metrics_zone_t     *z;
+    ngx_http_smarty_metrics_worker_t   *w;
+    ngx_http_smarty_redis_node_info_t   info[NGX_HTTP_SMARTY_METRICS_NODES];
 
     if (ngx_http_smarty_metrics_conf == NULL
         || ngx_http_smarty_metrics_conf->zone == NULL
@@ -412,6 +439,43 @@ ngx_http_smarty_metrics_publish(ngx_event_t *ev)
     z = ngx_http_smarty_metrics_conf->zone->data;
     w = &z->sh->workers[ngx_worker];
 
+    /* the nodes first: a scrape reads a slot whose time says it is new */
+
+    n = ngx_http_smarty_redis_nodes(info, NGX_HTTP_SMARTY_METRICS_NODES);
+    n = ngx_min(n, NGX_HTTP_SMARTY_METRICS_NODES);
+
+    for (i = 0; i < n; i++) {
+        node = &w->nodes[i];
+
+        node->addr_len = (u_char) ngx_min(info[i].addr.len,
+                                          NGX_HTTP_SMARTY_METRICS_ADDR);
+        ngx_memcpy(node->addr, info[i].addr.data, node->addr_len);
+
+        for (k = 0; ngx_http_smarty_metrics_roles[k] != NULL; k++) {
+            if (info[i].role != NULL
+                && ngx_strcmp(info[i].role, ngx_http_smarty_metrics_roles[k])
+                   == 0)
+            {
+                break;
+            }
+        }
+
+        node->role = (u_char) k;
+        node->ready = (info[i].connection != NULL
+                       && ngx_strcmp(info[i].connection, "ready") == 0);
+        node->open = (info[i].breaker != NULL
+                      && ngx_strcmp(info[i].breaker, "closed") != 0);
+        node->counts[0] = info[i].sent;
+        node->counts[1] = info[i].replies;
+        node->counts[2] = info[i].error_replies;
+        node->counts[3] = info[i].timeouts;
+        node->counts[4] = info[i].lost;
+        node->counts[5] = info[i].refused;
+        node->counts[6] = info[i].redirects;
+        node->counts[7] = info[i].connects;
+    }
+
+    w->nnodes = n;
     w->pid = ngx_pid;
     w->state = ngx_http_smarty_redis_state();
     w->updated = ngx_time();
@@ -806,6 +870,145 @@ ngx_http_smarty_metrics_render_redis(ngx_http_smarty_metrics_sh_t *sh,
                      states[i]);
         smarty_prom_sample(b, "smarty_redis_workers", labels, workers[i]);
     }
+
+    ngx_http_smarty_metrics_render_nodes(sh, b, now);
+}
+
+
+/*
+ * Every Redis node the workers know (one server; a cluster's nodes; the
+ * sentinels and their master): how many workers are connected to it, how
+ * many find its breaker open, and what they sent it and got back, summed.
+ */
+
+static void
+ngx_http_smarty_metrics_render_nodes(ngx_http_smarty_metrics_sh_t *sh,
+    smarty_buf_t *b, time_t now)
+{
+    ngx_uint_t                          i, j, k, n, f;
+    smarty_buf_t                        l;
+    ngx_http_smarty_metrics_node_t     *node;
+    ngx_http_smarty_metrics_worker_t   *w;
+    struct {
+        ngx_http_smarty_metrics_node_t  *node;   /* its address, role */
+        uint64_t                         ready;
+        uint64_t                         open;
+        uint64_t                         counts[
+                                             NGX_HTTP_SMARTY_METRICS_NCOUNTS];
+        char                             labels[160];
+    } agg[NGX_HTTP_SMARTY_METRICS_NODES];
+    static const struct {
+        const char  *name;
+        const char  *help;
+    } families[NGX_HTTP_SMARTY_METRICS_NCOUNTS] = {
+        { "smarty_redis_node_commands_total",
+          "Commands the workers wrote to the Redis node." },
+        { "smarty_redis_node_replies_total",
+          "Its replies, error replies included." },
+        { "smarty_redis_node_error_replies_total",
+          "Its error replies." },
+        { "smarty_redis_node_timeouts_total",
+          "Commands it did not answer in time." },
+        { "smarty_redis_node_lost_total",
+          "Commands lost with the connection." },
+        { "smarty_redis_node_refused_total",
+          "Commands refused at once: not connected, breaker open." },
+        { "smarty_redis_node_redirects_total",
+          "MOVED, ASK and TRYAGAIN replies (a cluster's)." },
+        { "smarty_redis_node_connects_total",
+          "Connections established (handshakes that succeeded)." }
+    };
+
+    n = 0;
+
+    for (i = 0; i < NGX_HTTP_SMARTY_METRICS_WORKERS; i++) {
+        w = &sh->workers[i];
+
+        if (w->pid == 0
+            || (time_t) w->updated + NGX_HTTP_SMARTY_METRICS_STALE < now)
+        {
+            continue;
+        }
+
+        for (j = 0; j < w->nnodes && j < NGX_HTTP_SMARTY_METRICS_NODES; j++) {
+            node = &w->nodes[j];
+
+            for (k = 0; k < n; k++) {
+                if (agg[k].node->addr_len == node->addr_len
+                    && ngx_memcmp(agg[k].node->addr, node->addr,
+                                  node->addr_len) == 0)
+                {
+                    break;
+                }
+            }
+
+            if (k == n) {
+                if (n == NGX_HTTP_SMARTY_METRICS_NODES) {
+                    continue;
+                }
+
+                ngx_memzero(&agg[n], sizeof(agg[0]));
+                agg[n].node = node;
+                n++;
+            }
+
+            agg[k].ready += node->ready;
+            agg[k].open += node->open;
+
+            for (f = 0; f < NGX_HTTP_SMARTY_METRICS_NCOUNTS; f++) {
+                agg[k].counts[f] += node->counts[f];
+            }
+        }
+    }
+
+    smarty_buf_init(&l);
+
+    for (k = 0; k < n; k++) {
+        node = agg[k].node;
+
+        l.len = 0;
+        smarty_buf_add(&l, "node=\"", 6);
+        smarty_prom_label(&l, (const char *) node->addr, node->addr_len);
+        smarty_buf_printf(&l, "\",role=\"%s\"",
+                          node->role < 4 ? ngx_http_smarty_metrics_roles[
+                                               node->role]
+                                         : "other");
+
+        if (l.failed || l.len >= sizeof(agg[k].labels)) {
+            agg[k].labels[0] = '\0';
+            continue;
+        }
+
+        ngx_memcpy(agg[k].labels, l.data, l.len + 1);
+    }
+
+    smarty_buf_free(&l);
+
+    smarty_prom_family(b, "smarty_redis_node_connected_workers", "gauge",
+                       "Workers connected to the Redis node.");
+
+    for (k = 0; k < n; k++) {
+        smarty_prom_sample(b, "smarty_redis_node_connected_workers",
+                           agg[k].labels, agg[k].ready);
+    }
+
+    smarty_prom_family(b, "smarty_redis_node_breaker_open_workers", "gauge",
+                       "Workers whose breaker of the Redis node is open "
+                       "(or lets a probe through).");
+
+    for (k = 0; k < n; k++) {
+        smarty_prom_sample(b, "smarty_redis_node_breaker_open_workers",
+                           agg[k].labels, agg[k].open);
+    }
+
+    for (f = 0; f < NGX_HTTP_SMARTY_METRICS_NCOUNTS; f++) {
+        smarty_prom_family(b, families[f].name, "counter", families[f].help);
+
+        for (k = 0; k < n; k++) {
+            smarty_prom_sample(b, families[f].name, agg[k].labels,
+                               agg[k].counts[f]);
+        }
+    }
 }
 
 
@@ -1112,9 +1315,9 @@ ngx_http_smarty_metrics_init_main_conf(ngx_conf_t *cf, void *conf)
 
     ngx_conf_init_size_value(mmcf->size, 1024 * 1024);
 
-    if (mmcf->size < 128 * 1024) {
+    if (mmcf->size < 256 * 1024) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"smarty_metrics_zone\" must be at least 128k");
+                           "\"smarty_metrics_zone\" must be at least 256k");
         return NGX_CONF_ERROR;
     }
 

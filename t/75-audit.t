@@ -400,6 +400,14 @@ subtest 'the metrics moved by exactly these requests' => sub {
     is($d->('smarty_audit_dropped_total'), 0, 'none dropped');
     is(total($after[0], 'smarty_redis_workers', state => 'up'), 1,
        'A\'s worker is connected to Redis');
+    my $node = "127.0.0.1:$redis->{port}";
+    is(total($after[0], 'smarty_redis_node_connected_workers',
+             node => $node, role => 'server'), 1,
+       'and its node says so');
+    ok(total($after[0], 'smarty_redis_node_commands_total', node => $node)
+       >= $N, 'the commands it sent the node');
+    is(total($after[0], 'smarty_redis_node_timeouts_total', node => $node),
+       0, 'none timed out');
 };
 
 subtest 'promtool accepts the metrics' => sub {
@@ -568,6 +576,9 @@ subtest 'Redis stopped and started again' => sub {
        - total($m0, 'smarty_audit_dropped_total'), 0, 'none dropped');
     ok(total($m, 'smarty_redis_workers', state => 'up') == 0,
        'the worker knows Redis is away');
+    ok(SmartyTest::wait_until(sub {
+           total(metrics($A), 'smarty_redis_node_connected_workers') == 0
+       }, $WAIT), 'and its node is not connected');
 
     # records of a hundred digests each, until the 64k buffer is full
     my @many = map { SmartyTest::jpeg(seed => $_) } 1 .. 100;
