@@ -5,7 +5,6 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include <jansson.h>
 
@@ -278,27 +277,40 @@ smarty_audit_bool(smarty_audit_out_t *o, const char *name, int v,
 static void
 smarty_audit_time(smarty_audit_out_t *o, int64_t ms)
 {
-    char       buf[sizeof("2024-05-01T12:00:00.123Z")];
-    time_t     t;
-    struct tm  tm;
+    char     buf[sizeof("2024-05-01T12:00:00.123Z")];
+    int64_t  days, secs, z, era, doe, yoe, y, doy, mp, d, m;
 
     if (ms < 0) {
         ms = 0;
     }
 
-    t = (time_t) (ms / 1000);
+    days = ms / 86400000;
+    secs = (ms / 1000) % 86400;
 
-    if (gmtime_r(&t, &tm) == NULL || tm.tm_year + 1900 > 9999) {
-        memset(&tm, 0, sizeof(struct tm));
+    /* the civil date of a day count (no libc: gmtime_r takes a lock) */
+
+    z = days + 719468;
+    era = z / 146097;
+    doe = z - era * 146097;
+    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    y = yoe + era * 400;
+    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    mp = (5 * doy + 2) / 153;
+    d = doy - (153 * mp + 2) / 5 + 1;
+    m = mp < 10 ? mp + 3 : mp - 9;
+    y += (m <= 2);
+
+    if (y > 9999) {
+        y = 9999;
     }
 
     memcpy(buf, "0000-00-00T00:00:00.000Z", sizeof(buf));
-    smarty_audit_digits(buf, (unsigned) (tm.tm_year + 1900), 4);
-    smarty_audit_digits(buf + 5, (unsigned) (tm.tm_mon + 1), 2);
-    smarty_audit_digits(buf + 8, (unsigned) tm.tm_mday, 2);
-    smarty_audit_digits(buf + 11, (unsigned) tm.tm_hour, 2);
-    smarty_audit_digits(buf + 14, (unsigned) tm.tm_min, 2);
-    smarty_audit_digits(buf + 17, (unsigned) tm.tm_sec, 2);
+    smarty_audit_digits(buf, (unsigned) y, 4);
+    smarty_audit_digits(buf + 5, (unsigned) m, 2);
+    smarty_audit_digits(buf + 8, (unsigned) d, 2);
+    smarty_audit_digits(buf + 11, (unsigned) (secs / 3600), 2);
+    smarty_audit_digits(buf + 14, (unsigned) (secs / 60 % 60), 2);
+    smarty_audit_digits(buf + 17, (unsigned) (secs % 60), 2);
     smarty_audit_digits(buf + 20, (unsigned) (ms % 1000), 3);
 
     smarty_audit_put(o, buf, sizeof(buf) - 1);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -171,6 +172,42 @@ test_empty(void)
 }
 
 
+/* the record's time against gmtime_r, over four centuries of days */
+
+static void
+test_time(void)
+{
+    char                    buf[512], want[96];
+    int                     good;
+    time_t                  t;
+    int64_t                 ms;
+    struct tm               tm;
+    smarty_audit_record_t   rec;
+
+    memset(&rec, 0, sizeof(rec));
+    good = 1;
+
+    for (ms = 0; ms < 146097LL * 86400000 * 1 + 86400000; ms += 86399877) {
+        rec.time_ms = ms;
+        (void) smarty_audit_json(&rec, buf, sizeof(buf));
+
+        t = (time_t) (ms / 1000);
+        gmtime_r(&t, &tm);
+        snprintf(want, sizeof(want), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                 tm.tm_min, tm.tm_sec, (int) (ms % 1000));
+
+        if (strncmp(buf + 9, want, strlen(want)) != 0) {
+            diag("%lld: %.24s, not %s", (long long) ms, buf + 9, want);
+            good = 0;
+            break;
+        }
+    }
+
+    ok(good, "the time is gmtime_r's, from 1970 over 400 years");
+}
+
+
 static void
 test_filter(void)
 {
@@ -243,6 +280,7 @@ main(void)
 {
     test_full();
     test_empty();
+    test_time();
     test_filter();
 
     return done_testing();
