@@ -34,7 +34,8 @@ DEB_PKGS    := build-essential nginx nginx-dev libhiredis-dev libjansson-dev \
                docker-compose openssl curl ca-certificates \
                debhelper dpkg-dev lintian
 
-CORE_SRCS   := src/smarty_errors.c src/smarty_args.c src/smarty_multipart.c src/smarty_meta.c src/smarty_cache.c src/smarty_quota.c
+CORE_SRCS   := src/smarty_errors.c src/smarty_args.c src/smarty_multipart.c src/smarty_meta.c src/smarty_cache.c src/smarty_quota.c \
+              src/smarty_client_token.c
 CORE_HDRS   := $(wildcard src/smarty_*.h)
 MODULE_SRCS := $(wildcard src/*.c) $(wildcard src/*.h) config
 
