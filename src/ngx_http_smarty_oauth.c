@@ -51,6 +51,8 @@ typedef struct {
     const ngx_http_smarty_client_t  *client;
     ngx_str_t                        body;       /* copies of secrets, */
     ngx_str_t                        basic;      /* wiped at the end */
+    ngx_str_t                        raw_id;     /* HTTP Basic's, not */
+    ngx_str_t                        raw_secret; /* form-decoded */
     ngx_http_smarty_oauth_form_t     form;
     u_char                           used[sizeof(NGX_HTTP_SMARTY_OAUTH_USED)
                                           - 1 + 2 * SMARTY_SHA256_LEN];
@@ -66,6 +68,11 @@ static ngx_int_t ngx_http_smarty_oauth_credentials(ngx_http_request_t *r,
     ngx_http_smarty_oauth_ctx_t *ctx, ngx_str_t *id, ngx_str_t *secret);
 static ngx_int_t ngx_http_smarty_oauth_refresh(ngx_http_request_t *r,
     ngx_http_smarty_oauth_ctx_t *ctx, ngx_str_t *id, ngx_str_t *secret);
+static const ngx_http_smarty_client_t *ngx_http_smarty_oauth_find(
+    ngx_http_request_t *r, ngx_http_smarty_oauth_ctx_t *ctx, ngx_str_t *id);
+static ngx_int_t ngx_http_smarty_oauth_secret_is(
+    ngx_http_smarty_oauth_ctx_t *ctx, const ngx_http_smarty_client_t *c,
+    ngx_str_t *secret);
 static void ngx_http_smarty_oauth_used(ngx_http_smarty_redis_status_e status,
     redisReply *reply, void *data);
 static ngx_int_t ngx_http_smarty_oauth_issue(ngx_http_request_t *r,
@@ -315,9 +322,9 @@ ngx_http_smarty_oauth_credentials(ngx_http_request_t *r,
                                            "client_secret is required");
     }
 
-    c = ngx_http_smarty_auth_find(r, id->data, id->len);
+    c = ngx_http_smarty_oauth_find(r, ctx, id);
 
-    if (!ngx_http_smarty_auth_key_is(c, secret->data, secret->len)) {
+    if (!ngx_http_smarty_oauth_secret_is(ctx, c, secret)) {
 
         /* a guess, maybe: worth a rate limit (docs/oauth.md) */
 
@@ -388,10 +395,7 @@ ngx_http_smarty_oauth_refresh(ngx_http_request_t *r,
                                            NULL);
     }
 
-    if (id->data != NULL
-        && (id->len != c->name.len
-            || ngx_memcmp(id->data, c->name.data, id->len) != 0))
-    {
+    if (id->data != NULL && ngx_http_smarty_oauth_find(r, ctx, id) != c) {
         return ngx_http_smarty_oauth_error(r, SMARTY_E_OAUTH_INVALID_GRANT,
                                            "the refresh_token was not "
                                            "issued to this client_id");
@@ -400,7 +404,7 @@ ngx_http_smarty_oauth_refresh(ngx_http_request_t *r,
     /* a client that authenticates as well must do it right */
 
     if (secret->data != NULL
-        && !ngx_http_smarty_auth_key_is(c, secret->data, secret->len))
+        && !ngx_http_smarty_oauth_secret_is(ctx, c, secret))
     {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "smarty oauth: client \"%V\": wrong client_secret",
@@ -448,6 +452,46 @@ ngx_http_smarty_oauth_refresh(ngx_http_request_t *r,
     r->read_event_handler = ngx_http_test_reading;
 
     return NGX_DONE;
+}
+
+
+/*
+ * RFC 6749 has HTTP Basic's id and secret form-encoded first, which many
+ * clients do not do: a name or a key is taken as sent, then decoded
+ */
+
+static const ngx_http_smarty_client_t *
+ngx_http_smarty_oauth_find(ngx_http_request_t *r,
+    ngx_http_smarty_oauth_ctx_t *ctx, ngx_str_t *id)
+{
+    const ngx_http_smarty_client_t  *c;
+
+    c = NULL;
+
+    if (ctx->raw_id.data != NULL) {
+        c = ngx_http_smarty_auth_find(r, ctx->raw_id.data, ctx->raw_id.len);
+    }
+
+    if (c == NULL) {
+        c = ngx_http_smarty_auth_find(r, id->data, id->len);
+    }
+
+    return c;
+}
+
+
+static ngx_int_t
+ngx_http_smarty_oauth_secret_is(ngx_http_smarty_oauth_ctx_t *ctx,
+    const ngx_http_smarty_client_t *c, ngx_str_t *secret)
+{
+    if (ctx->raw_secret.data != NULL
+        && ngx_http_smarty_auth_key_is(c, ctx->raw_secret.data,
+                                       ctx->raw_secret.len))
+    {
+        return 1;
+    }
+
+    return ngx_http_smarty_auth_key_is(c, secret->data, secret->len);
 }
 
 
@@ -890,7 +934,22 @@ ngx_http_smarty_oauth_basic(ngx_http_request_t *r,
                "in the body, not both";
     }
 
-    /* decoded in place: each is no longer than it was */
+    /*
+     * as sent, then form-decoded in place (each is no longer than it was);
+     * the body's fields are decoded only
+     */
+
+    ctx->raw_id.len = colon - ctx->basic.data;
+    ctx->raw_secret.len = ctx->basic.data + ctx->basic.len - (colon + 1);
+
+    p = ngx_pnalloc(r->pool, ctx->basic.len);
+    if (p == NULL) {
+        return "the gateway is out of memory";
+    }
+
+    ctx->raw_id.data = p;
+    ctx->raw_secret.data = ngx_cpymem(p, ctx->basic.data, ctx->raw_id.len);
+    ngx_memcpy(ctx->raw_secret.data, colon + 1, ctx->raw_secret.len);
 
     p = ctx->basic.data;
     id->data = p;
@@ -903,8 +962,11 @@ ngx_http_smarty_oauth_basic(ngx_http_request_t *r,
                                        (char *) p);
 
     if (ctx->form.client_id.data != NULL
-        && (ctx->form.client_id.len != id->len
-            || ngx_memcmp(ctx->form.client_id.data, id->data, id->len) != 0))
+        && !(ctx->form.client_id.len == id->len
+             && ngx_memcmp(ctx->form.client_id.data, id->data, id->len) == 0)
+        && !(ctx->form.client_id.len == ctx->raw_id.len
+             && ngx_memcmp(ctx->form.client_id.data, ctx->raw_id.data,
+                           ctx->raw_id.len) == 0))
     {
         return "client_id in the body is not the one of HTTP Basic";
     }
@@ -1065,6 +1127,11 @@ ngx_http_smarty_oauth_cleanup(void *data)
 
     if (ctx->basic.data) {
         ngx_explicit_memzero(ctx->basic.data, ctx->basic.len);
+    }
+
+    if (ctx->raw_id.data) {
+        ngx_explicit_memzero(ctx->raw_id.data,
+                             ctx->raw_id.len + ctx->raw_secret.len);
     }
 
     if (f->client_secret.data) {

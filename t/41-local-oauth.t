@@ -52,6 +52,9 @@ my %gw_opts = (
           methods => ['persons/recognize'] },
         { name => 'ops', spaces => [], methods => [], operator => JSON::PP::true },
         { name => 'we:ird%name', spaces => ['1'] },
+        # a key made by other means than keygen, with '+' and '%'
+        { name => 'plus', spaces => ['1'],
+          key => 'sgw+k%2Bey+' . SmartyTest::random_hex(16) },
     ],
 );
 my $gw = SmartyTest::start_gateway(%gw_opts);
@@ -208,6 +211,18 @@ $r = token_req(form => { grant_type => 'client_credentials' },
 is($r->{status}, 200, 'HTTP Basic, a name with ":" and "%" form-encoded')
     or diag $r->{content};
 my $weird_token = $r->{json}{access_token};
+$r = token_req(form => { grant_type => 'client_credentials' },
+               headers => { Authorization => $basic->('plus', $keys{plus}) });
+is($r->{status}, 200, "HTTP Basic, a key with '+' and '%' form-encoded")
+    or diag $r->{content};
+$r = token_req(form => { grant_type => 'client_credentials' },
+               headers => { Authorization => 'Basic '
+                            . encode_base64("plus:$keys{plus}", '') });
+is($r->{status}, 200, 'HTTP Basic, the same key as it is (many clients do '
+   . 'not form-encode)') or diag $r->{content};
+$r = credentials('plus');
+is($r->{status}, 200, "a key with '+' and '%' in a form body")
+    or diag $r->{content};
 $r = token_req(form => { grant_type => 'client_credentials', client_id => 'demo' },
                headers => { Authorization => $basic->('demo', $keys{demo}) });
 is($r->{status}, 200, 'HTTP Basic with the same client_id in the body');
