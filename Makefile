@@ -159,7 +159,8 @@ run: deps all
 stop:
 	@scripts/stack.sh stop
 
-# the secrets docker-compose.yml mounts: .run/upstream.token, .run/clients.json
+# the secrets docker-compose.yml mounts: .run/upstream.token, .run/clients.json,
+# .run/oauth.key
 compose-secrets: client
 	@scripts/stack.sh secrets
 

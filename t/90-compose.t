@@ -26,6 +26,8 @@ my $module = SmartyTest::module_path();
 $conf =~ s{/usr/lib/nginx/modules/ngx_http_smarty_module.so}{$module} or fail('module path');
 $conf =~ s{/run/secrets/upstream_token}{$dir/token} or fail('token path');
 $conf =~ s{/run/secrets/clients}{$dir/clients.json}g or fail('clients path');
+SmartyTest::spew("$dir/oauth.key", SmartyTest::random_hex(32) . "\n");
+$conf =~ s{/run/secrets/oauth_key}{$dir/oauth.key} or fail('OAuth key path');
 $conf =~ s{server emulator:8090;}{server 127.0.0.1:9;} or fail('emulator address');
 $conf =~ s{smarty_redis redis:6379;}{smarty_redis 127.0.0.1:9;} or fail('redis address');
 $conf =~ s{/run/nginx.pid}{$dir/nginx.pid};
