@@ -94,7 +94,7 @@ sub token_req {
     my $r = SmartyTest::http($o{method} // 'POST', "$base$path",
                              headers => \%h, body => $body);
     if ($r->{status} == 200 && $r->{json}) {
-        push @tokens, grep { defined } @{ $r->{json} }{qw(access_token refresh_token)};
+        push @tokens, map { $r->{json}{$_} // () } qw(access_token refresh_token);
     } else {
         push @answers, $r;
     }
@@ -442,6 +442,22 @@ is($r2->{status}, 200, "the first instance refreshes the second's refresh token"
 is_oauth_error(refresh($r->{json}{refresh_token}, url => $gw2->{url}), 400,
                'invalid_grant', 'and the second knows it was used');
 
+# --- no Redis at all: no refresh tokens (single use could not be enforced) ---------
+
+my $gw3 = SmartyTest::start_gateway(%gw_opts, emu => $gw->{emu},
+                                    token => $gw->{token},
+                                    clients => $gw->{clients},
+                                    http => "    smarty_oauth_key_file $dir/oauth.key;\n");
+$r = credentials('demo', url => $gw3->{url});
+is($r->{status}, 200, 'without smarty_redis, client_credentials works');
+ok(!exists $r->{json}{refresh_token}, 'but no refresh token is issued')
+    or diag $r->{content};
+is(rec(key => $r->{json}{access_token}, url => $gw3->{url})->{status}, 200,
+   'and the access token works');
+$r = refresh($t3->{refresh_token}, url => $gw3->{url});
+is_oauth_error($r, 400, 'unsupported_grant_type', 'a refresh without Redis');
+like($r->{json}{body}{error}, qr/no Redis/, 'the sentence says why');
+
 # --- a client's key changes: its tokens die at the reload ------------------------
 
 SKIP: {
@@ -500,7 +516,7 @@ is($rc, 0, 'nginx -t: a key and a previous one') or diag $out;
 my %seen;
 my @all = grep { !$seen{$_}++ } (@secrets, @tokens);
 ok(@tokens >= 20, scalar(@tokens) . ' tokens issued in this test');
-for my $ngx ($gw->{ngx}, $gw2->{ngx}) {
+for my $ngx ($gw->{ngx}, $gw2->{ngx}, $gw3->{ngx}) {
     my $text = join '', map { SmartyTest::slurp($_) } glob("$ngx->{dir}/*.log");
     my @found = grep { index($text, $_) >= 0 } @all;
     is(scalar @found, 0, "no token nor secret in the logs of $ngx->{dir}")
