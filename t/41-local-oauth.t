@@ -234,8 +234,10 @@ my $stats = sub { SmartyTest::emulator_stats($gw->{emu})->{requests_total} };
 
 $r = rec(key => $access);
 is($r->{status}, 200, 'the access token as Authorization: Bearer') or diag $r->{content};
-like(SmartyTest::slurp("$gw->{ngx}{dir}/gateway.log"), qr/client=demo method=persons\/recognize/,
-     'the access log names the client');
+# (the log line is written after the answer is sent)
+ok(SmartyTest::wait_until(sub { SmartyTest::slurp("$gw->{ngx}{dir}/gateway.log")
+                                    =~ /client=demo method=persons\/recognize/ }, 10),
+   'the access log names the client');
 $r = rec(query => "oauth_provider=mcs&oauth_token=$access");
 is($r->{status}, 200, 'the access token as oauth_token, as the API takes it');
 my $last = SmartyTest::http('GET', "$gw->{emu}{url}/_emulator/last")->{json};
@@ -404,8 +406,11 @@ is_oauth_error(token_req(form => { grant_type => 'client_credentials', client_id
 is_oauth_error(token_req(path => "/auth/oauth/v1/token?client_secret=$keys{demo}",
                          form => { grant_type => 'client_credentials', client_id => 'demo' }),
                400, 'invalid_request', 'a secret in the URI');
+ok(SmartyTest::wait_until(sub { SmartyTest::slurp("$gw->{ngx}{dir}/gateway.log")
+                                    =~ /client_secret=\*\*\*/ }, 10),
+   'the access log redacts it');
 unlike(SmartyTest::slurp("$gw->{ngx}{dir}/gateway.log"), qr/\Q$keys{demo}\E/,
-       'the access log redacts it');
+       'the key is nowhere in it');
 is_error(token_req(method => 'GET', body => ''), 405, 'method_not_allowed', 'GET');
 is_error(token_req(body => 'x' x 20000,
                    headers => { 'Content-Type' => 'application/x-www-form-urlencoded' }),
@@ -512,6 +517,9 @@ EOF
 is($rc, 0, 'nginx -t: a key and a previous one') or diag $out;
 
 # --- no token nor secret where it does not belong ----------------------------------
+
+# stopped, so that every log line is written
+SmartyTest::stop_proc($_->{ngx}) for $gw, $gw2, $gw3;
 
 my %seen;
 my @all = grep { !$seen{$_}++ } (@secrets, @tokens);
