@@ -1,6 +1,6 @@
 /*
  * smarty-gateway: the token endpoint of local clients: the module
- * ngx_http_smarty_oauth_module and its directives smarty_oauth_issuer,
+ * ngx_http_smarty_oauth_issuer_module and its directives smarty_oauth_issuer,
  * smarty_oauth_token_lifetime, smarty_oauth_refresh_lifetime
  * (docs/oauth.md).
  *
@@ -129,7 +129,7 @@ static ngx_command_t  ngx_http_smarty_oauth_commands[] = {
 };
 
 
-static ngx_http_module_t  ngx_http_smarty_oauth_module_ctx = {
+static ngx_http_module_t  ngx_http_smarty_oauth_issuer_module_ctx = {
     NULL,                                  /* preconfiguration */
     NULL,                                  /* postconfiguration */
 
@@ -144,9 +144,9 @@ static ngx_http_module_t  ngx_http_smarty_oauth_module_ctx = {
 };
 
 
-ngx_module_t  ngx_http_smarty_oauth_module = {
+ngx_module_t  ngx_http_smarty_oauth_issuer_module = {
     NGX_MODULE_V1,
-    &ngx_http_smarty_oauth_module_ctx,     /* module context */
+    &ngx_http_smarty_oauth_issuer_module_ctx,     /* module context */
     ngx_http_smarty_oauth_commands,        /* module directives */
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
@@ -220,7 +220,7 @@ ngx_http_smarty_oauth_handler(ngx_http_request_t *r)
     cln->handler = ngx_http_smarty_oauth_cleanup;
     cln->data = ctx;
 
-    ngx_http_set_ctx(r, ctx, ngx_http_smarty_oauth_module);
+    ngx_http_set_ctx(r, ctx, ngx_http_smarty_oauth_issuer_module);
 
     rc = ngx_http_read_client_request_body(r, ngx_http_smarty_oauth_body);
 
@@ -240,7 +240,7 @@ ngx_http_smarty_oauth_body(ngx_http_request_t *r)
     ngx_int_t                     rc;
     ngx_http_smarty_oauth_ctx_t  *ctx;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_smarty_oauth_module);
+    ctx = ngx_http_get_module_ctx(r, ngx_http_smarty_oauth_issuer_module);
 
     rc = ngx_http_smarty_oauth_grant(r, ctx);
 
@@ -568,7 +568,7 @@ ngx_http_smarty_oauth_issue(ngx_http_request_t *r,
     ngx_chain_t                    out;
     ngx_http_smarty_oauth_conf_t  *ocf;
 
-    ocf = ngx_http_get_module_loc_conf(r, ngx_http_smarty_oauth_module);
+    ocf = ngx_http_get_module_loc_conf(r, ngx_http_smarty_oauth_issuer_module);
 
     if (ngx_http_smarty_auth_token_make(r, c, SMARTY_CT_ACCESS,
                                         ocf->token_lifetime, access, NULL)
