@@ -34,7 +34,7 @@ DEB_PKGS    := build-essential nginx nginx-dev libhiredis-dev libjansson-dev \
                docker-compose openssl curl ca-certificates \
                debhelper dpkg-dev lintian
 
-CORE_SRCS   := src/smarty_errors.c src/smarty_args.c src/smarty_multipart.c src/smarty_meta.c src/smarty_cache.c src/smarty_quota.c \
+CORE_SRCS   := src/smarty_errors.c src/smarty_args.c src/smarty_multipart.c src/smarty_meta.c src/smarty_cache.c src/smarty_quota.c src/smarty_oauth.c \
               src/smarty_client_token.c
 CORE_HDRS   := $(wildcard src/smarty_*.h)
 MODULE_SRCS := $(wildcard src/*.c) $(wildcard src/*.h) config
@@ -106,7 +106,7 @@ $(CLIENT): $(CLIENT_SRCS) $(CLIENT_HDRS) src/smarty_meta.c src/smarty_meta.h
 $(BUILD)/unit/%: t/unit/%.c $(CORE_SRCS) $(CORE_HDRS) t/unit/tap.h
 	@mkdir -p $(BUILD)/unit
 	$(CC) $(CFLAGS_ALL) -It/unit -o $@ $< $(CORE_SRCS) $(LDFLAGS_ALL) \
-	    -ljansson -lcrypto
+	    -ljansson -lcrypto -lcurl
 
 # --- tests -------------------------------------------------------------------
 
@@ -142,7 +142,7 @@ fuzz:
 	@mkdir -p $(BUILD)/fuzz
 	@set -o pipefail; for t in $(FUZZ_TARGETS); do \
 	    clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Isrc \
-	        -o $(BUILD)/fuzz/$$t fuzz/$$t.c $(CORE_SRCS) -ljansson -lcrypto \
+	        -o $(BUILD)/fuzz/$$t fuzz/$$t.c $(CORE_SRCS) -ljansson -lcrypto -lcurl \
 	        || exit 1; \
 	    mkdir -p $(BUILD)/fuzz/corpus-$$t; \
 	    echo "== $$t ($(FUZZ_SECONDS)s)"; \
@@ -159,8 +159,8 @@ run: deps all
 stop:
 	@scripts/stack.sh stop
 
-# the secrets docker-compose.yml mounts: .run/upstream.token, .run/clients.json,
-# .run/oauth.key
+# the secrets docker-compose.yml mounts: .run/oauth-client-id,
+# .run/oauth-client-secret, .run/clients.json, .run/oauth-issuer.key
 compose-secrets: client
 	@scripts/stack.sh secrets
 

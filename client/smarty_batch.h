@@ -1,7 +1,8 @@
 /*
  * smarty: the batch commands (recognize, enroll, delete, truncate).
  * Declarations shared by batch.c (flags), files.c (what is sent),
- * output.c (the result lines, --resume) and run.c (the requests).
+ * output.c (the result lines, --resume), run.c (the requests) and set.c
+ * (the string set).
  */
 
 #ifndef SMARTY_BATCH_H
@@ -140,12 +141,14 @@ int smarty_out_line(smarty_job_t *job, smarty_item_t *it, int status,
     const char *cache);
 void smarty_out_close(smarty_job_t *job);
 void smarty_progress_clear(smarty_job_t *job);
-int smarty_set_add(smarty_set_t *s, const char *key);
-int smarty_set_has(smarty_set_t *s, const char *key);
-void smarty_set_free(smarty_set_t *s);
 
 /* run.c */
 int smarty_run(smarty_job_t *job);
 double smarty_now(void);
+
+/* set.c */
+int smarty_set_add(smarty_set_t *s, const char *key);
+int smarty_set_has(smarty_set_t *s, const char *key);
+void smarty_set_free(smarty_set_t *s);
 
 #endif /* SMARTY_BATCH_H */

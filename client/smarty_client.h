@@ -1,6 +1,14 @@
 /*
  * smarty: the command-line client of the Smarty API and of smarty-gateway.
- * Declarations shared by the client's files.
+ * Declarations shared by the client's files.  Each file calls only those
+ * below it:
+ *
+ *   smarty.c     main: the commands, and the one-call mode
+ *   keygen.c     keygen, hash-key
+ *   batch.c      recognize, enroll, delete, truncate (smarty_batch.h:
+ *                run.c, files.c, output.c, set.c)
+ *   help.c       the --help text
+ *   util.c       buffer, usage errors, key, URL check, masking
  */
 
 #ifndef SMARTY_CLIENT_H
@@ -28,10 +36,7 @@ typedef struct {
 } smarty_buf_t;
 
 
-/* what -v and error messages must never show (smarty.c) */
-extern const char  *smarty_secret_key;
-extern char        *smarty_secret_token;
-
+/* keygen.c */
 
 /* "smarty keygen ...": argv[0] is "keygen" */
 int smarty_keygen_main(int argc, char **argv);
@@ -42,16 +47,29 @@ int smarty_hash_key_main(int argc, char **argv);
 /* lowercase hex SHA-256 of len bytes into out (65 bytes, NUL-terminated) */
 void smarty_sha256_hex(const void *data, size_t len, char *out);
 
-/* prints "smarty: <msg>" and a pointer to --help; returns SMARTY_EXIT_USAGE */
-int smarty_usage_error(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2)));
 
-/* the whole --help text */
-void smarty_help(void);
+/* batch.c */
 
 /* "smarty recognize|enroll|delete|truncate ...": argv[0] is the command,
  * prog the program's name as invoked (for the resume hint) */
 int smarty_batch_main(const char *prog, int argc, char **argv);
+
+
+/* help.c */
+
+/* the whole --help text */
+void smarty_help(void);
+
+
+/* util.c */
+
+/* what -v and error messages must never show */
+extern const char  *smarty_secret_key;
+extern char        *smarty_secret_token;
+
+/* prints "smarty: <msg>" and a pointer to --help; returns SMARTY_EXIT_USAGE */
+int smarty_usage_error(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
 
 /*
  * The key from -k (with a warning: argv shows in ps), --key-file or

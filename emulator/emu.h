@@ -3,17 +3,20 @@
  * API for the gateway's tests, benchmarks and demos.  It does no computer
  * vision: what a photo shows is written into the photo (see README.md).
  *
- * Files:
+ * Files, each calling only those below it:
  *   main.c       flags, start, signals
- *   server.c     the HTTP server (libmicrohttpd): requests, bodies, answers
+ *   server.c     the HTTP server (libmicrohttpd): requests, bodies, routes
  *   api.c        /api/v1/: authorization, faults, validation, dispatch
- *   multipart.c  multipart/form-data parsing (binary safe, linear time)
- *   faces.c      image types, faces and their scores
+ *   control.c    /_emulator/: stats, last request, faults, reset, revoke
  *   persons.c    persons/set, recognize, delete, truncate: the spaces
  *   detect.c     the stateless detectors
- *   tokens.c     /auth/oauth/v1/token
- *   control.c    /_emulator/: stats, last request, faults, reset, revoke
- *   util.c       RNG, knobs, hashing, JSON, time
+ *   tokens.c     /auth/oauth/v1/token, and the tokens it issued
+ *   call.c       what the methods share: meta.images, image parts, errors
+ *   http.c       answers (JSON, envelope, error), waits, resets
+ *   stats.c      the counters and the last request
+ *   multipart.c  multipart/form-data parsing (binary safe, linear time)
+ *   faces.c      image types, faces and their scores
+ *   util.c       configuration, RNG, knobs, hashing, JSON, time
  */
 
 #ifndef EMU_H
@@ -145,58 +148,14 @@ typedef struct {
 } emu_face_t;
 
 
-extern emu_conf_t             emu_conf;
-extern volatile sig_atomic_t  emu_stopping;
-
-
-/* util.c */
-void emu_util_init(void);
-int emu_chance(double p);
-void emu_knobs_get(emu_knobs_t *k);
-void emu_knobs_set(const emu_knobs_t *k);
-void emu_sha256(const void *data, size_t len, unsigned char out[32]);
-void emu_hex(const unsigned char *p, size_t n, char *out);
-int64_t emu_now_ms(void);
-double emu_round4(double v);
-double emu_frac(const unsigned char *p, double lo, double hi);
-char *emu_json_dumps(json_t *j);
-int emu_parse_prob(const char *s, double *p);
-int emu_parse_long(const char *s, long min, long max, long *v);
-void emu_err_set(emu_err_t *err, unsigned status, const char *code,
-    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-void emu_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
 /* server.c */
 struct MHD_Daemon *emu_server_start(void);
-enum MHD_Result emu_send_json(struct MHD_Connection *c, emu_req_t *r,
-    unsigned status, json_t *json);
-enum MHD_Result emu_send_envelope(struct MHD_Connection *c, emu_req_t *r,
-    unsigned status, json_t *body);
-enum MHD_Result emu_send_error(struct MHD_Connection *c, emu_req_t *r,
-    const emu_err_t *err);
-int emu_wait(struct MHD_Connection *c, long ms);
-void emu_reset_connection(struct MHD_Connection *c);
 
 /* api.c */
 enum MHD_Result emu_api_handle(struct MHD_Connection *c, emu_req_t *r);
-const emu_part_t *emu_image_begin(emu_call_t *call, json_t *entry,
-    json_t **answer);
-json_t *emu_image_error(const char *name, int status, const char *error);
-json_t *emu_meta_images(emu_call_t *call, int person_id);
 
-/* multipart.c */
-int emu_multipart_parse(const char *ctype, const unsigned char *body,
-    size_t len, emu_parts_t *out, emu_err_t *err);
-void emu_parts_free(emu_parts_t *parts);
-const emu_part_t *emu_parts_find(const emu_parts_t *parts, const char *name);
-
-/* faces.c */
-const char *emu_image_type(const unsigned char *p, size_t len);
-size_t emu_faces_find(const unsigned char *p, size_t len, emu_face_t **faces);
-void emu_face_scores(const emu_face_t *f, double *confidence,
-    double *similarity_match, double *similarity_none, double *awesomeness);
-void emu_face_attributes(const emu_face_t *f, const char **sex, int *age,
-    const char **emotion);
+/* control.c */
+enum MHD_Result emu_control_handle(struct MHD_Connection *c, emu_req_t *r);
 
 /* persons.c */
 void emu_persons_init(void);
@@ -220,12 +179,64 @@ size_t emu_tokens_revoke(void);
 void emu_tokens_stats(emu_token_stats_t *ts);
 void emu_tokens_stats_reset(void);
 
-/* control.c */
-enum MHD_Result emu_control_handle(struct MHD_Connection *c, emu_req_t *r);
+/* call.c */
+const emu_part_t *emu_image_begin(emu_call_t *call, json_t *entry,
+    json_t **answer);
+json_t *emu_image_error(const char *name, int status, const char *error);
+json_t *emu_meta_images(emu_call_t *call, int person_id);
+
+/* http.c */
+enum MHD_Result emu_send_json(struct MHD_Connection *c, emu_req_t *r,
+    unsigned status, json_t *json);
+enum MHD_Result emu_send_envelope(struct MHD_Connection *c, emu_req_t *r,
+    unsigned status, json_t *body);
+enum MHD_Result emu_send_error(struct MHD_Connection *c, emu_req_t *r,
+    const emu_err_t *err);
+int emu_wait(struct MHD_Connection *c, long ms);
+void emu_reset_connection(struct MHD_Connection *c);
+
+/* stats.c */
 void emu_stats_request_total(void);
 void emu_stats_request(const char *path);
 void emu_stats_images(size_t n);
 void emu_stats_fault(const char *which);
 void emu_last_set(json_t *last);
+json_t *emu_last_get(void);
+json_t *emu_stats_json(const emu_token_stats_t *ts);
+void emu_stats_clear(void);
+
+/* multipart.c */
+int emu_multipart_parse(const char *ctype, const unsigned char *body,
+    size_t len, emu_parts_t *out, emu_err_t *err);
+void emu_parts_free(emu_parts_t *parts);
+const emu_part_t *emu_parts_find(const emu_parts_t *parts, const char *name);
+
+/* faces.c */
+const char *emu_image_type(const unsigned char *p, size_t len);
+size_t emu_faces_find(const unsigned char *p, size_t len, emu_face_t **faces);
+void emu_face_scores(const emu_face_t *f, double *confidence,
+    double *similarity_match, double *similarity_none, double *awesomeness);
+void emu_face_attributes(const emu_face_t *f, const char **sex, int *age,
+    const char **emotion);
+
+/* util.c */
+extern emu_conf_t             emu_conf;
+extern volatile sig_atomic_t  emu_stopping;
+
+void emu_util_init(void);
+int emu_chance(double p);
+void emu_knobs_get(emu_knobs_t *k);
+void emu_knobs_set(const emu_knobs_t *k);
+void emu_sha256(const void *data, size_t len, unsigned char out[32]);
+void emu_hex(const unsigned char *p, size_t n, char *out);
+int64_t emu_now_ms(void);
+double emu_round4(double v);
+double emu_frac(const unsigned char *p, double lo, double hi);
+char *emu_json_dumps(json_t *j);
+int emu_parse_prob(const char *s, double *p);
+int emu_parse_long(const char *s, long min, long max, long *v);
+void emu_err_set(emu_err_t *err, unsigned status, const char *code,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void emu_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif /* EMU_H */

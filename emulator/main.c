@@ -16,10 +16,6 @@
 #define EMU_TOKEN_FILE_MAX  65536
 
 
-emu_conf_t             emu_conf;
-volatile sig_atomic_t  emu_stopping;
-
-
 static void
 emu_usage(FILE *f)
 {
@@ -38,6 +34,10 @@ emu_usage(FILE *f)
 "  --client-id ID           the OAuth client_id (smarty-emulator)\n"
 "  --client-secret SECRET   the OAuth client_secret "
 "(smarty-emulator-secret)\n"
+"  --client-id-file FILE    --client-id from a file\n"
+"  --client-secret-file FILE\n"
+"                           --client-secret from a file (off the command\n"
+"                           line, where ps shows it)\n"
 "  --token-lifetime S       access token lifetime, seconds (3600)\n"
 "  --refresh-lifetime S     refresh token lifetime, seconds (2592000)\n"
 "  --max-tokens N           active access tokens, and refresh tokens, at\n"
@@ -67,8 +67,9 @@ emu_usage(FILE *f)
 }
 
 
+/* one line of a file: a token, a client id or secret ("what") */
 static char *
-emu_read_token(const char *path)
+emu_read_token(const char *path, const char *what)
 {
     FILE    *f;
     char    *buf;
@@ -76,8 +77,8 @@ emu_read_token(const char *path)
 
     f = fopen(path, "rb");
     if (f == NULL) {
-        fprintf(stderr, "smarty-emulator: cannot open the token file "
-                "\"%s\": %s\n", path, strerror(errno));
+        fprintf(stderr, "smarty-emulator: cannot open the %s file "
+                "\"%s\": %s\n", what, path, strerror(errno));
         return NULL;
     }
 
@@ -91,8 +92,8 @@ emu_read_token(const char *path)
     fclose(f);
 
     if (n > EMU_TOKEN_FILE_MAX) {
-        fprintf(stderr, "smarty-emulator: the token file \"%s\" is too "
-                "large\n", path);
+        fprintf(stderr, "smarty-emulator: the %s file \"%s\" is too "
+                "large\n", what, path);
         free(buf);
         return NULL;
     }
@@ -106,8 +107,8 @@ emu_read_token(const char *path)
     buf[n] = '\0';
 
     if (n == 0 || memchr(buf, '\0', n) != NULL) {
-        fprintf(stderr, "smarty-emulator: the token file \"%s\" holds no "
-                "usable token\n", path);
+        fprintf(stderr, "smarty-emulator: the %s file \"%s\" holds "
+                "nothing usable\n", what, path);
         free(buf);
         return NULL;
     }
@@ -123,6 +124,8 @@ enum {
     EMU_O_TOKEN_FILE,
     EMU_O_CLIENT_ID,
     EMU_O_CLIENT_SECRET,
+    EMU_O_CLIENT_ID_FILE,
+    EMU_O_CLIENT_SECRET_FILE,
     EMU_O_TOKEN_LIFETIME,
     EMU_O_REFRESH_LIFETIME,
     EMU_O_MAX_TOKENS,
@@ -152,6 +155,9 @@ static const struct option  emu_options[] = {
     { "token-file",       required_argument, NULL, EMU_O_TOKEN_FILE },
     { "client-id",        required_argument, NULL, EMU_O_CLIENT_ID },
     { "client-secret",    required_argument, NULL, EMU_O_CLIENT_SECRET },
+    { "client-id-file",   required_argument, NULL, EMU_O_CLIENT_ID_FILE },
+    { "client-secret-file", required_argument, NULL,
+      EMU_O_CLIENT_SECRET_FILE },
     { "token-lifetime",   required_argument, NULL, EMU_O_TOKEN_LIFETIME },
     { "refresh-lifetime", required_argument, NULL, EMU_O_REFRESH_LIFETIME },
     { "max-tokens",       required_argument, NULL, EMU_O_MAX_TOKENS },
@@ -188,7 +194,7 @@ emu_flags(int argc, char **argv)
 {
     int                  opt, idx;
     long                 v;
-    char                *end;
+    char                *end, *line;
     const char          *name;
     unsigned long long   seed;
 
@@ -236,7 +242,7 @@ emu_flags(int argc, char **argv)
 
         case EMU_O_TOKEN_FILE:
             free(emu_conf.tokens[1]);
-            emu_conf.tokens[1] = emu_read_token(optarg);
+            emu_conf.tokens[1] = emu_read_token(optarg, "token");
             if (emu_conf.tokens[1] == NULL) {
                 return -1;
             }
@@ -248,6 +254,23 @@ emu_flags(int argc, char **argv)
 
         case EMU_O_CLIENT_SECRET:
             emu_conf.client_secret = optarg;
+            break;
+
+        case EMU_O_CLIENT_ID_FILE:
+        case EMU_O_CLIENT_SECRET_FILE:
+            line = emu_read_token(optarg, opt == EMU_O_CLIENT_ID_FILE
+                                          ? "client id" : "client secret");
+            if (line == NULL) {
+                return -1;
+            }
+
+            /* kept for the life of the process */
+            if (opt == EMU_O_CLIENT_ID_FILE) {
+                emu_conf.client_id = line;
+
+            } else {
+                emu_conf.client_secret = line;
+            }
             break;
 
         case EMU_O_TOKEN_LIFETIME:

@@ -1,6 +1,6 @@
 /*
- * smarty-emulator: the seeded RNG of fault injection, the run-time knobs,
- * hashing, JSON and time helpers.
+ * smarty-emulator: the configuration and the stop flag, the seeded RNG of
+ * fault injection, the run-time knobs, hashing, JSON and time helpers.
  */
 
 #include <errno.h>
@@ -15,6 +15,11 @@
 #include <openssl/sha.h>
 
 #include "emu.h"
+
+
+/* filled in by main.c from the flags; emu_stopping set once, on a signal */
+emu_conf_t             emu_conf;
+volatile sig_atomic_t  emu_stopping;
 
 
 static pthread_mutex_t  emu_util_lock = PTHREAD_MUTEX_INITIALIZER;

@@ -262,19 +262,23 @@ start_bg() {    # start_bg LOG COMMAND...: runs it, remembers its pid
 }
 
 # --- the site and the walkthrough ---------------------------------------------
-# README.Debian's steps: the token, a client from `smarty keygen`, the site
+# README.Debian's steps: the OAuth client, a client from `smarty keygen`, the site
 # (here rendered in place: the emulator over plain HTTP as its upstream, no
 # Redis, logs into the temp directory), its link, nginx -t, a reload.  Then
 # the walkthrough through /usr/sbin/nginx.
 
-token=$(openssl rand -hex 32)
-printf '%s\n' "$token" > "$tmp/emulator.token"
+oauth_id=smarty-deb-test
+oauth_secret=$(openssl rand -hex 32)
+(umask 077
+ printf '%s\n' "$oauth_id" > "$tmp/oauth-client-id"
+ printf '%s\n' "$oauth_secret" > "$tmp/oauth-client-secret")
 mkdir -p "$tmp/logs" "$tmp/photos"
 scripts/make-photos.pl "$tmp/photos"
 
 emu_port=$(free_port)
 start_bg "$tmp/logs/emulator.log" "$emulator" --listen 127.0.0.1 \
-    --port "$emu_port" --token-file "$tmp/emulator.token" --quiet
+    --port "$emu_port" --client-id-file "$tmp/oauth-client-id" \
+    --client-secret-file "$tmp/oauth-client-secret" --quiet
 # no Redis: the site's smarty_redis points at a closed port, so that every
 # call reaches the emulator, as t/30-walkthrough.t checks (with a cache, its
 # last recognize would be a hit); the gateway does without Redis
@@ -322,7 +326,8 @@ backup_site_files() {
     backup_done=yes
 }
 restore_site_files() {
-    rm -f "$SITE_LINK" /etc/smarty/upstream.token
+    rm -f "$SITE_LINK" /etc/smarty/oauth-client-id \
+        /etc/smarty/oauth-client-secret
     cat "$tmp/clients.json.orig" > /etc/smarty/clients.json
     cat "$tmp/site.orig" > "$SITE_AVAIL"
 }
@@ -332,10 +337,12 @@ site_and_walkthrough() {
     check "the site is not enabled by the package" test ! -e "$SITE_LINK"
     cp "$SITE_AVAIL" "$tmp/site.shipped"
 
-    install -m 0640 -o root -g www-data /dev/null /etc/smarty/upstream.token
-    printf '%s\n' "$token" > /etc/smarty/upstream.token
-    check "upstream.token root:www-data 0640" \
-        test "$(stat -c '%a %U:%G' /etc/smarty/upstream.token)" = "640 root:www-data"
+    for f in oauth-client-id oauth-client-secret; do
+        install -m 0640 -o root -g www-data /dev/null "/etc/smarty/$f"
+        cat "$tmp/$f" > "/etc/smarty/$f"
+        check "$f root:www-data 0640" \
+            test "$(stat -c '%a %U:%G' "/etc/smarty/$f")" = "640 root:www-data"
+    done
     add_client demo
     check "clients.json still root:www-data 0640 with a client" \
         test "$(stat -c '%a %U:%G' /etc/smarty/clients.json)" = "640 root:www-data"
@@ -357,6 +364,7 @@ site_and_walkthrough() {
 
     scripts/render-site.pl --listen "127.0.0.1:$gw_port" \
         --upstream "127.0.0.1:$emu_port" --plain-http \
+        --token-url "http://127.0.0.1:$emu_port/auth/oauth/v1/token" \
         --redis "127.0.0.1:$redis_port" --logs "$tmp/logs" \
         "$tmp/site.shipped" > "$tmp/site.emulator"
     cat "$tmp/site.emulator" > "$SITE_AVAIL"
@@ -375,8 +383,7 @@ site_and_walkthrough() {
 
     step "the walkthrough through /usr/sbin/nginx"
     if SMARTY_GATEWAY_URL=$gw SMARTY_EMULATOR_URL=http://127.0.0.1:$emu_port \
-       SMARTY_UPSTREAM_TOKEN=$token SMARTY_GATEWAY_KEY=$(cat "$tmp/demo.key") \
-       prove t/30-walkthrough.t
+       SMARTY_GATEWAY_KEY=$(cat "$tmp/demo.key") prove t/30-walkthrough.t
     then ok "t/30-walkthrough.t through the installed gateway"
     else nok "t/30-walkthrough.t through the installed gateway"; fi
     check "the installed smarty recognizes through it" recognize_as demo
@@ -411,7 +418,9 @@ site_and_walkthrough() {
 if [ "$mode" = installed ]; then
     for p in "${PKGS[@]}"; do installed "$p" || die "$p is not installed"; done
     [ ! -e "$SITE_LINK" ] || die "$SITE_LINK exists: the site is in use here"
-    [ ! -e /etc/smarty/upstream.token ] || die "/etc/smarty/upstream.token exists: in use here"
+    for f in oauth-client-id oauth-client-secret upstream.token; do
+        [ ! -e "/etc/smarty/$f" ] || die "/etc/smarty/$f exists: in use here"
+    done
     nginx_pid >/dev/null && nginx_was_running=yes
     backup_site_files
     site_and_walkthrough
@@ -462,9 +471,9 @@ check "/etc/smarty root:www-data 0750" \
     test "$(stat -c '%a %U:%G' /etc/smarty)" = "750 root:www-data"
 check "/etc/smarty/clients.json root:www-data 0640" \
     test "$(stat -c '%a %U:%G' /etc/smarty/clients.json)" = "640 root:www-data"
-check "/etc/smarty/oauth.key root:www-data 0640, 64 hex digits" \
-    test "$(stat -c '%a %U:%G' /etc/smarty/oauth.key)" = "640 root:www-data" \
-        -a "$(grep -cxE '[0-9a-f]{64}' /etc/smarty/oauth.key)" = 1
+check "/etc/smarty/oauth-issuer.key root:www-data 0640, 64 hex digits" \
+    test "$(stat -c '%a %U:%G' /etc/smarty/oauth-issuer.key)" = "640 root:www-data" \
+        -a "$(grep -cxE '[0-9a-f]{64}' /etc/smarty/oauth-issuer.key)" = 1
 check "smarty(1) is installed" test -f /usr/share/man/man1/smarty.1.gz
 check "smarty --help" quiet /usr/bin/smarty --help
 
@@ -508,9 +517,9 @@ step "remove, the site still enabled"
 check "no modules-enabled link" test ! -e "$MOD_LINK"
 check "dh_nginx's .removed link (enables it again on reinstall)" test -L "$MOD_LINK.removed"
 check "the site's link is gone" test ! -e "$SITE_LINK" -a ! -L "$SITE_LINK"
-check "the token, the OAuth key and the clients file are kept" \
-    test -f /etc/smarty/upstream.token -a -f /etc/smarty/clients.json \
-        -a -f /etc/smarty/oauth.key
+check "the OAuth client's files, the issuer's key, the clients file are kept" \
+    test -f /etc/smarty/oauth-client-id -a -f /etc/smarty/oauth-client-secret \
+        -a -f /etc/smarty/clients.json -a -f /etc/smarty/oauth-issuer.key
 out=$(nginx_t) && ok "nginx -t without the module" \
     || { nok "nginx -t without the module"; echo "$out" | sed 's/^/# /'; }
 check "nginx reloads" nginx_ctl reload

@@ -11,17 +11,19 @@
 #     --plain-http           proxy_pass over http:// (the emulator), the TLS
 #                            lines kept (nginx ignores them then)
 #     --redis HOST:PORT      smarty_redis (127.0.0.1:6379)
-#     --etc DIR              instead of /etc/smarty (token, clients)
+#     --token-url URL        smarty_upstream_oauth's token endpoint
+#                            (https://mcs.mail.ru/auth/oauth/v1/token)
+#     --etc DIR              instead of /etc/smarty (OAuth client, clients)
 #     --logs DIR             instead of /var/log/nginx
 use strict;
 use warnings;
 use Getopt::Long;
 
 my %o;
-GetOptions(\%o, 'listen=s', 'upstream=s', 'plain-http', 'redis=s', 'etc=s',
-           'logs=s') && @ARGV == 1
+GetOptions(\%o, 'listen=s', 'upstream=s', 'plain-http', 'redis=s',
+           'token-url=s', 'etc=s', 'logs=s') && @ARGV == 1
     or die "usage: $0 [--listen A:P] [--upstream H:P] [--plain-http] "
-         . "[--redis H:P] [--etc DIR] [--logs DIR] SITE\n";
+         . "[--redis H:P] [--token-url URL] [--etc DIR] [--logs DIR] SITE\n";
 
 open my $fh, '<', $ARGV[0] or die "$ARGV[0]: $!\n";
 my $site = do { local $/; <$fh> };
@@ -49,6 +51,10 @@ subst('proxy_pass', qr{proxy_pass https://smarty_api/},
 subst('smarty_redis', qr/^\s*\Ksmarty_redis\s+127\.0\.0\.1:6379;/m,
       "smarty_redis $o{redis};", 1)
     if defined $o{redis};
+subst('smarty_upstream_oauth',
+      qr{^\s*smarty_upstream_oauth\s+\Khttps://mcs\.mail\.ru/auth/oauth/v1/token(?=\s)}m,
+      $o{'token-url'}, 1)
+    if defined $o{'token-url'};
 subst('/etc/smarty', qr{/etc/smarty/(?=\w)}, "$o{etc}/")
     if defined $o{etc};
 subst('/var/log/nginx', qr{/var/log/nginx/(?=\w)}, "$o{logs}/")

@@ -5,7 +5,9 @@
 #   SMARTY_REDIS_PORT     (6390)  Redis
 #   SMARTY_EMULATOR_PORT  (8090)  the upstream emulator
 #   SMARTY_GATEWAY_PORT   (8080)  nginx with the gateway
-#   SMARTY_EMULATOR_ARGS  ("--per-image-ms 100")  emulator flags
+#   SMARTY_EMULATOR_ARGS  ("--per-image-ms 100")  emulator flags, e.g.
+#                         "--token-lifetime 5": a new upstream token every
+#                         5 s, which the gateway fetches as it goes
 #   SMARTY_RUN_DIR        (.run)  run state
 #   SMARTY_BUILD          (build) where the module and programs are
 set -euo pipefail
@@ -38,14 +40,18 @@ secrets() {
     mkdir -p "$run"
     chmod 711 "$run"   # nginx workers keep temp files below it
 
-    # the upstream token: the emulator accepts it, the gateway injects it
-    if [ ! -s "$run/upstream.token" ]; then
-        (umask 077; openssl rand -hex 32 > "$run/upstream.token")
+    # the API project's OAuth client: the emulator's token endpoint knows
+    # it, the gateway fetches the upstream's token with it (docs/token.md)
+    if [ ! -s "$run/oauth-client-id" ] || [ ! -s "$run/oauth-client-secret" ]
+    then
+        (umask 077
+         echo "smarty-gateway-demo" > "$run/oauth-client-id"
+         openssl rand -hex 32 > "$run/oauth-client-secret")
     fi
 
     # the key the gateway signs its OAuth tokens for local clients with
-    if [ ! -s "$run/oauth.key" ]; then
-        (umask 077; openssl rand -hex 32 > "$run/oauth.key")
+    if [ ! -s "$run/oauth-issuer.key" ]; then
+        (umask 077; openssl rand -hex 32 > "$run/oauth-issuer.key")
     fi
 
     # a demo client with every space and method, and an operator (the
@@ -92,8 +98,11 @@ start() {
     wait_port "$redis_port" Redis
 
     # shellcheck disable=SC2086
+    # OAuth only: the emulator accepts no service token, so the demo is the
+    # production path (the gateway fetches, refreshes and injects a token)
     nohup "$build/smarty-emulator" --listen 127.0.0.1 --port "$emu_port" \
-        --token-file "$run/upstream.token" $emu_args \
+        --client-id-file "$run/oauth-client-id" \
+        --client-secret-file "$run/oauth-client-secret" $emu_args \
         > "$run/emulator.log" 2>&1 &
     echo $! > "$run/emulator.pid"
     wait_port "$emu_port" "the emulator"

@@ -15,6 +15,11 @@
 
 
 typedef struct {
+    ngx_array_t                      sources;   /* of source pointers */
+} ngx_http_smarty_token_main_conf_t;
+
+
+typedef struct {
     ngx_http_smarty_token_source_t  *source;
     ngx_str_t                        provider;
 } ngx_http_smarty_token_conf_t;
@@ -30,6 +35,7 @@ static void ngx_http_smarty_token_file_cancel(
     ngx_http_smarty_token_source_t *src, ngx_http_request_t *r);
 static char *ngx_http_smarty_token_file(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static void *ngx_http_smarty_token_create_main_conf(ngx_conf_t *cf);
 static void *ngx_http_smarty_token_create_conf(ngx_conf_t *cf);
 static char *ngx_http_smarty_token_merge_conf(ngx_conf_t *cf, void *parent,
     void *child);
@@ -38,7 +44,8 @@ static char *ngx_http_smarty_token_merge_conf(ngx_conf_t *cf, void *parent,
 static const ngx_http_smarty_token_ops_t  ngx_http_smarty_token_file_ops = {
     ngx_http_smarty_token_file_get,
     ngx_http_smarty_token_file_rejected,
-    ngx_http_smarty_token_file_cancel
+    ngx_http_smarty_token_file_cancel,
+    NULL
 };
 
 
@@ -66,7 +73,8 @@ static ngx_http_module_t  ngx_http_smarty_token_module_ctx = {
     NULL,                                  /* preconfiguration */
     NULL,                                  /* postconfiguration */
 
-    NULL,                                  /* create main configuration */
+    ngx_http_smarty_token_create_main_conf,
+                                           /* create main configuration */
     NULL,                                  /* init main configuration */
 
     NULL,                                  /* create server configuration */
@@ -112,6 +120,63 @@ ngx_http_smarty_token_conf_source(ngx_conf_t *cf)
     tcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_smarty_token_module);
 
     return tcf->source == NGX_CONF_UNSET_PTR ? NULL : tcf->source;
+}
+
+
+char *
+ngx_http_smarty_token_conf_set_source(ngx_conf_t *cf,
+    ngx_http_smarty_token_source_t *src)
+{
+    ngx_uint_t                          i;
+    ngx_http_smarty_token_conf_t       *tcf;
+    ngx_http_smarty_token_source_t    **p;
+    ngx_http_smarty_token_main_conf_t  *tmcf;
+
+    tcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_smarty_token_module);
+    tmcf = ngx_http_conf_get_module_main_conf(cf,
+                                              ngx_http_smarty_token_module);
+
+    if (tcf->source != NGX_CONF_UNSET_PTR) {
+        return "is duplicate: a context has one upstream token, from "
+               "smarty_upstream_token_file or smarty_upstream_oauth";
+    }
+
+    tcf->source = src;
+
+    p = tmcf->sources.elts;
+
+    for (i = 0; i < tmcf->sources.nelts; i++) {
+        if (p[i] == src) {
+            return NGX_CONF_OK;
+        }
+    }
+
+    p = ngx_array_push(&tmcf->sources);
+    if (p == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *p = src;
+
+    return NGX_CONF_OK;
+}
+
+
+ngx_array_t *
+ngx_http_smarty_token_sources(ngx_cycle_t *cycle)
+{
+    ngx_http_smarty_token_main_conf_t  *tmcf;
+
+    if (ngx_http_cycle_get_module_main_conf(cycle, ngx_http_core_module)
+        == NULL)
+    {
+        return NULL;
+    }
+
+    tmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_smarty_token_module);
+
+    return &tmcf->sources;
 }
 
 
@@ -170,7 +235,8 @@ ngx_http_smarty_token_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_smarty_token_source_t  *src;
 
     if (tcf->source != NGX_CONF_UNSET_PTR) {
-        return "is duplicate";
+        return "is duplicate: a context has one upstream token, from "
+               "smarty_upstream_token_file or smarty_upstream_oauth";
     }
 
     value = cf->args->elts;
@@ -217,9 +283,29 @@ ngx_http_smarty_token_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     src->ops = &ngx_http_smarty_token_file_ops;
     src->data = token;
-    tcf->source = src;
 
-    return NGX_CONF_OK;
+    return ngx_http_smarty_token_conf_set_source(cf, src);
+}
+
+
+static void *
+ngx_http_smarty_token_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_smarty_token_main_conf_t  *tmcf;
+
+    tmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_smarty_token_main_conf_t));
+    if (tmcf == NULL) {
+        return NULL;
+    }
+
+    if (ngx_array_init(&tmcf->sources, cf->pool, 2,
+                       sizeof(ngx_http_smarty_token_source_t *))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    return tmcf;
 }
 
 

@@ -14,6 +14,26 @@
 
 typedef struct ngx_http_smarty_token_source_s  ngx_http_smarty_token_source_t;
 
+
+/*
+ * A source's counters, for metrics: since the source's shared memory was
+ * made (a reload keeps them).  Times are Unix milliseconds, 0 for none.
+ */
+
+typedef struct {
+    ngx_str_t   name;            /* "file", or the endpoint's URL */
+    ngx_uint_t  fetches;         /* tokens obtained from the endpoint */
+    ngx_uint_t  refreshes;       /* of which by the refresh grant */
+    ngx_uint_t  adopted;         /* tokens taken from another instance */
+    ngx_uint_t  failures;        /* fetches that failed */
+    ngx_uint_t  failing;         /* of which in a row, now */
+    ngx_uint_t  rejected;        /* tokens the upstream refused */
+    ngx_uint_t  waits;           /* requests that waited for a token */
+    ngx_uint_t  wait_timeouts;   /* of which in vain */
+    int64_t     obtained;        /* the current token's */
+    int64_t     expires;
+} ngx_http_smarty_token_stats_t;
+
 typedef struct {
     /*
      * The token, URI-escaped for the query string: NGX_OK with *token;
@@ -35,6 +55,10 @@ typedef struct {
     /* a request waiting in get() is gone */
     void       (*cancel)(ngx_http_smarty_token_source_t *src,
                          ngx_http_request_t *r);
+
+    /* what the source did so far (NULL: a source with nothing to say) */
+    void       (*stats)(ngx_http_smarty_token_source_t *src,
+                        ngx_http_smarty_token_stats_t *st);
 } ngx_http_smarty_token_ops_t;
 
 
@@ -49,6 +73,16 @@ ngx_http_smarty_token_source_t *ngx_http_smarty_token_source(
     ngx_http_request_t *r);
 ngx_http_smarty_token_source_t *ngx_http_smarty_token_conf_source(
     ngx_conf_t *cf);
+
+/*
+ * Makes src the source of the context being configured: NGX_CONF_OK, or
+ * an error ("is duplicate") for ngx_conf_t's handler to return.
+ */
+char *ngx_http_smarty_token_conf_set_source(ngx_conf_t *cf,
+    ngx_http_smarty_token_source_t *src);
+
+/* every source of the configuration, each once (an array of pointers) */
+ngx_array_t *ngx_http_smarty_token_sources(ngx_cycle_t *cycle);
 
 /* the oauth_provider the gateway sends with the token */
 ngx_str_t *ngx_http_smarty_token_provider(ngx_http_request_t *r);

@@ -13,7 +13,10 @@
  *     parameters that smarty_upstream_args allows;
  *   - keeps the answer in memory (NGX_HTTP_SUBREQUEST_IN_MEMORY, within
  *     that location's subrequest_output_buffer_size), so the gateway
- *     decides what the client sees.
+ *     decides what the client sees;
+ *   - is made once more, with the same body, when the upstream refused
+ *     the token (401, 403) and the token source has another one: the
+ *     flow sees one call, the quota is spent once, no failure is cached.
  */
 
 #include "ngx_http_smarty_upstream.h"
@@ -36,6 +39,8 @@ typedef struct {
     ngx_http_smarty_next_pt    next;
     unsigned                   done:1;
     unsigned                   no_token:1;
+    unsigned                   retried:1;   /* after a refused token */
+    unsigned                   failed:1;    /* the retry could not start */
 } ngx_http_smarty_upstream_ctx_t;
 
 
@@ -43,6 +48,8 @@ static ngx_int_t ngx_http_smarty_upstream_start(ngx_http_request_t *r,
     ngx_http_smarty_upstream_ctx_t *u);
 static void ngx_http_smarty_upstream_token_ready(ngx_http_request_t *r);
 static void ngx_http_smarty_upstream_done(ngx_http_request_t *r);
+static ngx_int_t ngx_http_smarty_upstream_retry(ngx_http_request_t *r,
+    ngx_http_smarty_upstream_ctx_t *u);
 static ngx_int_t ngx_http_smarty_upstream_post(ngx_http_request_t *sr,
     void *data, ngx_int_t rc);
 static ngx_int_t ngx_http_smarty_strip_credentials(ngx_http_request_t *r,
@@ -253,7 +260,13 @@ ngx_http_smarty_upstream_token_ready(ngx_http_request_t *r)
 
     if (rc != NGX_AGAIN) {
         /* no call: the result says why */
-        u->no_token = 1;
+        if (rc == NGX_DECLINED) {
+            u->no_token = 1;
+
+        } else {
+            u->failed = 1;
+        }
+
         u->next(r);
     }
 }
@@ -267,6 +280,7 @@ ngx_http_smarty_upstream_token_ready(ngx_http_request_t *r)
 static void
 ngx_http_smarty_upstream_done(ngx_http_request_t *r)
 {
+    ngx_int_t                        rc;
     ngx_http_smarty_upstream_ctx_t  *u;
 
     u = ngx_http_get_module_ctx(r, ngx_http_smarty_upstream_module);
@@ -277,7 +291,73 @@ ngx_http_smarty_upstream_done(ngx_http_request_t *r)
 
     r->write_event_handler = ngx_http_request_empty_handler;
 
+    rc = ngx_http_smarty_upstream_retry(r, u);
+
+    if (rc == NGX_AGAIN) {
+        /* a second call, or a wait for the token it needs */
+        return;
+    }
+
+    if (rc == NGX_DECLINED) {
+        u->no_token = 1;
+
+    } else if (rc == NGX_ERROR) {
+        u->failed = 1;
+    }
+
     u->next(r);
+}
+
+
+/*
+ * The upstream refused the token: the source hears it and, once per
+ * request, a second call goes with another token.  NGX_OK: no second call
+ * (the outcome stands); NGX_AGAIN: it is under way; NGX_DECLINED: no
+ * token for it; NGX_ERROR.
+ */
+
+static ngx_int_t
+ngx_http_smarty_upstream_retry(ngx_http_request_t *r,
+    ngx_http_smarty_upstream_ctx_t *u)
+{
+    ngx_int_t                        rc;
+    ngx_http_smarty_ctx_t           *ctx;
+    ngx_http_smarty_token_source_t  *src;
+
+    ctx = ngx_http_smarty_ctx(r);
+
+    if (u->rc != NGX_OK
+        || (ctx->up_status != NGX_HTTP_UNAUTHORIZED
+            && ctx->up_status != NGX_HTTP_FORBIDDEN))
+    {
+        return NGX_OK;
+    }
+
+    src = ngx_http_smarty_token_source(r);
+
+    if (src->ops->rejected(src, r, &u->token) != NGX_OK || u->retried) {
+        return NGX_OK;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "smarty: the upstream answered %ui to the gateway's "
+                  "token: the request is sent again with a new one",
+                  ctx->up_status);
+
+    u->retried = 1;
+    u->sr = NULL;
+    ctx->up_status = 0;
+    ctx->up_body = NULL;
+    ctx->up_len = 0;
+
+    rc = ngx_http_smarty_upstream_start(r, u);
+
+    if (rc == NGX_AGAIN && u->sr == NULL) {
+        /* the source calls ngx_http_smarty_upstream_token_ready() */
+        return NGX_AGAIN;
+    }
+
+    return rc;
 }
 
 
@@ -450,13 +530,16 @@ ngx_http_smarty_upstream_result(ngx_http_request_t *r, char *msg, size_t len)
     ngx_http_request_t              *sr;
     ngx_http_smarty_ctx_t           *ctx;
     ngx_http_smarty_upstream_ctx_t  *u;
-    ngx_http_smarty_token_source_t  *src;
 
     ctx = ngx_http_smarty_ctx(r);
     u = ngx_http_get_module_ctx(r, ngx_http_smarty_upstream_module);
 
     if (u == NULL || u->no_token) {
         return SMARTY_E_UPSTREAM_AUTH;
+    }
+
+    if (u->failed) {
+        return SMARTY_E_INTERNAL;
     }
 
     sr = u->sr;
@@ -486,8 +569,7 @@ ngx_http_smarty_upstream_result(ngx_http_request_t *r, char *msg, size_t len)
     if (ctx->up_status == NGX_HTTP_UNAUTHORIZED
         || ctx->up_status == NGX_HTTP_FORBIDDEN)
     {
-        src = ngx_http_smarty_token_source(r);
-        (void) src->ops->rejected(src, r, &u->token);
+        /* the source heard it (ngx_http_smarty_upstream_retry()) */
         return SMARTY_E_UPSTREAM_AUTH;
     }
 

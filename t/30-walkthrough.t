@@ -76,8 +76,15 @@ $r = recognize('1', $group);
 my $last = SmartyTest::http('GET', "$gw->{emu}{url}/_emulator/last")->{json};
 is($last->{body_sha256}, Digest::SHA::sha256_hex($r->{request_body}),
    'the upstream received the client body byte for byte');
-like($last->{query}, qr/(^|&)oauth_token=\Q$gw->{token}\E(&|$)/,
-     'the gateway injected its upstream token');
+if (defined $gw->{token}) {
+    like($last->{query}, qr/(^|&)oauth_token=\Q$gw->{token}\E(&|$)/,
+         'the gateway injected its upstream token');
+} else {
+    # a gateway in OAuth mode: a token of the emulator's endpoint
+    like($last->{query}, qr/(^|&)oauth_token=[0-9a-f]{64}(&|$)/,
+         'the gateway injected an upstream token of the OAuth endpoint');
+}
+unlike($last->{query}, qr/\Q$key\E/, 'not the client key');
 like($last->{query}, qr/(^|&)oauth_provider=mcs(&|$)/, 'and oauth_provider');
 ok(!exists $last->{headers}{authorization}, 'the client key did not go upstream');
 

@@ -19,7 +19,8 @@ local $ENV{SMARTY_RUN_DIR} = $run;
 local $ENV{SMARTY_GATEWAY_PORT} = $port{gw};
 local $ENV{SMARTY_EMULATOR_PORT} = $port{emu};
 local $ENV{SMARTY_REDIS_PORT} = $port{redis};
-local $ENV{SMARTY_EMULATOR_ARGS} = '--per-image-ms 0';
+# tokens that live 2 s: the examples keep working as the gateway renews them
+local $ENV{SMARTY_EMULATOR_ARGS} = '--per-image-ms 0 --token-lifetime 2';
 local $ENV{SMARTY_BUILD} = $SmartyTest::BUILD;
 
 my $out = `scripts/stack.sh start 2>&1`;
@@ -27,8 +28,10 @@ is($?, 0, 'stack.sh start') or diag $out;
 END { system("scripts/stack.sh stop >/dev/null 2>&1") if $run }
 
 ok(SmartyTest::port_open($port{$_}), "$_ listens") for sort keys %port;
-ok(-s "$run/upstream.token", 'an upstream token was generated');
-is((stat "$run/upstream.token")[2] & 077, 0, 'readable by its owner only');
+for my $f (qw(oauth-client-id oauth-client-secret)) {
+    ok(-s "$run/$f", "$f was generated");
+    is((stat "$run/$f")[2] & 077, 0, "$f: readable by its owner only");
+}
 ok(-s "$run/demo.key", 'a demo key was generated');
 my $key = SmartyTest::slurp("$run/demo.key");
 chomp $key;
@@ -43,8 +46,8 @@ my $j = eval { decode_json($answer) };
 is($j->{status}, 200, 'the curl example answers 200') or diag $answer;
 is(scalar @{ $j->{body}{objects}[0]{persons} // [] }, 6, 'six faces on the group photo');
 
-ok(-s "$run/oauth.key", 'an OAuth signing key was generated');
-is((stat "$run/oauth.key")[2] & 077, 0, 'readable by its owner only');
+ok(-s "$run/oauth-issuer.key", 'an OAuth signing key was generated');
+is((stat "$run/oauth-issuer.key")[2] & 077, 0, 'readable by its owner only');
 
 # the printed OAuth example: a token for demo's name and key, the call
 my ($oauth) = $out =~ /^(  TOKEN=.*?group\.jpg)$/ms;
@@ -79,6 +82,29 @@ my ($demo) = grep { ($_->{client} // '') eq 'demo'
                     && $_->{code} eq 'client_images_hour' } @{ $j->{limits} // [] };
 ok($demo && $demo->{used} >= 1, "the demo client's images were counted")
     or diag $answer;
+
+# the upstream's token came from the emulator's OAuth endpoint, and a new
+# one when it expired
+my $tokens = SmartyTest::http('GET', "http://127.0.0.1:$port{emu}/_emulator/stats")
+    ->{json}{tokens};
+cmp_ok($tokens->{issued}, '>=', 1, 'the gateway fetched the upstream token');
+my $issued = $tokens->{issued};
+SmartyTest::wait_until(sub {
+    SmartyTest::http('GET', "http://127.0.0.1:$port{emu}/_emulator/stats")
+        ->{json}{tokens}{active} == 0
+}, 10);
+# (a photo not in the cache: the call goes upstream)
+my $r = SmartyTest::call("http://127.0.0.1:$port{gw}", 'persons/recognize',
+    key => $key, meta => { space => '1', images => [ { name => 'f' } ] },
+    images => [ [ 'f', SmartyTest::alone_photo('joey') ] ]);
+is($r->{status}, 200, 'a call after the token expired: 200')
+    or diag $r->{content};
+cmp_ok(SmartyTest::http('GET', "http://127.0.0.1:$port{emu}/_emulator/stats")
+       ->{json}{tokens}{issued}, '>', $issued, 'with a new token');
+my $secret = SmartyTest::slurp("$run/oauth-client-secret");
+$secret =~ s/\s+\z//;
+ok(index(SmartyTest::slurp("$run/nginx-error.log"), $secret) < 0,
+   'the client secret is in no log line');
 
 my $again = `scripts/stack.sh start 2>&1`;
 is($?, 0, 'a second start');

@@ -19,8 +19,8 @@ my $redis = SmartyTest::start_redis();
 my $dir = SmartyTest::tempdir() . '/oauth';
 mkdir $dir;
 my $sign_key = SmartyTest::random_hex(32);
-SmartyTest::spew("$dir/oauth.key", "$sign_key\n");
-chmod 0600, "$dir/oauth.key";
+SmartyTest::spew("$dir/oauth-issuer.key", "$sign_key\n");
+chmod 0600, "$dir/oauth-issuer.key";
 
 my $issuer = <<'EOF';
         location = /auth/oauth/v1/token {
@@ -44,7 +44,7 @@ EOF
 
 my %gw_opts = (
     http => "    smarty_redis 127.0.0.1:$redis->{port};\n"
-          . "    smarty_oauth_key_file $dir/oauth.key;\n",
+          . "    smarty_oauth_key_file $dir/oauth-issuer.key;\n",
     server => $issuer,
     clients => [
         { name => 'demo' },
@@ -452,7 +452,7 @@ is_oauth_error(refresh($r->{json}{refresh_token}, url => $gw2->{url}), 400,
 my $gw3 = SmartyTest::start_gateway(%gw_opts, emu => $gw->{emu},
                                     token => $gw->{token},
                                     clients => $gw->{clients},
-                                    http => "    smarty_oauth_key_file $dir/oauth.key;\n");
+                                    http => "    smarty_oauth_key_file $dir/oauth-issuer.key;\n");
 $r = credentials('demo', url => $gw3->{url});
 is($r->{status}, 200, 'without smarty_redis, client_credentials works');
 ok(!exists $r->{json}{refresh_token}, 'but no refresh token is issued')
@@ -510,7 +510,7 @@ like($out, qr/holds fewer than 32 bytes/, 'and says so');
 unlike($out, qr/0123456789/, 'without the key');
 SmartyTest::spew("$dir/old.key", SmartyTest::random_hex(32) . "\n");
 ($rc, $out) = SmartyTest::nginx_test(http => <<"EOF");
-    smarty_oauth_key_file $dir/oauth.key $dir/old.key;
+    smarty_oauth_key_file $dir/oauth-issuer.key $dir/old.key;
     server { listen 127.0.0.1:%%PORT%%;
         location /t { smarty_oauth_issuer; smarty_clients_file $gw->{dir}/clients.json; } }
 EOF

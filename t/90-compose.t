@@ -19,15 +19,18 @@ for my $target ($out =~ /target:\s*(\S+)/g) {
 # docker/nginx.conf with this machine's paths and ports
 my $dir = SmartyTest::tempdir() . '/compose';
 mkdir $dir;
-SmartyTest::spew("$dir/token", "t\n");
+SmartyTest::spew("$dir/oauth-client-id", "id\n");
+SmartyTest::spew("$dir/oauth-client-secret", "secret\n");
+chmod 0600, "$dir/oauth-client-id", "$dir/oauth-client-secret";
 SmartyTest::clients_file("$dir/clients.json", { name => 'a', key => 'k' });
 my $conf = SmartyTest::slurp('docker/nginx.conf');
 my $module = SmartyTest::module_path();
 $conf =~ s{/usr/lib/nginx/modules/ngx_http_smarty_module.so}{$module} or fail('module path');
-$conf =~ s{/run/secrets/upstream_token}{$dir/token} or fail('token path');
+$conf =~ s{/run/secrets/oauth_client_(id|secret)}{$dir/oauth-client-$1}g
+    or fail('OAuth client paths');
 $conf =~ s{/run/secrets/clients}{$dir/clients.json}g or fail('clients path');
-SmartyTest::spew("$dir/oauth.key", SmartyTest::random_hex(32) . "\n");
-$conf =~ s{/run/secrets/oauth_key}{$dir/oauth.key} or fail('OAuth key path');
+SmartyTest::spew("$dir/oauth-issuer.key", SmartyTest::random_hex(32) . "\n");
+$conf =~ s{/run/secrets/oauth_issuer_key}{$dir/oauth-issuer.key} or fail('OAuth key path');
 $conf =~ s{server emulator:8090;}{server 127.0.0.1:9;} or fail('emulator address');
 $conf =~ s{smarty_redis redis:6379;}{smarty_redis 127.0.0.1:9;} or fail('redis address');
 $conf =~ s{/run/nginx.pid}{$dir/nginx.pid};

@@ -45,7 +45,8 @@ is(pop @example, '}', 'conf/nginx.conf.in ends with http{}\'s brace');
     && $_ ne 'proxy_pass http://smarty_api/api/v1/;'
 } @example;
 for (@example) {
-    s{\@RUN\@/(clients\.json|upstream\.token|oauth\.key)}{/etc/smarty/$1}g;
+    s{\@RUN\@/(clients\.json|upstream\.token|oauth-client-id|oauth-client-secret|oauth-issuer\.key)}{/etc/smarty/$1}g;
+    s{^smarty_upstream_oauth http://127\.0\.0\.1:\@EMULATOR_PORT\@/}{smarty_upstream_oauth https://mcs.mail.ru/};
     s{\@REDIS_PORT\@}{6379}g;
     s{\@GATEWAY_PORT\@}{8080}g;
 }
@@ -76,11 +77,13 @@ unlike($site, qr/^\s*(load_module|events|http)\b/m,
 my $dir = SmartyTest::tempdir() . '/debian-site';
 mkdir $dir;
 mkdir "$dir/$_" for qw(etc logs);
-SmartyTest::spew("$dir/etc/upstream.token", "t\n");
-chmod 0640, "$dir/etc/upstream.token";
+SmartyTest::spew("$dir/etc/oauth-client-id", "gw-debian\n");
+SmartyTest::spew("$dir/etc/oauth-client-secret",
+                 'secret-' . SmartyTest::random_hex(16) . "\n");
+chmod 0640, "$dir/etc/oauth-client-id", "$dir/etc/oauth-client-secret";
 # as the package's postinst makes it
-SmartyTest::spew("$dir/etc/oauth.key", SmartyTest::random_hex(32) . "\n");
-chmod 0640, "$dir/etc/oauth.key";
+SmartyTest::spew("$dir/etc/oauth-issuer.key", SmartyTest::random_hex(32) . "\n");
+chmod 0640, "$dir/etc/oauth-issuer.key";
 SmartyTest::spew("$dir/etc/clients.json",
                  SmartyTest::slurp('conf/debian/clients.json'));
 
@@ -107,14 +110,15 @@ SKIP: {
 }
 
 # a copy in front of the emulator answers the walkthrough's first step
-my $token = 'upstream-' . SmartyTest::random_hex(16);
 my $key = 'sgw_debian_' . SmartyTest::random_hex(16);
-SmartyTest::spew("$dir/etc/upstream.token", "$token\n");
 SmartyTest::clients_file("$dir/etc/clients.json", { name => 'demo', key => $key });
-my $emu = SmartyTest::start_emulator(token => $token);
+my $emu = SmartyTest::start_emulator(args => [
+    '--client-id-file', "$dir/etc/oauth-client-id",
+    '--client-secret-file', "$dir/etc/oauth-client-secret" ]);
 my $port = SmartyTest::free_port();
 my $copy = render('site-emulator', '--listen', "127.0.0.1:$port",
                   '--upstream', "127.0.0.1:$emu->{port}", '--plain-http',
+                  '--token-url', "$emu->{url}/auth/oauth/v1/token",
                   '--redis', '127.0.0.1:' . SmartyTest::free_port());
 my $ngx = SmartyTest::start_nginx(dir => "$dir/n", port => $port,
                                   http => "include $copy;");
@@ -123,6 +127,8 @@ my $r = SmartyTest::call($ngx->{url}, 'persons/recognize', key => $key,
               images => [ { name => 'file_0' } ] },
     images => [ [ 'file_0', SmartyTest::group_photo() ] ]);
 is($r->{status}, 200, 'recognize through the site answers 200') or diag $r->{content};
+is(SmartyTest::emulator_stats($emu)->{tokens}{issued}, 1,
+   'with a token of the OAuth endpoint');
 is_deeply(SmartyTest::tags(SmartyTest::objects_by_name($r)->{file_0}),
           [ ('undefined') x 6 ], 'six undefined faces');
 like(SmartyTest::slurp("$dir/logs/smarty-gateway.access.log"),

@@ -492,6 +492,9 @@ sub gateway_http_conf {
     my $srv = $o{server} // '';
     my $http = $o{http} // '';
     my $upstream = $o{upstream_server} // "127.0.0.1:$o{emu_port}";
+    my $token = $o{token_directive}
+                // "smarty_upstream_token_file $o{token_file};";
+    my $uplog = $o{upstream_log} // '';
     for ($gw, $srv, $http) {
         s/%%TOKEN_FILE%%/$o{token_file}/g;
         s/%%CLIENTS_FILE%%/$o{clients_file}/g;
@@ -525,7 +528,7 @@ $http
         location /api/v1/ {
             smarty_gateway on;
             smarty_upstream /_smarty_upstream/;
-            smarty_upstream_token_file $o{token_file};
+            $token
             smarty_clients_file $o{clients_file};
 $gw
         }
@@ -539,6 +542,7 @@ $gw
             proxy_read_timeout $rt;
             proxy_ignore_client_abort on;
             subrequest_output_buffer_size 1m;
+$uplog
         }
 
         location /_smarty_error/ {
@@ -568,8 +572,32 @@ sub start_gateway {
     spew("$dir/upstream.token", "$token\n");
     chmod 0600, "$dir/upstream.token";
 
-    my $emu = $o{emu} // start_emulator(token => $token,
-                                        args => $o{emu_args} // []);
+    my ($emu, $oauth);
+    if ($o{oauth}) {
+        # the upstream's token from the emulator's OAuth endpoint, no
+        # service token: %{$o{oauth}}: client_id, client_secret,
+        # gateway_secret (what the gateway is given, if not the same),
+        # params (of smarty_upstream_oauth), emu_args
+        my %a = %{ $o{oauth} };
+        $oauth = { id => $a{client_id} // 'gw-' . random_hex(4),
+                   secret => $a{client_secret}
+                             // 'secret-' . random_hex(16) };
+        spew("$dir/oauth.id", "$oauth->{id}\n");
+        spew("$dir/oauth.secret",
+             ($a{gateway_secret} // $oauth->{secret}) . "\n");
+        chmod 0600, "$dir/oauth.id", "$dir/oauth.secret";
+        $emu = $o{emu} // start_emulator(args => [
+            '--client-id', $oauth->{id}, '--client-secret', $oauth->{secret},
+            @{ $a{emu_args} // [] }, @{ $o{emu_args} // [] } ]);
+        my $params = $a{params} // '';
+        $o{token_directive} = "smarty_upstream_oauth "
+            . "$emu->{url}/auth/oauth/v1/token "
+            . "client_id_file=$dir/oauth.id "
+            . "client_secret_file=$dir/oauth.secret $params;";
+    } else {
+        $emu = $o{emu} // start_emulator(token => $token,
+                                         args => $o{emu_args} // []);
+    }
     my @clients = @{ $o{clients} // [
         { name => 'demo', spaces => '*', methods => '*' },
         { name => 'reader', spaces => ['1'],
@@ -588,19 +616,21 @@ sub start_gateway {
         token_file => "$dir/upstream.token",
         clients_file => "$dir/clients.json"));
     return { emu => $emu, ngx => $ngx, url => $ngx->{url}, token => $token,
-             keys => \%keys, dir => $dir, clients => \@clients };
+             keys => \%keys, dir => $dir, clients => \@clients,
+             oauth => $oauth };
 }
 
 # A gateway already running, which start_gateway() returns instead of
 # starting one when SMARTY_GATEWAY_URL is set: the installed package's, in
 # front of an emulator (scripts/deb-test.sh runs t/30-walkthrough.t so).
-# SMARTY_EMULATOR_URL, SMARTY_UPSTREAM_TOKEN: its upstream and the token it
-# injects; SMARTY_GATEWAY_KEY: a key with every space and method ("demo").
-# Only for tests that take the default gateway.
+# SMARTY_EMULATOR_URL: its upstream; SMARTY_UPSTREAM_TOKEN: the token it
+# injects, when it has a token file (not with OAuth); SMARTY_GATEWAY_KEY: a
+# key with every space and method ("demo").  Only for tests that take the
+# default gateway.
 sub external_gateway {
     my (%o) = @_;
     die "SMARTY_GATEWAY_URL: this test configures its own gateway\n" if %o;
-    for (qw(SMARTY_EMULATOR_URL SMARTY_UPSTREAM_TOKEN SMARTY_GATEWAY_KEY)) {
+    for (qw(SMARTY_EMULATOR_URL SMARTY_GATEWAY_KEY)) {
         die "SMARTY_GATEWAY_URL needs $_ too\n" unless length($ENV{$_} // '');
     }
     return { url => $ENV{SMARTY_GATEWAY_URL},
