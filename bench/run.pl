@@ -21,13 +21,14 @@ my $QUOTAS = 'smarty_quota_space 1 "1000000000r/s; 1000000000i/m; '
 
 # a gateway location of its own under /<name>/api/v1/, with $directives
 sub api_location {
-    my ($name, $directives) = @_;
+    my ($name, $directives, $token) = @_;
+    $token //= 'smarty_upstream_token_file %%TOKEN_FILE%%;';
     return <<"EOF";
         location /$name/api/v1/ {
             smarty_gateway on;
             smarty_api_prefix /$name/api/v1/;
             smarty_upstream /_smarty_upstream/;
-            smarty_upstream_token_file %%TOKEN_FILE%%;
+            $token
             smarty_clients_file %%CLIENTS_FILE%%;
             client_body_buffer_size 2m;
             $directives
@@ -35,10 +36,25 @@ sub api_location {
 EOF
 }
 
+# the emulator accepts the service token of the file and the access tokens
+# of its OAuth endpoint, for this client
+my $odir = SmartyTest::tempdir() . '/oauth';
+mkdir $odir;
+SmartyTest::spew("$odir/id", "bench\n");
+SmartyTest::spew("$odir/secret", "bench-secret\n");
+chmod 0600, "$odir/id", "$odir/secret";
+my $emu = SmartyTest::start_emulator(
+    token => 'upstream-' . SmartyTest::random_hex(16),
+    args => [ '--per-image-ms', '0', '--quiet', '--client-id', 'bench',
+              '--client-secret', 'bench-secret' ]);
+my $oauth = "smarty_upstream_oauth $emu->{url}/auth/oauth/v1/token "
+    . "client_id_file=$odir/id client_secret_file=$odir/secret;";
+
 my $extra = join('', map { api_location(@$_) }
                  [ 'quota', "smarty_cache on; $QUOTAS" ],
                  [ 'nocache-quota', $QUOTAS ],
-                 [ 'nocache', '' ]) . <<"EOF";
+                 [ 'nocache', '' ],
+                 [ 'nocache-oauth', '', $oauth ]) . <<"EOF";
         location = /bound {
             client_body_buffer_size 2m;
             client_max_body_size 64m;
@@ -48,7 +64,7 @@ my $extra = join('', map { api_location(@$_) }
 EOF
 
 my $gw = SmartyTest::start_gateway(
-    emu_args => [ '--per-image-ms', '0', '--quiet' ],
+    emu => $emu, token => SmartyTest::slurp("$emu->{dir}/token"),
     http => "smarty_redis 127.0.0.1:$redis->{port};\n",
     gateway => 'smarty_cache on;',
     body_buffer => '2m',
@@ -135,4 +151,20 @@ printf "%-34s %12s %12s %7s %8s %8s\n", 'quota cost, 100 KB, same run',
         $mq->{rps} / $m->{rps}, $mq->{p50}, $mq->{p99};
     printf "%-34s %12s %12s %7s %8.2f %8.2f\n", "  added by the quota check",
         '', '', '', $mq->{p50} - $m->{p50}, $mq->{p99} - $m->{p99};
+}
+
+print "\n";
+printf "%-34s %12s %12s %7s %8s %8s\n", 'upstream token, miss, same run',
+    'OAuth r/s', 'file r/s', 'ratio', 'p50 ms', 'p99 ms';
+{
+    my ($file, $ct, $len) = body("miss", 100_001);
+    my $o = wrk("$gw->{url}/nocache-oauth/api/v1/persons/recognize", $file,
+                $ct, $key, 4);
+    my $f = wrk("$gw->{url}/nocache/api/v1/persons/recognize", $file, $ct,
+                $key, 4);
+    printf "%-34s %12.0f %12.0f %7.2f %8.2f %8.2f\n",
+        "miss path, 4 connections", $o->{rps}, $f->{rps},
+        $o->{rps} / $f->{rps}, $o->{p50}, $o->{p99};
+    my $t = SmartyTest::emulator_stats($emu)->{tokens};
+    printf "  tokens the OAuth source fetched: %d\n", $t->{issued};
 }

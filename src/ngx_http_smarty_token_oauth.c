@@ -22,6 +22,11 @@
 #include "smarty_oauth.h"
 
 
+#if !(NGX_THREADS)
+#error "smarty_upstream_oauth calls the token endpoint in nginx's thread pool: build nginx --with-threads (Debian's is)"
+#endif
+
+
 #define SMARTY_OAUTH_POLL        20        /* ms: a waiting worker looks */
 #define SMARTY_OAUTH_LOCK_POLL   50        /* ms: another instance fetches */
 #define SMARTY_OAUTH_CAP_VALID   30000     /* ms: backoff, a token left */
@@ -266,6 +271,19 @@ ngx_http_smarty_oauth_get(ngx_http_smarty_token_source_t *source,
     ngx_uint_t                       woken;
     ngx_http_smarty_oauth_sh_t      *sh;
     ngx_http_smarty_oauth_waiter_t  *w;
+
+    if (src->task == NULL) {
+        /*
+         * this process did not start with this configuration: nginx's
+         * single-process mode (master_process off) after a reload, which
+         * starts neither thread pools nor modules' processes
+         */
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "smarty: no upstream token: smarty_upstream_oauth "
+                      "needs a worker started with this configuration "
+                      "(master_process on, or a restart)");
+        return NGX_DECLINED;
+    }
 
     sh = src->sh;
     now = ngx_http_smarty_oauth_now();
@@ -989,7 +1007,8 @@ ngx_http_smarty_oauth_fetched(ngx_event_t *ev)
 
     if (res->rc != SMARTY_OAUTH_OK) {
         ngx_http_smarty_oauth_failed(src, res->error,
-                                     res->rc == SMARTY_OAUTH_REFUSED);
+                                     res->rc == SMARTY_OAUTH_REFUSED
+                                     || res->rc == SMARTY_OAUTH_CONFIG);
 
     } else {
         ngx_shmtx_lock(&src->shpool->mutex);
@@ -1117,9 +1136,12 @@ ngx_http_smarty_oauth_failed(ngx_http_smarty_oauth_t *src, const char *why,
                   "smarty: upstream token: the token endpoint %V failed: "
                   "%s%s; %s, next try in %L ms", &src->url, why,
                   hopeless
-                  ? " (the client's credentials refused: check "
-                    "smarty_upstream_oauth's client_id_file and "
-                    "client_secret_file)" : "",
+                  ? (ngx_strstr(why, "HTTP ")
+                     ? " (the client's credentials refused: check "
+                       "smarty_upstream_oauth's client_id_file and "
+                       "client_secret_file)"
+                     : " (check smarty_upstream_oauth's URL and ca_file)")
+                  : "",
                   have ? "the current token serves until it expires"
                        : "requests get 502 upstream_auth_failed",
                   wait);
@@ -1678,6 +1700,8 @@ ngx_http_smarty_oauth_init_process(ngx_cycle_t *cycle)
         src->again.handler = ngx_http_smarty_oauth_again;
         src->again.data = src;
         src->again.log = cycle->log;
+        /* a worker that quits need not look at the lock again */
+        src->again.cancelable = 1;
 
         src->task = ngx_thread_task_alloc(cycle->pool,
                                           sizeof(ngx_http_smarty_oauth_job_t));

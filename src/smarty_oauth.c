@@ -159,7 +159,20 @@ smarty_oauth_call(const smarty_oauth_request_t *req, const char *refresh,
     rc = curl_easy_perform(curl);
 
     if (rc != CURLE_OK) {
-        res->rc = SMARTY_OAUTH_UNAVAILABLE;
+        switch (rc) {
+
+        case CURLE_PEER_FAILED_VERIFICATION:
+        case CURLE_SSL_CACERT_BADFILE:
+        case CURLE_SSL_CRL_BADFILE:
+        case CURLE_SSL_ISSUER_ERROR:
+        case CURLE_UNSUPPORTED_PROTOCOL:
+        case CURLE_URL_MALFORMAT:
+            res->rc = SMARTY_OAUTH_CONFIG;
+            break;
+
+        default:
+            res->rc = SMARTY_OAUTH_UNAVAILABLE;
+        }
 
         if (buf.overflow) {
             res->rc = SMARTY_OAUTH_BAD_ANSWER;

@@ -28,7 +28,10 @@ typedef enum {
     SMARTY_OAUTH_REFUSED,       /* the endpoint said no: 400, 401, 403 */
     SMARTY_OAUTH_UNAVAILABLE,   /* no answer, 408, 429, 5xx: try later */
     SMARTY_OAUTH_BAD_ANSWER,    /* an answer that holds no token */
-    SMARTY_OAUTH_FAILED         /* nothing sent: memory, libcurl */
+    SMARTY_OAUTH_FAILED,        /* nothing sent: memory, libcurl */
+    SMARTY_OAUTH_CONFIG         /* nothing will work until the
+                                   configuration changes: the endpoint's
+                                   certificate not verified, a bad URL */
 } smarty_oauth_rc_e;
 
 
