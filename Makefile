@@ -30,11 +30,11 @@ CLIENT      := $(BUILD)/smarty
 # the Debian packages: build, run, test, bench, fuzz
 DEB_PKGS    := build-essential nginx nginx-dev libhiredis-dev libjansson-dev \
                libssl-dev libcurl4-openssl-dev libmicrohttpd-dev \
-               redis-server perl wrk clang libclang-rt-14-dev valgrind \
+               redis-server redis-sentinel perl wrk clang libclang-rt-14-dev valgrind \
                docker-compose openssl curl ca-certificates \
                debhelper dpkg-dev lintian
 
-CORE_SRCS   := src/smarty_errors.c src/smarty_args.c src/smarty_multipart.c src/smarty_meta.c src/smarty_cache.c src/smarty_quota.c src/smarty_oauth.c \
+CORE_SRCS   := src/smarty_errors.c src/smarty_args.c src/smarty_multipart.c src/smarty_meta.c src/smarty_cache.c src/smarty_quota.c src/smarty_oauth.c src/smarty_cluster.c \
               src/smarty_client_token.c
 CORE_HDRS   := $(wildcard src/smarty_*.h)
 MODULE_SRCS := $(wildcard src/*.c) $(wildcard src/*.h) config

@@ -8,9 +8,13 @@
 #      added latency at p50 and p99;
 #   3. the cost of quotas (five limits checked in Redis) on the hit path
 #      and on the miss path: the same requests with and without quotas in
-#      the same run, reported as a ratio.
+#      the same run, reported as a ratio;
+#   4. the Redis topologies (bench/cluster.pl): the hit path on one Redis
+#      and on a 3-master cluster, alternated in the same run, and what
+#      Redis does per request type (INFO commandstats, INFO cpu).
 #
 #   BENCH_SECONDS (10)  BENCH_CONNECTIONS (16)  SMARTY_BUILD (build)
+#   BENCH_ONLY (all | gateway | cluster)
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,4 +23,13 @@ export SMARTY_BUILD=${SMARTY_BUILD:-$top/build}
 secs=${BENCH_SECONDS:-10}
 conns=${BENCH_CONNECTIONS:-16}
 
-exec perl -It/lib -Ibench bench/run.pl "$secs" "$conns"
+only=${BENCH_ONLY:-all}
+
+if [ "$only" = all ] || [ "$only" = gateway ]; then
+    perl -It/lib -Ibench bench/run.pl "$secs" "$conns"
+fi
+
+if [ "$only" = all ] || [ "$only" = cluster ]; then
+    [ "$only" = all ] && echo
+    perl -It/lib -Ibench bench/cluster.pl "$secs" "$conns"
+fi

@@ -2,7 +2,11 @@
 # Starts (or stops) the whole stack on loopback: Redis, the upstream
 # emulator and nginx with the gateway module.  Run state lives in .run/.
 #
-#   SMARTY_REDIS_PORT     (6390)  Redis
+#   SMARTY_REDIS_MODE     (single) single | cluster | sentinel
+#   SMARTY_REDIS_PORT     (6390)  Redis; a cluster takes 6 ports from it
+#                                 (3 masters, 3 replicas), sentinel mode
+#                                 a master and its replica (6390, 6391)
+#   SMARTY_SENTINEL_PORT  (26390) the 3 sentinels (26390..26392)
 #   SMARTY_EMULATOR_PORT  (8090)  the upstream emulator
 #   SMARTY_GATEWAY_PORT   (8080)  nginx with the gateway
 #   SMARTY_EMULATOR_ARGS  ("--per-image-ms 100")  emulator flags, e.g.
@@ -18,6 +22,8 @@ cd "$top"
 run=${SMARTY_RUN_DIR:-$top/.run}
 build=${SMARTY_BUILD:-$top/build}
 redis_port=${SMARTY_REDIS_PORT:-6390}
+redis_mode=${SMARTY_REDIS_MODE:-single}
+sentinel_port=${SMARTY_SENTINEL_PORT:-26390}
 emu_port=${SMARTY_EMULATOR_PORT:-8090}
 gw_port=${SMARTY_GATEWAY_PORT:-8080}
 emu_args=${SMARTY_EMULATOR_ARGS:---per-image-ms 100}
@@ -81,8 +87,14 @@ start() {
     mkdir -p "$run"
     chmod 711 "$run"   # nginx workers keep temp files below it
 
+    case "$redis_mode" in
+        single|cluster|sentinel) ;;
+        *) echo "SMARTY_REDIS_MODE must be single, cluster or sentinel" >&2
+           return 2 ;;
+    esac
+
     if alive "$run/nginx.pid" || alive "$run/emulator.pid" \
-        || alive "$run/redis.pid"
+        || alive "$run/redis.pid" || alive "$run/redis-0.pid"
     then
         echo "the stack is already running (make stop first)"
         examples
@@ -92,10 +104,30 @@ start() {
     secrets
     scripts/make-photos.pl "$run/photos"
 
-    redis-server --port "$redis_port" --bind 127.0.0.1 --save '' \
-        --appendonly no --dir "$run" --daemonize yes \
-        --pidfile "$run/redis.pid" --logfile "$run/redis.log"
-    wait_port "$redis_port" Redis
+    redis_line="smarty_redis 127.0.0.1:$redis_port;"
+
+    case "$redis_mode" in
+    single)
+        redis-server --port "$redis_port" --bind 127.0.0.1 --save '' \
+            --appendonly no --dir "$run" --daemonize yes \
+            --pidfile "$run/redis.pid" --logfile "$run/redis.log"
+        wait_port "$redis_port" Redis
+        ;;
+    cluster)
+        start_cluster
+        redis_line="smarty_redis_cluster 127.0.0.1:$redis_port"
+        redis_line="$redis_line 127.0.0.1:$((redis_port + 1))"
+        redis_line="$redis_line 127.0.0.1:$((redis_port + 2));"
+        ;;
+    sentinel)
+        start_sentinels
+        redis_line="smarty_redis_sentinel mymaster"
+        for i in 0 1 2; do
+            redis_line="$redis_line 127.0.0.1:$((sentinel_port + i))"
+        done
+        redis_line="$redis_line;"
+        ;;
+    esac
 
     # shellcheck disable=SC2086
     # OAuth only: the emulator accepts no service token, so the demo is the
@@ -112,6 +144,7 @@ start() {
         -e "s|@GATEWAY_PORT@|$gw_port|g" \
         -e "s|@EMULATOR_PORT@|$emu_port|g" \
         -e "s|@REDIS_PORT@|$redis_port|g" \
+        -e "s|^\( *\)smarty_redis 127.0.0.1:[0-9]*;|\1$redis_line|" \
         conf/nginx.conf.in > "$run/nginx.conf"
     nginx -p "$run" -c "$run/nginx.conf" -e "$run/nginx-error.log"
     wait_port "$gw_port" "nginx"
@@ -119,8 +152,72 @@ start() {
     echo "smarty-gateway is up:"
     echo "  gateway   http://127.0.0.1:$gw_port  (nginx, $run/nginx.conf)"
     echo "  emulator  http://127.0.0.1:$emu_port  (the upstream)"
-    echo "  redis     127.0.0.1:$redis_port"
+    case "$redis_mode" in
+    single)   echo "  redis     127.0.0.1:$redis_port" ;;
+    cluster)  echo "  redis     a cluster, 127.0.0.1:$redis_port to" \
+                   "$((redis_port + 5)) (3 masters, 3 replicas)" ;;
+    sentinel) echo "  redis     master 127.0.0.1:$redis_port, replica" \
+                   "$((redis_port + 1)), sentinels $sentinel_port to" \
+                   "$((sentinel_port + 2)) (\"mymaster\")" ;;
+    esac
     examples
+}
+
+# one Redis of a cluster or of the sentinels' pair: redis-N.pid, -N.log
+redis_node() {
+    local n=$1 port=$2
+    shift 2
+    redis-server --port "$port" --bind 127.0.0.1 --save '' \
+        --appendonly no --dir "$run" --daemonize yes \
+        --pidfile "$run/redis-$n.pid" --logfile "$run/redis-$n.log" "$@"
+    wait_port "$port" "Redis $n"
+}
+
+# 3 masters and 3 replicas, made with redis-cli --cluster create
+start_cluster() {
+    local i nodes=()
+    for i in 0 1 2 3 4 5; do
+        rm -f "$run/nodes-$i.conf"
+        redis_node "$i" "$((redis_port + i))" --cluster-enabled yes \
+            --cluster-config-file "nodes-$i.conf" --cluster-node-timeout 2000
+        nodes+=("127.0.0.1:$((redis_port + i))")
+    done
+    redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 \
+        --cluster-yes > "$run/cluster-create.log" 2>&1 \
+        || { cat "$run/cluster-create.log" >&2; return 1; }
+    for i in $(seq 1 100); do
+        if redis-cli -p "$redis_port" CLUSTER INFO \
+            | grep -q '^cluster_state:ok'
+        then
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "the cluster did not come up" >&2
+    return 1
+}
+
+# a master, its replica, 3 sentinels watching "mymaster"
+start_sentinels() {
+    local i port
+    redis_node 0 "$redis_port"
+    redis_node 1 "$((redis_port + 1))" --replicaof 127.0.0.1 "$redis_port"
+    for i in 0 1 2; do
+        port=$((sentinel_port + i))
+        cat > "$run/sentinel-$i.conf" <<EOT
+port $port
+bind 127.0.0.1
+dir $run
+daemonize yes
+pidfile $run/sentinel-$i.pid
+logfile $run/sentinel-$i.log
+sentinel monitor mymaster 127.0.0.1 $redis_port 2
+sentinel down-after-milliseconds mymaster 2000
+sentinel failover-timeout mymaster 10000
+EOT
+        redis-sentinel "$run/sentinel-$i.conf"
+        wait_port "$port" "sentinel $i"
+    done
 }
 
 examples() {
@@ -186,6 +283,10 @@ stop() {
     rm -f "$run/nginx.pid"
     stop_pid "$run/emulator.pid" "the emulator"
     stop_pid "$run/redis.pid" Redis
+    for f in "$run"/sentinel-*.pid "$run"/redis-*.pid; do
+        [ -e "$f" ] || continue
+        stop_pid "$f" "$(basename "$f" .pid)"
+    done
 }
 
 case "${1:-}" in

@@ -3,8 +3,10 @@
  * ngx_http_smarty_cache.h, docs/cache.md).
  *
  * One round trip looks a request up: src/lua/cache_get.lua reads the
- * space's generation and every image, takes the coalescing locks, and
- * decides the slice of another concern it is handed (the quotas).  Every
+ * space's token (generation and node) and every image, takes the
+ * coalescing locks, and decides the slice of another concern it is handed
+ * (the quotas).  Every key a script touches is in its KEYS, under the
+ * space's hash tag (one Redis Cluster slot).  Every
  * image cached: the answer is rebuilt with the caller's part names; some:
  * only the others go upstream; none: the client's body goes as it is.
  * Answers are stored by src/lua/cache_put.lua only if the generation did
@@ -257,6 +259,7 @@ ngx_http_smarty_cache_init(ngx_http_request_t *r, ngx_http_smarty_ctx_t *ctx,
     static ngx_uint_t         seq;
 
     u_char                   *p;
+    size_t                    klen;
     ngx_uint_t                i;
     ngx_http_smarty_part_t   *parts;
 
@@ -283,6 +286,43 @@ ngx_http_smarty_cache_init(ngx_http_request_t *r, ngx_http_smarty_ctx_t *ctx,
         c->hex[i].len = 2 * SMARTY_SHA256_LEN;
         p = ngx_hex_dump(p, parts[ctx->m.images[i].part].sha256,
                          SMARTY_SHA256_LEN);
+    }
+
+    /* the entries' and the locks' keys: KEYS of both scripts */
+
+    c->ekey = ngx_palloc(r->pool, 2 * c->n * sizeof(ngx_str_t));
+    if (c->ekey == NULL) {
+        return NGX_ERROR;
+    }
+
+    c->lkey = c->ekey + c->n;
+
+    klen = c->base.len + sizeof(":lock:") + SMARTY_PARAMS_ID_LEN + 1
+           + 2 * SMARTY_SHA256_LEN + 1;
+
+    p = ngx_pnalloc(r->pool, c->n * 2 * klen);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < c->n; i++) {
+        c->ekey[i].data = p;
+        c->ekey[i].len = smarty_cache_entry_key((const char *) c->base.data,
+                                    c->base.len, (const char *) c->params.data,
+                                    (const char *) c->hex[i].data,
+                                    (char *) p, klen);
+        p += klen;
+
+        c->lkey[i].data = p;
+        c->lkey[i].len = smarty_cache_lock_key((const char *) c->base.data,
+                                    c->base.len, (const char *) c->params.data,
+                                    (const char *) c->hex[i].data,
+                                    (char *) p, klen);
+        p += klen;
+
+        if (c->ekey[i].len >= klen || c->lkey[i].len >= klen) {
+            return NGX_ERROR;
+        }
     }
 
     /* the locks' owner: unique enough across workers and instances */
@@ -331,9 +371,9 @@ ngx_http_smarty_cache_lookup(ngx_http_request_t *r,
 
 
 /*
- * cache_get.lua: KEYS the generation and the slice's; ARGV the base, the
- * parameters' id, the lock's lifetime and owner, the slice's arguments
- * ("0" without a slice: no quota) and the images' SHA-256.
+ * cache_get.lua: KEYS the generation, the slice's, the images' entries and
+ * their locks; ARGV the lock's lifetime and owner, the slice's arguments
+ * ("0" without a slice: no quota).
  */
 
 static ngx_int_t
@@ -354,8 +394,8 @@ ngx_http_smarty_cache_send(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    nkeys = 1 + (s ? s->nkeys : 0);
-    argc = nkeys + 4 + (s ? s->nargs : 1) + c->n;
+    nkeys = 1 + (s ? s->nkeys : 0) + 2 * c->n;
+    argc = nkeys + 2 + (s ? s->nargs : 1);
 
     argv = ngx_palloc(r->pool, argc * (sizeof(char *) + sizeof(size_t)));
     num = ngx_pnalloc(r->pool, NGX_INT64_LEN);
@@ -375,10 +415,16 @@ ngx_http_smarty_cache_send(ngx_http_request_t *r,
         argvlen[j++] = s->keys[i].len;
     }
 
-    argv[j] = (const char *) c->base.data;
-    argvlen[j++] = c->base.len;
-    argv[j] = (const char *) c->params.data;
-    argvlen[j++] = c->params.len;
+    for (i = 0; i < c->n; i++) {
+        argv[j] = (const char *) c->ekey[i].data;
+        argvlen[j++] = c->ekey[i].len;
+    }
+
+    for (i = 0; i < c->n; i++) {
+        argv[j] = (const char *) c->lkey[i].data;
+        argvlen[j++] = c->lkey[i].len;
+    }
+
     argv[j] = (const char *) num;
     argvlen[j++] = ngx_sprintf(num, "%M", ccf->wait) - num;
     argv[j] = (const char *) c->owner.data;
@@ -392,11 +438,6 @@ ngx_http_smarty_cache_send(ngx_http_request_t *r,
     for (i = 0; s && i < s->nargs; i++) {
         argv[j] = (const char *) s->args[i].data;
         argvlen[j++] = s->args[i].len;
-    }
-
-    for (i = 0; i < c->n; i++) {
-        argv[j] = (const char *) c->hex[i].data;
-        argvlen[j++] = c->hex[i].len;
     }
 
     c->cmd = ngx_http_smarty_redis_script(NGX_HTTP_SMARTY_REDIS_LUA_CACHE_GET,
@@ -702,7 +743,7 @@ ngx_http_smarty_cache_store(ngx_http_request_t *r,
 {
     u_char                         ttl[NGX_INT_T_LEN];
     size_t                        *argvlen;
-    ngx_uint_t                     i, j, k, argc, idx;
+    ngx_uint_t                     i, j, k, argc, idx, a;
     const char                   **argv;
     ngx_http_smarty_cache_conf_t  *ccf;
     ngx_http_smarty_redis_cmd_t   *cmd;
@@ -711,7 +752,10 @@ ngx_http_smarty_cache_store(ngx_http_request_t *r,
     k = c->nup ? c->nup : c->n;
     c->holds = 0;
 
-    argc = 6 + 2 * k;
+    /* KEYS: the generation, k entries, k locks; ARGV: token, ttl, owner,
+     * k answers */
+
+    argc = 1 + 2 * k + 3 + k;
 
     argv = ngx_alloc(argc * (sizeof(char *) + sizeof(size_t)),
                      r->connection->log);
@@ -723,41 +767,43 @@ ngx_http_smarty_cache_store(ngx_http_request_t *r,
 
     argv[0] = (const char *) c->gen_key.data;
     argvlen[0] = c->gen_key.len;
-    argv[1] = (const char *) c->base.data;
-    argvlen[1] = c->base.len;
-    argv[2] = (const char *) c->params.data;
-    argvlen[2] = c->params.len;
-    argv[3] = (const char *) c->gen.data;
-    argvlen[3] = c->gen.len;
-    argv[4] = (const char *) ttl;
-    argvlen[4] = ngx_sprintf(ttl, "%M", ccf->ttl) - ttl;
-    argv[5] = (const char *) c->owner.data;
-    argvlen[5] = c->owner.len;
 
-    j = 6;
+    a = 1 + 2 * k;                                /* the first ARGV */
+
+    argv[a] = (const char *) c->gen.data;
+    argvlen[a] = c->gen.len;
+    argv[a + 1] = (const char *) ttl;
+    argvlen[a + 1] = ngx_sprintf(ttl, "%M", ccf->ttl) - ttl;
+    argv[a + 2] = (const char *) c->owner.data;
+    argvlen[a + 2] = c->owner.len;
 
     for (i = 0; i < k; i++) {
         idx = c->nup ? c->up[i] : i;
 
-        argv[j] = (const char *) c->hex[idx].data;
-        argvlen[j++] = c->hex[idx].len;
+        argv[1 + i] = (const char *) c->ekey[idx].data;
+        argvlen[1 + i] = c->ekey[idx].len;
+        argv[1 + k + i] = (const char *) c->lkey[idx].data;
+        argvlen[1 + k + i] = c->lkey[idx].len;
+
+        j = a + 3 + i;
 
         if (ans && ans->values[i] && ans->cacheable[i]) {
             argv[j] = ans->values[i];
-            argvlen[j++] = ans->lens[i];
+            argvlen[j] = ans->lens[i];
             c->stored = 1;
 
         } else {
             argv[j] = "";
-            argvlen[j++] = 0;
+            argvlen[j] = 0;
         }
     }
 
     /* the command copies its arguments */
 
     cmd = ngx_http_smarty_redis_script(NGX_HTTP_SMARTY_REDIS_LUA_CACHE_PUT, 0,
-                                       ngx_http_smarty_cache_ignore, NULL, 1,
-                                       j, argv, argvlen);
+                                       ngx_http_smarty_cache_ignore, NULL,
+                                       (int) (1 + 2 * k), (int) argc, argv,
+                                       argvlen);
     ngx_free(argv);
 
     return cmd ? NGX_OK : NGX_ERROR;

@@ -53,11 +53,15 @@ typedef struct {
     ngx_str_t                          base;       /* "smarty:{s1}" */
     ngx_str_t                          gen_key;    /* "smarty:{s1}:gen" */
     ngx_str_t                          params;     /* the parameters' id */
-    ngx_str_t                          gen;        /* as the lookup read */
+    ngx_str_t                          gen;        /* the token the lookup
+                                                      read: "<generation>
+                                                      <node>", opaque */
     ngx_str_t                          owner;      /* this request's locks */
 
     ngx_uint_t                         n;          /* meta images */
     ngx_str_t                         *hex;        /* their SHA-256, hex */
+    ngx_str_t                         *ekey;       /* their entry keys */
+    ngx_str_t                         *lkey;       /* their locks' keys */
     ngx_str_t                         *value;      /* cached answers */
     u_char                            *state;      /* SMARTY_CE_* */
     ngx_uint_t                         hits;

@@ -587,6 +587,15 @@ ngx_http_smarty_redacted(ngx_http_request_t *r, ngx_http_variable_value_t *v,
 
     s = data ? &r->unparsed_uri : &r->args;
 
+    if (s->len == 0) {
+        v->valid = 1;
+        v->no_cacheable = 1;
+        v->not_found = 0;
+        v->data = (u_char *) "";
+        v->len = 0;
+        return NGX_OK;
+    }
+
     p = ngx_pnalloc(r->pool, s->len);
     if (p == NULL) {
         return NGX_ERROR;

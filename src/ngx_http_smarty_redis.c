@@ -1,9 +1,12 @@
 /*
- * smarty-gateway: Redis, the module: its directives, the worker's nodes,
- * the command and script API (see ngx_http_smarty_redis.h, docs/redis.md).
+ * smarty-gateway: Redis, the module: its directives, the worker's
+ * topology (one server, a cluster, a master found by sentinels), the
+ * command and script API (see ngx_http_smarty_redis.h, docs/redis.md).
  */
 
 #include "ngx_http_smarty_redis.h"
+#include "ngx_http_smarty_redis_cluster.h"
+#include "ngx_http_smarty_redis_sentinel.h"
 #include "ngx_http_smarty_secret.h"
 
 #include <openssl/evp.h>
@@ -12,22 +15,48 @@
 #define NGX_HTTP_SMARTY_REDIS_PASSWORD_MAX 1024
 
 
+typedef enum {
+    NGX_HTTP_SMARTY_REDIS_NONE = 0,
+    NGX_HTTP_SMARTY_REDIS_SINGLE,
+    NGX_HTTP_SMARTY_REDIS_CLUSTER,
+    NGX_HTTP_SMARTY_REDIS_SENTINEL
+} ngx_http_smarty_redis_mode_e;
+
+
 typedef struct {
+    ngx_http_smarty_redis_mode_e        mode;
+    ngx_str_t                           directive;  /* for messages */
     ngx_str_t                           addr;     /* as configured */
     ngx_str_t                           host;     /* numeric IP or unix
                                                      path */
     ngx_int_t                           port;     /* 0: a unix socket */
+    ngx_array_t                        *addrs;    /* cluster seeds,
+                                                     sentinels */
+    ngx_str_t                           master;   /* sentinel's name */
     ngx_http_smarty_redis_settings_t    settings;
+    ngx_http_smarty_redis_settings_t    sentinel_settings;
 } ngx_http_smarty_redis_main_conf_t;
 
 
 static void ngx_http_smarty_redis_send(ngx_http_smarty_redis_cmd_t *cmd,
     ngx_msec_t timeout);
 static void ngx_http_smarty_redis_unconfigured(ngx_event_t *ev);
+static ngx_int_t ngx_http_smarty_redis_parse_addr(ngx_conf_t *cf,
+    ngx_str_t *value, ngx_uint_t unix_ok, ngx_str_t *addr, ngx_str_t *host,
+    ngx_int_t *port);
+static char *ngx_http_smarty_redis_cluster(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_smarty_redis_sentinel(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 
 static void *ngx_http_smarty_redis_create_main_conf(ngx_conf_t *cf);
 static char *ngx_http_smarty_redis_init_main_conf(ngx_conf_t *cf,
     void *conf);
+static char *ngx_http_smarty_redis_mode(ngx_conf_t *cf,
+    ngx_http_smarty_redis_main_conf_t *rmcf,
+    ngx_http_smarty_redis_mode_e mode);
+static char *ngx_http_smarty_redis_addrs(ngx_conf_t *cf,
+    ngx_http_smarty_redis_main_conf_t *rmcf, ngx_uint_t first);
 static char *ngx_http_smarty_redis_server(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_smarty_redis_password_file(ngx_conf_t *cf,
@@ -40,8 +69,10 @@ static ngx_int_t ngx_http_smarty_redis_init_process(ngx_cycle_t *cycle);
 static void ngx_http_smarty_redis_exit_process(ngx_cycle_t *cycle);
 
 
-/* the worker's node: NULL without "smarty_redis" */
-static ngx_http_smarty_redis_node_t  *ngx_http_smarty_redis_node;
+/* the worker's topology: one of them, or none without "smarty_redis*" */
+static ngx_http_smarty_redis_node_t      *ngx_http_smarty_redis_node;
+static ngx_http_smarty_redis_cluster_t   *ngx_http_smarty_redis_cl;
+static ngx_http_smarty_redis_sentinel_t  *ngx_http_smarty_redis_st;
 
 /* the embedded scripts' SHA1s, hex, computed with the configuration */
 static char  ngx_http_smarty_redis_sha1[NGX_HTTP_SMARTY_REDIS_LUA_N][41];
@@ -58,6 +89,27 @@ static ngx_command_t  ngx_http_smarty_redis_commands[] = {
       ngx_http_smarty_redis_server,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
+      NULL },
+
+    { ngx_string("smarty_redis_cluster"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_http_smarty_redis_cluster,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("smarty_redis_sentinel"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
+      ngx_http_smarty_redis_sentinel,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("smarty_redis_user"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_smarty_redis_main_conf_t, settings.user),
       NULL },
 
     { ngx_string("smarty_redis_password_file"),
@@ -138,9 +190,6 @@ ngx_http_smarty_redis_command(ngx_msec_t timeout,
     ngx_http_smarty_redis_handler_pt handler, void *data, int argc,
     const char **argv, const size_t *argvlen)
 {
-    int                           i;
-    u_char                       *p;
-    size_t                        size;
     ngx_http_smarty_redis_cmd_t  *cmd;
 
     if (argc < 1 || argv == NULL || argvlen == NULL || handler == NULL) {
@@ -149,32 +198,12 @@ ngx_http_smarty_redis_command(ngx_msec_t timeout,
         return NULL;
     }
 
-    /* the struct, then its argv, argvlen and the bytes: its own memory */
+    /* a single-key command: its key, argv[1], routes it on a cluster */
 
-    size = sizeof(ngx_http_smarty_redis_cmd_t)
-           + argc * (sizeof(char *) + sizeof(size_t));
-
-    for (i = 0; i < argc; i++) {
-        size += argvlen[i];
-    }
-
-    cmd = ngx_calloc(size, ngx_cycle->log);
+    cmd = ngx_http_smarty_redis_cmd_create(handler, data, argc, argv, argvlen,
+                                       argc >= 2 ? 1 : -1);
     if (cmd == NULL) {
         return NULL;
-    }
-
-    cmd->handler = handler;
-    cmd->data = data;
-    cmd->user = 1;
-    cmd->argc = argc;
-    cmd->argv = (const char **) (cmd + 1);
-    cmd->argvlen = (size_t *) (cmd->argv + argc);
-    p = (u_char *) (cmd->argvlen + argc);
-
-    for (i = 0; i < argc; i++) {
-        cmd->argv[i] = (const char *) p;
-        cmd->argvlen[i] = argvlen[i];
-        p = ngx_cpymem(p, argv[i], argvlen[i]);
     }
 
     ngx_http_smarty_redis_send(cmd, timeout);
@@ -189,8 +218,9 @@ ngx_http_smarty_redis_script(ngx_uint_t script, ngx_msec_t timeout,
     int argc, const char **argv, const size_t *argvlen)
 {
     int                           i, n;
-    u_char                       *p;
-    size_t                        size;
+    u_char                        num[NGX_INT_T_LEN];
+    size_t                       *lens;
+    const char                  **args;
     ngx_http_smarty_redis_cmd_t  *cmd;
 
     if (script >= NGX_HTTP_SMARTY_REDIS_LUA_N || nkeys < 0 || argc < nkeys
@@ -201,48 +231,41 @@ ngx_http_smarty_redis_script(ngx_uint_t script, ngx_msec_t timeout,
         return NULL;
     }
 
-    /* the struct, then EVALSHA's argv, argvlen, nkeys' text, the bytes */
+    /* EVALSHA sha1 nkeys keys... args...: the first key routes it */
 
     n = argc + 3;
 
-    size = sizeof(ngx_http_smarty_redis_cmd_t)
-           + n * (sizeof(char *) + sizeof(size_t)) + NGX_INT_T_LEN + 1;
-
-    for (i = 0; i < argc; i++) {
-        size += argvlen[i];
+    args = ngx_alloc(n * (sizeof(char *) + sizeof(size_t)), ngx_cycle->log);
+    if (args == NULL) {
+        return NULL;
     }
 
-    cmd = ngx_calloc(size, ngx_cycle->log);
+    lens = (size_t *) (args + n);
+
+    args[0] = "EVALSHA";
+    lens[0] = sizeof("EVALSHA") - 1;
+    args[1] = ngx_http_smarty_redis_sha1[script];
+    lens[1] = 40;
+    args[2] = (const char *) num;
+    lens[2] = ngx_sprintf(num, "%d", nkeys) - num;
+
+    for (i = 0; i < argc; i++) {
+        args[i + 3] = argv[i];
+        lens[i + 3] = argvlen[i];
+    }
+
+    cmd = ngx_http_smarty_redis_cmd_create(handler, data, n, args, lens,
+                                       nkeys > 0 ? 3 : -1);
+    ngx_free(args);
+
     if (cmd == NULL) {
         return NULL;
     }
 
-    cmd->handler = handler;
-    cmd->data = data;
-    cmd->user = 1;
     cmd->script = script;
     cmd->script_name = ngx_http_smarty_redis_lua[script].name;
     cmd->script_text = ngx_http_smarty_redis_lua[script].text;
     cmd->script_len = ngx_http_smarty_redis_lua[script].len;
-
-    cmd->argc = n;
-    cmd->argv = (const char **) (cmd + 1);
-    cmd->argvlen = (size_t *) (cmd->argv + n);
-    p = (u_char *) (cmd->argvlen + n);
-
-    cmd->argv[0] = "EVALSHA";
-    cmd->argvlen[0] = sizeof("EVALSHA") - 1;
-    cmd->argv[1] = ngx_http_smarty_redis_sha1[script];
-    cmd->argvlen[1] = 40;
-    cmd->argv[2] = (const char *) p;
-    p = ngx_sprintf(p, "%d", nkeys);
-    cmd->argvlen[2] = p - (u_char *) cmd->argv[2];
-
-    for (i = 0; i < argc; i++) {
-        cmd->argv[i + 3] = (const char *) p;
-        cmd->argvlen[i + 3] = argvlen[i];
-        p = ngx_cpymem(p, argv[i], argvlen[i]);
-    }
 
     ngx_http_smarty_redis_send(cmd, timeout);
 
@@ -251,19 +274,29 @@ ngx_http_smarty_redis_script(ngx_uint_t script, ngx_msec_t timeout,
 
 
 /*
- * Sends the command to its node, or answers it later (posted): refused,
- * not configured.
+ * Sends the command to its node (through the topology), or answers it
+ * later (posted): refused, not configured.
  */
 
 static void
 ngx_http_smarty_redis_send(ngx_http_smarty_redis_cmd_t *cmd,
     ngx_msec_t timeout)
 {
+    if (ngx_http_smarty_redis_cl) {
+        ngx_http_smarty_redis_cluster_send(ngx_http_smarty_redis_cl, cmd,
+                                           timeout);
+        return;
+    }
+
+    if (ngx_http_smarty_redis_st) {
+        ngx_http_smarty_redis_sentinel_send(ngx_http_smarty_redis_st, cmd,
+                                            timeout);
+        return;
+    }
+
     if (ngx_http_smarty_redis_node == NULL) {
         cmd->status = NGX_HTTP_SMARTY_REDIS_NOT_CONFIGURED;
         cmd->decided = 1;
-        cmd->ev.data = cmd;
-        cmd->ev.log = ngx_cycle->log;
         cmd->ev.handler = ngx_http_smarty_redis_unconfigured;
         ngx_post_event(&cmd->ev, &ngx_posted_events);
         return;
@@ -296,7 +329,9 @@ ngx_http_smarty_redis_cancel(ngx_http_smarty_redis_cmd_t *cmd)
         return;
     }
 
-    if (cmd->node == NULL) {
+    if (cmd->node == NULL && !cmd->held && cmd->ev.handler
+        == ngx_http_smarty_redis_unconfigured)
+    {
         /* not configured: its posted answer goes with it */
         if (cmd->ev.posted) {
             ngx_delete_posted_event(&cmd->ev);
@@ -313,6 +348,14 @@ ngx_http_smarty_redis_cancel(ngx_http_smarty_redis_cmd_t *cmd)
 ngx_int_t
 ngx_http_smarty_redis_available(void)
 {
+    if (ngx_http_smarty_redis_cl) {
+        return ngx_http_smarty_redis_cluster_ready(ngx_http_smarty_redis_cl);
+    }
+
+    if (ngx_http_smarty_redis_st) {
+        return ngx_http_smarty_redis_sentinel_ready(ngx_http_smarty_redis_st);
+    }
+
     return ngx_http_smarty_redis_node != NULL
            && ngx_http_smarty_redis_node_ready(ngx_http_smarty_redis_node);
 }
@@ -321,11 +364,46 @@ ngx_http_smarty_redis_available(void)
 ngx_http_smarty_redis_status_e
 ngx_http_smarty_redis_state(void)
 {
+    if (ngx_http_smarty_redis_cl) {
+        return ngx_http_smarty_redis_cluster_state(ngx_http_smarty_redis_cl);
+    }
+
+    if (ngx_http_smarty_redis_st) {
+        return ngx_http_smarty_redis_sentinel_state(ngx_http_smarty_redis_st);
+    }
+
     if (ngx_http_smarty_redis_node == NULL) {
         return NGX_HTTP_SMARTY_REDIS_NOT_CONFIGURED;
     }
 
     return ngx_http_smarty_redis_node_state(ngx_http_smarty_redis_node);
+}
+
+
+ngx_uint_t
+ngx_http_smarty_redis_nodes(ngx_http_smarty_redis_node_info_t *info,
+    ngx_uint_t n)
+{
+    if (ngx_http_smarty_redis_cl) {
+        return ngx_http_smarty_redis_cluster_nodes(ngx_http_smarty_redis_cl,
+                                                   info, n);
+    }
+
+    if (ngx_http_smarty_redis_st) {
+        return ngx_http_smarty_redis_sentinel_nodes(ngx_http_smarty_redis_st,
+                                                    info, n);
+    }
+
+    if (ngx_http_smarty_redis_node == NULL) {
+        return 0;
+    }
+
+    if (n > 0) {
+        ngx_http_smarty_redis_node_info(ngx_http_smarty_redis_node, info);
+        info->role = "server";
+    }
+
+    return 1;
 }
 
 
@@ -365,8 +443,11 @@ ngx_http_smarty_redis_create_main_conf(ngx_conf_t *cf)
     /*
      * set by ngx_pcalloc():
      *
+     *     rmcf->mode = NGX_HTTP_SMARTY_REDIS_NONE;
      *     rmcf->addr = { 0, NULL };
      *     rmcf->host = { 0, NULL };
+     *     rmcf->addrs = NULL;
+     *     rmcf->settings.user = { 0, NULL };
      *     rmcf->settings.password = { 0, NULL };
      */
 
@@ -405,6 +486,30 @@ ngx_http_smarty_redis_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    if (rmcf->mode == NGX_HTTP_SMARTY_REDIS_CLUSTER && s->db != 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"smarty_redis_db\" must be 0 with "
+                           "\"smarty_redis_cluster\": a cluster has one "
+                           "database");
+        return NGX_CONF_ERROR;
+    }
+
+    if (s->user.len && s->password.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"smarty_redis_user\" needs "
+                           "\"smarty_redis_password_file\"");
+        return NGX_CONF_ERROR;
+    }
+
+    /* the sentinels: no AUTH, no SELECT, no breaker (they are asked in
+     * turn), the same timeouts */
+
+    rmcf->sentinel_settings = *s;
+    ngx_str_null(&rmcf->sentinel_settings.user);
+    ngx_str_null(&rmcf->sentinel_settings.password);
+    rmcf->sentinel_settings.db = 0;
+    rmcf->sentinel_settings.breaker_failures = 0;
+
     /* the scripts' SHA1s: EVALSHA needs no SCRIPT LOAD first */
 
     for (i = 0; i < NGX_HTTP_SMARTY_REDIS_LUA_N; i++) {
@@ -427,6 +532,35 @@ ngx_http_smarty_redis_init_main_conf(ngx_conf_t *cf, void *conf)
 }
 
 
+/* one of smarty_redis, smarty_redis_cluster, smarty_redis_sentinel */
+
+static char *
+ngx_http_smarty_redis_mode(ngx_conf_t *cf,
+    ngx_http_smarty_redis_main_conf_t *rmcf, ngx_http_smarty_redis_mode_e mode)
+{
+    ngx_str_t  *value;
+
+    value = cf->args->elts;
+
+    if (rmcf->mode == mode) {
+        return "is duplicate";
+    }
+
+    if (rmcf->mode != NGX_HTTP_SMARTY_REDIS_NONE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" and \"%V\" exclude each other: one "
+                           "server, a cluster or sentinels", &value[0],
+                           &rmcf->directive);
+        return NGX_CONF_ERROR;
+    }
+
+    rmcf->mode = mode;
+    rmcf->directive = value[0];
+
+    return NGX_CONF_OK;
+}
+
+
 /* smarty_redis host:port | unix:/path */
 
 static char *
@@ -434,94 +568,228 @@ ngx_http_smarty_redis_server(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_smarty_redis_main_conf_t *rmcf = conf;
 
-    u_char               *p;
-    ngx_str_t            *value;
-    ngx_url_t             u;
-    struct sockaddr_un   *saun;
+    char       *rv;
+    ngx_str_t  *value;
 
-    if (rmcf->host.data != NULL) {
-        return "is duplicate";
+    rv = ngx_http_smarty_redis_mode(cf, rmcf, NGX_HTTP_SMARTY_REDIS_SINGLE);
+    if (rv != NGX_CONF_OK) {
+        return rv;
     }
 
     value = cf->args->elts;
 
+    if (ngx_http_smarty_redis_parse_addr(cf, &value[1], 1, &rmcf->addr,
+                                         &rmcf->host, &rmcf->port)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* the addresses of smarty_redis_cluster, smarty_redis_sentinel */
+
+static char *
+ngx_http_smarty_redis_addrs(ngx_conf_t *cf,
+    ngx_http_smarty_redis_main_conf_t *rmcf, ngx_uint_t first)
+{
+    ngx_str_t                     *value;
+    ngx_uint_t                     i;
+    ngx_http_smarty_redis_addr_t  *a;
+
+    value = cf->args->elts;
+
+    rmcf->addrs = ngx_array_create(cf->pool, cf->args->nelts,
+                                   sizeof(ngx_http_smarty_redis_addr_t));
+    if (rmcf->addrs == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (cf->args->nelts - first > 16) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" takes at most 16 addresses", &value[0]);
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = first; i < cf->args->nelts; i++) {
+        a = ngx_array_push(rmcf->addrs);
+        if (a == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        if (ngx_http_smarty_redis_parse_addr(cf, &value[i], 0, &a->addr,
+                                             &a->host, &a->port)
+            != NGX_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* smarty_redis_cluster host:port ... (seeds) */
+
+static char *
+ngx_http_smarty_redis_cluster(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_smarty_redis_main_conf_t *rmcf = conf;
+
+    char  *rv;
+
+    rv = ngx_http_smarty_redis_mode(cf, rmcf, NGX_HTTP_SMARTY_REDIS_CLUSTER);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    return ngx_http_smarty_redis_addrs(cf, rmcf, 1);
+}
+
+
+/* smarty_redis_sentinel master_name host:port ... */
+
+static char *
+ngx_http_smarty_redis_sentinel(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_smarty_redis_main_conf_t *rmcf = conf;
+
+    char        *rv;
+    u_char      *p;
+    ngx_str_t   *value;
+
+    rv = ngx_http_smarty_redis_mode(cf, rmcf, NGX_HTTP_SMARTY_REDIS_SENTINEL);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    value = cf->args->elts;
+
+    for (p = value[1].data; p < value[1].data + value[1].len; p++) {
+        if (*p <= ' ' || *p >= 0x7f) {
+            break;
+        }
+    }
+
+    if (value[1].len == 0 || value[1].len > 128
+        || p != value[1].data + value[1].len)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"smarty_redis_sentinel\": invalid master name "
+                           "\"%V\" (\"smarty_redis_sentinel mymaster "
+                           "10.0.0.1:26379 ...\")", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    rmcf->master = value[1];
+
+    return ngx_http_smarty_redis_addrs(cf, rmcf, 2);
+}
+
+
+/*
+ * host:port (the port defaults to 6379; a name resolved now, never in a
+ * worker: the first address) or, where unix_ok, unix:/path; host comes
+ * out numeric and NUL-terminated, port 0 for a unix socket.
+ */
+
+static ngx_int_t
+ngx_http_smarty_redis_parse_addr(ngx_conf_t *cf, ngx_str_t *value,
+    ngx_uint_t unix_ok, ngx_str_t *addr, ngx_str_t *host, ngx_int_t *port)
+{
+    ngx_str_t            *args;
+    ngx_url_t             u;
+    struct sockaddr_un   *saun;
+
+    args = cf->args->elts;
+
     ngx_memzero(&u, sizeof(ngx_url_t));
 
-    u.url = value[1];
+    u.url = *value;
     u.default_port = 6379;
 
     if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
         if (u.err) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "%s in \"%V\" of the \"smarty_redis\" "
-                               "directive", u.err, &u.url);
+                               "%s in \"%V\" of the \"%V\" directive",
+                               u.err, &u.url, &args[0]);
         }
 
-        return NGX_CONF_ERROR;
+        return NGX_ERROR;
     }
 
     if (u.naddrs == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"smarty_redis\" \"%V\" has no address", &u.url);
-        return NGX_CONF_ERROR;
+                           "\"%V\" \"%V\" has no address", &args[0],
+                           &u.url);
+        return NGX_ERROR;
     }
 
-    rmcf->addr = value[1];
+    *addr = *value;
 
     if (u.family == AF_UNIX) {
-        saun = (struct sockaddr_un *) u.addrs[0].sockaddr;
-
-        rmcf->host.len = ngx_strlen(saun->sun_path);
-        rmcf->host.data = ngx_pnalloc(cf->pool, rmcf->host.len + 1);
-        if (rmcf->host.data == NULL) {
-            return NGX_CONF_ERROR;
+        if (!unix_ok) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"%V\" takes host:port addresses, not "
+                               "\"%V\"", &args[0], &u.url);
+            return NGX_ERROR;
         }
 
-        ngx_memcpy(rmcf->host.data, saun->sun_path, rmcf->host.len + 1);
-        rmcf->port = 0;
+        saun = (struct sockaddr_un *) u.addrs[0].sockaddr;
 
-        return NGX_CONF_OK;
+        host->len = ngx_strlen(saun->sun_path);
+        host->data = ngx_pnalloc(cf->pool, host->len + 1);
+        if (host->data == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(host->data, saun->sun_path, host->len + 1);
+        *port = 0;
+
+        return NGX_OK;
     }
 
     if (u.naddrs > 1) {
         ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
-                           "\"smarty_redis\" \"%V\" has %ui addresses, "
-                           "only the first one, %V, is used",
+                           "\"%V\" \"%V\" has %ui addresses, only the "
+                           "first one, %V, is used", &args[0],
                            &u.url, u.naddrs, &u.addrs[0].name);
     }
 
     /* hiredis gets a numeric address: it never resolves (blocks) */
 
-    rmcf->host.data = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
-    if (rmcf->host.data == NULL) {
-        return NGX_CONF_ERROR;
+    host->data = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
+    if (host->data == NULL) {
+        return NGX_ERROR;
     }
 
     switch (u.addrs[0].sockaddr->sa_family) {
 
 #if (NGX_HAVE_INET6)
     case AF_INET6:
-        rmcf->host.len = ngx_inet_ntop(AF_INET6,
+        host->len = ngx_inet_ntop(AF_INET6,
                            &((struct sockaddr_in6 *) u.addrs[0].sockaddr)
                                 ->sin6_addr,
-                           rmcf->host.data, NGX_SOCKADDR_STRLEN);
+                           host->data, NGX_SOCKADDR_STRLEN);
         break;
 #endif
 
     default: /* AF_INET */
-        rmcf->host.len = ngx_inet_ntop(AF_INET,
+        host->len = ngx_inet_ntop(AF_INET,
                            &((struct sockaddr_in *) u.addrs[0].sockaddr)
                                 ->sin_addr,
-                           rmcf->host.data, NGX_SOCKADDR_STRLEN);
+                           host->data, NGX_SOCKADDR_STRLEN);
         break;
     }
 
-    p = rmcf->host.data + rmcf->host.len;
-    *p = '\0';
+    host->data[host->len] = '\0';
 
-    rmcf->port = ngx_inet_get_port(u.addrs[0].sockaddr);
+    *port = ngx_inet_get_port(u.addrs[0].sockaddr);
 
-    return NGX_CONF_OK;
+    return NGX_OK;
 }
 
 
@@ -670,20 +938,46 @@ ngx_http_smarty_redis_init_process(ngx_cycle_t *cycle)
     ngx_http_smarty_redis_main_conf_t  *rmcf;
 
     ngx_http_smarty_redis_node = NULL;
+    ngx_http_smarty_redis_cl = NULL;
+    ngx_http_smarty_redis_st = NULL;
 
     rmcf = ngx_http_cycle_get_module_main_conf(cycle,
                                                ngx_http_smarty_redis_module);
 
-    if (rmcf == NULL || rmcf->host.data == NULL) {
-        /* no Redis: every command is answered "not_configured" */
+    if (rmcf == NULL) {
         return NGX_OK;
     }
 
-    ngx_http_smarty_redis_node = ngx_http_smarty_redis_node_create(
-                                          &rmcf->settings, &rmcf->addr,
-                                          &rmcf->host, rmcf->port, cycle->log);
+    switch (rmcf->mode) {
 
-    return ngx_http_smarty_redis_node ? NGX_OK : NGX_ERROR;
+    case NGX_HTTP_SMARTY_REDIS_SINGLE:
+        ngx_http_smarty_redis_node = ngx_http_smarty_redis_node_create(
+                                          &rmcf->settings, &rmcf->addr,
+                                          &rmcf->host, rmcf->port, 0, NULL,
+                                          cycle->log);
+
+        return ngx_http_smarty_redis_node ? NGX_OK : NGX_ERROR;
+
+    case NGX_HTTP_SMARTY_REDIS_CLUSTER:
+        ngx_http_smarty_redis_cl = ngx_http_smarty_redis_cluster_create(
+                                          &rmcf->settings, rmcf->addrs->elts,
+                                          rmcf->addrs->nelts, cycle->log);
+
+        return ngx_http_smarty_redis_cl ? NGX_OK : NGX_ERROR;
+
+    case NGX_HTTP_SMARTY_REDIS_SENTINEL:
+        ngx_http_smarty_redis_st = ngx_http_smarty_redis_sentinel_create(
+                                          &rmcf->settings,
+                                          &rmcf->sentinel_settings,
+                                          &rmcf->master, rmcf->addrs->elts,
+                                          rmcf->addrs->nelts, cycle->log);
+
+        return ngx_http_smarty_redis_st ? NGX_OK : NGX_ERROR;
+
+    default:
+        /* no Redis: every command is answered "not_configured" */
+        return NGX_OK;
+    }
 }
 
 
@@ -692,5 +986,13 @@ ngx_http_smarty_redis_exit_process(ngx_cycle_t *cycle)
 {
     if (ngx_http_smarty_redis_node != NULL) {
         ngx_http_smarty_redis_node_close(ngx_http_smarty_redis_node);
+    }
+
+    if (ngx_http_smarty_redis_cl != NULL) {
+        ngx_http_smarty_redis_cluster_close(ngx_http_smarty_redis_cl);
+    }
+
+    if (ngx_http_smarty_redis_st != NULL) {
+        ngx_http_smarty_redis_sentinel_close(ngx_http_smarty_redis_st);
     }
 }

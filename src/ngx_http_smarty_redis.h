@@ -1,8 +1,15 @@
 /*
  * smarty-gateway: Redis, without ever blocking a worker: the command and
  * script API that the cache and the quotas use (docs/redis.md).  Below it:
- * the nodes (ngx_http_smarty_redis_node.c: connection, breaker), hiredis
- * on nginx's event loop (ngx_http_smarty_redis_event.c).
+ * the topologies (one server; a cluster, ngx_http_smarty_redis_cluster.c;
+ * a master found by sentinels, _sentinel.c), the nodes
+ * (ngx_http_smarty_redis_node.c: connection, breaker), hiredis on nginx's
+ * event loop (ngx_http_smarty_redis_event.c).
+ *
+ * Routing on a cluster: a command goes to the master of the slot of its
+ * key, argv[1] (single-key commands: GET, SET, INCR, XADD, ...); a script
+ * to the slot of its first key, and every key it touches must be declared
+ * in KEYS and share that slot (a hash tag).
  *
  * The contract of a command:
  *
@@ -108,6 +115,17 @@ ngx_int_t ngx_http_smarty_redis_available(void);
  * else NOT_CONFIGURED, NOT_CONNECTED or BREAKER_OPEN.
  */
 ngx_http_smarty_redis_status_e ngx_http_smarty_redis_state(void);
+
+/*
+ * The nodes of the worker's topology, read-only (for metrics): fills up to
+ * n views (ngx_http_smarty_redis_node.h: address, role, connection,
+ * breaker, counters) and returns how many nodes there are; 0 without
+ * Redis.  One server: one node; a cluster: every node it knows (role
+ * "master" for those the slot map names); sentinels: the master, the
+ * former masters, then the sentinels.
+ */
+ngx_uint_t ngx_http_smarty_redis_nodes(ngx_http_smarty_redis_node_info_t *info,
+    ngx_uint_t n);
 
 /* "ok", "timeout", "not_connected", "breaker_open", "not_configured",
  * "error" */

@@ -1,6 +1,7 @@
 /*
  * smarty-gateway: one Redis server, as a worker sees it (see
- * ngx_http_smarty_redis_node.h, docs/redis.md).
+ * ngx_http_smarty_redis_node.h, docs/redis.md): the connection and its
+ * handshake, the commands' lifecycle, the breaker, the counters.
  */
 
 #include "ngx_http_smarty_redis_node.h"
@@ -18,6 +19,18 @@ typedef enum {
 } ngx_http_smarty_redis_conn_e;
 
 
+typedef struct {
+    uint64_t                            sent;
+    uint64_t                            replies;
+    uint64_t                            error_replies;
+    uint64_t                            timeouts;
+    uint64_t                            lost;
+    uint64_t                            refused;
+    uint64_t                            redirects;
+    uint64_t                            connects;
+} ngx_http_smarty_redis_counters_t;
+
+
 typedef enum {
     NGX_HTTP_SMARTY_REDIS_CLOSED = 0,
     NGX_HTTP_SMARTY_REDIS_OPEN,
@@ -28,6 +41,7 @@ typedef enum {
 typedef enum {
     NGX_HTTP_SMARTY_REDIS_AUTH = 1,
     NGX_HTTP_SMARTY_REDIS_SELECT,
+    NGX_HTTP_SMARTY_REDIS_ROLE,
     NGX_HTTP_SMARTY_REDIS_PING
 } ngx_http_smarty_redis_step_e;
 
@@ -37,7 +51,10 @@ struct ngx_http_smarty_redis_node_s {
     ngx_str_t                           addr;     /* for logs */
     ngx_str_t                           host;     /* NUL-terminated */
     ngx_int_t                           port;     /* 0: a unix socket */
+    ngx_uint_t                          flags;
     ngx_log_t                          *log;
+    ngx_http_smarty_redis_hooks_t       hooks;
+    ngx_http_smarty_redis_counters_t    n;
 
     ngx_http_smarty_redis_event_t       event;    /* ac, its connection */
     ngx_http_smarty_redis_conn_e        state;
@@ -56,13 +73,16 @@ struct ngx_http_smarty_redis_node_s {
     char                                logged[128];  /* last down reason
                                                          logged */
     unsigned                            exiting:1;
+    unsigned                            retired:1;
 };
+
+
+/* the worker exits: no handler is called any more, held commands too */
+static ngx_uint_t  ngx_http_smarty_redis_node_exiting;
 
 
 static ngx_http_smarty_redis_status_e ngx_http_smarty_redis_node_admit(
     ngx_http_smarty_redis_node_t *node, ngx_uint_t *probe);
-static void ngx_http_smarty_redis_node_refuse(ngx_http_smarty_redis_cmd_t *cmd,
-    ngx_http_smarty_redis_status_e status);
 static void ngx_http_smarty_redis_cmd_event(ngx_event_t *ev);
 static void ngx_http_smarty_redis_cmd_reply(redisAsyncContext *ac, void *r,
     void *privdata);
@@ -91,11 +111,14 @@ static void ngx_http_smarty_redis_node_handshake(redisAsyncContext *ac,
     void *r, void *privdata);
 static void ngx_http_smarty_redis_node_gone(void *data,
     redisAsyncContext *ac);
+static ngx_int_t ngx_http_smarty_redis_node_write(
+    ngx_http_smarty_redis_node_t *node, ngx_http_smarty_redis_cmd_t *cmd);
 
 
 ngx_http_smarty_redis_node_t *
 ngx_http_smarty_redis_node_create(ngx_http_smarty_redis_settings_t *settings,
-    ngx_str_t *addr, ngx_str_t *host, ngx_int_t port, ngx_log_t *log)
+    ngx_str_t *addr, ngx_str_t *host, ngx_int_t port, ngx_uint_t flags,
+    ngx_http_smarty_redis_hooks_t *hooks, ngx_log_t *log)
 {
     ngx_http_smarty_redis_node_t  *node;
 
@@ -108,6 +131,11 @@ ngx_http_smarty_redis_node_create(ngx_http_smarty_redis_settings_t *settings,
     node->settings = settings;
     node->log = log;
     node->port = port;
+    node->flags = flags;
+
+    if (hooks) {
+        node->hooks = *hooks;
+    }
 
     node->addr.data = (u_char *) (node + 1);
     node->addr.len = addr->len;
@@ -139,11 +167,28 @@ ngx_http_smarty_redis_node_create(ngx_http_smarty_redis_settings_t *settings,
 }
 
 
+ngx_str_t *
+ngx_http_smarty_redis_node_addr(ngx_http_smarty_redis_node_t *node)
+{
+    return &node->addr;
+}
+
+
+ngx_int_t
+ngx_http_smarty_redis_node_is(ngx_http_smarty_redis_node_t *node,
+    const char *host, ngx_int_t port)
+{
+    return node->port == port
+           && ngx_strcmp(node->host.data, (u_char *) host) == 0;
+}
+
+
 void
 ngx_http_smarty_redis_node_close(ngx_http_smarty_redis_node_t *node)
 {
     /* no handler is called from here on: the requests are gone */
     node->exiting = 1;
+    ngx_http_smarty_redis_node_exiting = 1;
 
     if (node->reconnect.timer_set) {
         ngx_del_timer(&node->reconnect);
@@ -160,38 +205,76 @@ ngx_http_smarty_redis_node_close(ngx_http_smarty_redis_node_t *node)
 /* --- commands ------------------------------------------------------------ */
 
 
+ngx_http_smarty_redis_cmd_t *
+ngx_http_smarty_redis_cmd_create(ngx_http_smarty_redis_handler_pt handler,
+    void *data, int argc, const char **argv, const size_t *argvlen, int key)
+{
+    int                           i;
+    u_char                       *p;
+    size_t                        size;
+    ngx_http_smarty_redis_cmd_t  *cmd;
+
+    /* the struct, then its argv, argvlen and the bytes: its own memory */
+
+    size = sizeof(ngx_http_smarty_redis_cmd_t)
+           + argc * (sizeof(char *) + sizeof(size_t));
+
+    for (i = 0; i < argc; i++) {
+        size += argvlen[i];
+    }
+
+    cmd = ngx_calloc(size, ngx_cycle->log);
+    if (cmd == NULL) {
+        return NULL;
+    }
+
+    cmd->handler = handler;
+    cmd->data = data;
+    cmd->user = 1;
+    cmd->key = (key >= 0 && key < argc) ? key : -1;
+    cmd->argc = argc;
+    cmd->argv = (const char **) (cmd + 1);
+    cmd->argvlen = (size_t *) (cmd->argv + argc);
+    p = (u_char *) (cmd->argvlen + argc);
+
+    for (i = 0; i < argc; i++) {
+        cmd->argv[i] = (const char *) p;
+        cmd->argvlen[i] = argvlen[i];
+        p = ngx_cpymem(p, argv[i], argvlen[i]);
+    }
+
+    cmd->ev.data = cmd;
+    cmd->ev.handler = ngx_http_smarty_redis_cmd_event;
+    cmd->ev.log = ngx_cycle->log;
+
+    return cmd;
+}
+
+
 void
 ngx_http_smarty_redis_node_send(ngx_http_smarty_redis_node_t *node,
     ngx_http_smarty_redis_cmd_t *cmd, ngx_msec_t timeout)
 {
-    ngx_int_t                        rc;
     ngx_uint_t                       probe;
     ngx_http_smarty_redis_status_e   status;
 
     cmd->node = node;
-    cmd->ev.data = cmd;
-    cmd->ev.handler = ngx_http_smarty_redis_cmd_event;
-    cmd->ev.log = node->log;
+    cmd->probe = 0;
 
     probe = 0;
     status = ngx_http_smarty_redis_node_admit(node, &probe);
 
     if (status != NGX_HTTP_SMARTY_REDIS_OK) {
-        ngx_http_smarty_redis_node_refuse(cmd, status);
+        node->n.refused++;
+        ngx_http_smarty_redis_cmd_refuse(cmd, status);
         return;
     }
 
-    rc = redisAsyncCommandArgv(node->event.ac,
-                               ngx_http_smarty_redis_cmd_reply, cmd,
-                               cmd->argc, cmd->argv, cmd->argvlen);
-
-    if (rc != REDIS_OK) {
+    if (ngx_http_smarty_redis_node_write(node, cmd) != NGX_OK) {
         /* out of memory: not a failure of Redis, no probe spent */
-        ngx_http_smarty_redis_node_refuse(cmd, NGX_HTTP_SMARTY_REDIS_ERROR);
+        ngx_http_smarty_redis_cmd_refuse(cmd, NGX_HTTP_SMARTY_REDIS_ERROR);
         return;
     }
-
-    cmd->in_redis = 1;
 
     if (probe) {
         node->breaker = NGX_HTTP_SMARTY_REDIS_HALF_OPEN;
@@ -202,12 +285,73 @@ ngx_http_smarty_redis_node_send(ngx_http_smarty_redis_node_t *node,
                       "(%V)", &node->addr);
     }
 
-    ngx_add_timer(&cmd->ev, timeout ? timeout : node->settings->timeout);
+    if (!cmd->ev.timer_set) {
+        ngx_add_timer(&cmd->ev, timeout ? timeout : node->settings->timeout);
+    }
 
     ngx_log_debug3(NGX_LOG_DEBUG_HTTP, node->log, 0,
                    "smarty_redis: %p %*s sent", cmd,
                    cmd->argvlen[0] > 32 ? (size_t) 32 : cmd->argvlen[0],
                    cmd->argv[0]);
+}
+
+
+/* the command on the connection, behind an ASKING when it was asked to */
+
+static ngx_int_t
+ngx_http_smarty_redis_node_write(ngx_http_smarty_redis_node_t *node,
+    ngx_http_smarty_redis_cmd_t *cmd)
+{
+    size_t       len;
+    const char  *asking;
+
+    if (cmd->asking) {
+        asking = "ASKING";
+        len = sizeof("ASKING") - 1;
+
+        if (redisAsyncCommandArgv(node->event.ac, NULL, NULL, 1, &asking,
+                                  &len)
+            != REDIS_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    if (redisAsyncCommandArgv(node->event.ac,
+                              ngx_http_smarty_redis_cmd_reply, cmd,
+                              cmd->argc, cmd->argv, cmd->argvlen)
+        != REDIS_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    cmd->in_redis = 1;
+    node->n.sent++;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_smarty_redis_cmd_hold(ngx_queue_t *queue,
+    ngx_http_smarty_redis_cmd_t *cmd, ngx_msec_t timeout)
+{
+    ngx_queue_insert_tail(queue, &cmd->queue);
+    cmd->held = 1;
+
+    if (!cmd->ev.timer_set) {
+        ngx_add_timer(&cmd->ev, timeout);
+    }
+}
+
+
+void
+ngx_http_smarty_redis_cmd_unhold(ngx_http_smarty_redis_cmd_t *cmd)
+{
+    if (cmd->held) {
+        ngx_queue_remove(&cmd->queue);
+        cmd->held = 0;
+    }
 }
 
 
@@ -219,7 +363,7 @@ ngx_http_smarty_redis_node_admit(ngx_http_smarty_redis_node_t *node,
 
     ac = node->event.ac;
 
-    if (ac == NULL || node->exiting
+    if (ac == NULL || node->exiting || node->retired
         || (ac->c.flags & (REDIS_DISCONNECTING|REDIS_FREEING)))
     {
         return NGX_HTTP_SMARTY_REDIS_NOT_CONNECTED;
@@ -265,10 +409,16 @@ ngx_http_smarty_redis_node_ready(ngx_http_smarty_redis_node_t *node)
 
 /* answered from a posted event: never from inside the caller's call */
 
-static void
-ngx_http_smarty_redis_node_refuse(ngx_http_smarty_redis_cmd_t *cmd,
+void
+ngx_http_smarty_redis_cmd_refuse(ngx_http_smarty_redis_cmd_t *cmd,
     ngx_http_smarty_redis_status_e status)
 {
+    ngx_http_smarty_redis_cmd_unhold(cmd);
+
+    if (cmd->ev.timer_set) {
+        ngx_del_timer(&cmd->ev);
+    }
+
     cmd->status = status;
     cmd->decided = 1;
 
@@ -285,12 +435,21 @@ ngx_http_smarty_redis_node_cancel(ngx_http_smarty_redis_cmd_t *cmd)
     cmd->user = 0;
 
     /*
-     * a refused command's posted answer goes; a sent one stays with
-     * hiredis and its timer, which decide its outcome for the breaker
+     * a refused command's posted answer goes, a held one's timer too; a
+     * sent one stays with hiredis and its timer, which decide its outcome
+     * for the breaker
      */
 
     if (cmd->ev.posted) {
         ngx_delete_posted_event(&cmd->ev);
+    }
+
+    if (cmd->held) {
+        ngx_http_smarty_redis_cmd_unhold(cmd);
+
+        if (cmd->ev.timer_set) {
+            ngx_del_timer(&cmd->ev);
+        }
     }
 
     ngx_http_smarty_redis_cmd_release(cmd);
@@ -316,7 +475,18 @@ ngx_http_smarty_redis_cmd_event(ngx_event_t *ev)
         ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ev->log, 0,
                        "smarty_redis: command %p timed out", cmd);
 
-        if (!cmd->decided) {
+        if (cmd->held || !cmd->in_redis) {
+            /* held by a topology (or between two nodes): no node's fault */
+            ngx_http_smarty_redis_cmd_unhold(cmd);
+
+            if (!cmd->decided) {
+                ngx_http_smarty_redis_cmd_decide(cmd,
+                                             NGX_HTTP_SMARTY_REDIS_TIMEOUT,
+                                             NULL);
+            }
+
+        } else if (!cmd->decided) {
+            node->n.timeouts++;
             /*
              * the probe timed out too: the connection may lead to a black
              * hole (no reset ever comes); the next probe gets a new one
@@ -387,10 +557,10 @@ ngx_http_smarty_redis_cmd_reply(redisAsyncContext *ac, void *r,
                           &node->addr);
         }
 
-        if (redisAsyncCommandArgv(ac, ngx_http_smarty_redis_cmd_reply, cmd,
-                                  cmd->argc, cmd->argv, cmd->argvlen)
-            == REDIS_OK)
-        {
+        node->n.replies++;
+
+        if (ngx_http_smarty_redis_node_write(node, cmd) == NGX_OK) {
+            cmd->asking = 0;
             return;
         }
 
@@ -398,6 +568,38 @@ ngx_http_smarty_redis_cmd_reply(redisAsyncContext *ac, void *r,
     }
 
     cmd->in_redis = 0;
+
+    if (!cmd->decided && reply != NULL) {
+        node->n.replies++;
+
+        if (reply->type == REDIS_REPLY_ERROR) {
+            node->n.error_replies++;
+        }
+    }
+
+    if (!cmd->decided && reply != NULL && cmd->user
+        && reply->type == REDIS_REPLY_ERROR && node->hooks.error
+        && !node->exiting)
+    {
+        /* the node answered: a success for its breaker, whatever follows */
+        ngx_http_smarty_redis_node_account(node, cmd->probe, 1);
+        cmd->probe = 0;
+        cmd->asking = 0;
+
+        if (node->hooks.error(node->hooks.data, node, cmd, reply) == NGX_OK)
+        {
+            /* sent elsewhere, held, or refused (posted): not ours now */
+            node->n.redirects++;
+            return;
+        }
+
+        ngx_http_smarty_redis_cmd_decide(cmd, NGX_HTTP_SMARTY_REDIS_OK,
+                                         reply);
+        ngx_http_smarty_redis_cmd_release(cmd);
+        return;
+    }
+
+    cmd->asking = 0;
 
     if (!cmd->decided) {
         if (reply != NULL) {
@@ -407,6 +609,8 @@ ngx_http_smarty_redis_cmd_reply(redisAsyncContext *ac, void *r,
 
         } else {
             /* the connection is lost: counted once, by the gone hook */
+
+            node->n.lost++;
 
             if (cmd->probe) {
                 ngx_http_smarty_redis_node_account(node, 1, 0);
@@ -442,7 +646,7 @@ ngx_http_smarty_redis_cmd_decide(ngx_http_smarty_redis_cmd_t *cmd,
 
     cmd->user = 0;
 
-    if (cmd->node->exiting) {
+    if (ngx_http_smarty_redis_node_exiting) {
         return;
     }
 
@@ -456,8 +660,8 @@ ngx_http_smarty_redis_cmd_decide(ngx_http_smarty_redis_cmd_t *cmd,
 static void
 ngx_http_smarty_redis_cmd_release(ngx_http_smarty_redis_cmd_t *cmd)
 {
-    if (cmd->user || cmd->calling || cmd->in_redis || cmd->ev.timer_set
-        || cmd->ev.posted)
+    if (cmd->user || cmd->calling || cmd->in_redis || cmd->held
+        || cmd->ev.timer_set || cmd->ev.posted)
     {
         return;
     }
@@ -549,15 +753,15 @@ ngx_http_smarty_redis_node_connect(ngx_http_smarty_redis_node_t *node)
 {
     int                                 argc;
     u_char                              db[NGX_INT_T_LEN];
-    size_t                              argvlen[2];
+    size_t                              argvlen[3];
     uintptr_t                           step;
-    const char                         *argv[2];
+    const char                         *argv[3];
     redisAsyncContext                  *ac;
     ngx_http_smarty_redis_settings_t   *s;
 
     s = node->settings;
 
-    if (node->event.ac != NULL || node->exiting) {
+    if (node->event.ac != NULL || node->exiting || node->retired) {
         return;
     }
 
@@ -628,11 +832,18 @@ ngx_http_smarty_redis_node_connect(ngx_http_smarty_redis_node_t *node)
                 continue;
             }
 
-            argc = 2;
-            argv[0] = "AUTH";
-            argvlen[0] = sizeof("AUTH") - 1;
-            argv[1] = (const char *) s->password.data;
-            argvlen[1] = s->password.len;
+            argc = 0;
+            argv[argc] = "AUTH";
+            argvlen[argc++] = sizeof("AUTH") - 1;
+
+            if (s->user.len) {
+                /* an ACL user (Redis 6 and later) */
+                argv[argc] = (const char *) s->user.data;
+                argvlen[argc++] = s->user.len;
+            }
+
+            argv[argc] = (const char *) s->password.data;
+            argvlen[argc++] = s->password.len;
             break;
 
         case NGX_HTTP_SMARTY_REDIS_SELECT:
@@ -645,6 +856,16 @@ ngx_http_smarty_redis_node_connect(ngx_http_smarty_redis_node_t *node)
             argvlen[0] = sizeof("SELECT") - 1;
             argv[1] = (const char *) db;
             argvlen[1] = ngx_sprintf(db, "%i", s->db) - db;
+            break;
+
+        case NGX_HTTP_SMARTY_REDIS_ROLE:
+            if (!(node->flags & NGX_HTTP_SMARTY_REDIS_NODE_MASTER)) {
+                continue;
+            }
+
+            argc = 1;
+            argv[0] = "ROLE";
+            argvlen[0] = sizeof("ROLE") - 1;
             break;
 
         default: /* NGX_HTTP_SMARTY_REDIS_PING */
@@ -673,7 +894,7 @@ ngx_http_smarty_redis_node_schedule(ngx_http_smarty_redis_node_t *node)
 {
     ngx_msec_t  delay;
 
-    if (node->exiting || node->reconnect.timer_set) {
+    if (node->exiting || node->retired || node->reconnect.timer_set) {
         return;
     }
 
@@ -792,9 +1013,26 @@ ngx_http_smarty_redis_node_handshake(redisAsyncContext *ac, void *r,
     case NGX_HTTP_SMARTY_REDIS_SELECT:
         step = "SELECT";
         break;
+    case NGX_HTTP_SMARTY_REDIS_ROLE:
+        step = "ROLE";
+        break;
     default:
         step = "PING";
         break;
+    }
+
+    if ((uintptr_t) privdata == NGX_HTTP_SMARTY_REDIS_ROLE
+        && reply->type != REDIS_REPLY_ERROR
+        && (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1
+            || reply->element[0]->type != REDIS_REPLY_STRING
+            || reply->element[0]->len != 6
+            || ngx_strncmp(reply->element[0]->str, "master", 6) != 0))
+    {
+        /* a sentinel's master that is not (or no longer) one */
+        ngx_cpystrn((u_char *) node->why, (u_char *) "not a master",
+                    sizeof(node->why));
+        redisAsyncFree(ac);
+        return;
     }
 
     if (reply->type == REDIS_REPLY_ERROR) {
@@ -821,10 +1059,16 @@ ngx_http_smarty_redis_node_handshake(redisAsyncContext *ac, void *r,
     node->backoff = 0;
     node->logged[0] = '\0';
 
+    node->n.connects++;
+
     ngx_log_error(NGX_LOG_INFO, node->log, 0,
                   "smarty_redis: connected to %V", &node->addr);
 
     ngx_http_smarty_redis_node_breaker_close(node);
+
+    if (node->hooks.up) {
+        node->hooks.up(node->hooks.data, node);
+    }
 }
 
 
@@ -870,4 +1114,82 @@ ngx_http_smarty_redis_node_gone(void *data, redisAsyncContext *ac)
     node->why[0] = '\0';
 
     ngx_http_smarty_redis_node_schedule(node);
+
+    if (node->hooks.down && !node->retired) {
+        node->hooks.down(node->hooks.data, node);
+    }
+}
+
+
+void
+ngx_http_smarty_redis_node_retire(ngx_http_smarty_redis_node_t *node,
+    const char *why)
+{
+    if (node->retired) {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, node->log, 0,
+                  "smarty_redis: %V is no longer used: %s", &node->addr, why);
+
+    node->retired = 1;
+
+    if (node->reconnect.timer_set) {
+        ngx_del_timer(&node->reconnect);
+    }
+
+    ngx_http_smarty_redis_node_abort(node, why);
+}
+
+
+void
+ngx_http_smarty_redis_node_revive(ngx_http_smarty_redis_node_t *node)
+{
+    if (!node->retired) {
+        return;
+    }
+
+    node->retired = 0;
+    node->backoff = 0;
+    node->logged[0] = '\0';
+
+    ngx_http_smarty_redis_node_connect(node);
+}
+
+
+ngx_int_t
+ngx_http_smarty_redis_node_retired(ngx_http_smarty_redis_node_t *node)
+{
+    return node->retired;
+}
+
+
+void
+ngx_http_smarty_redis_node_reset(ngx_http_smarty_redis_node_t *node,
+    const char *why)
+{
+    ngx_http_smarty_redis_node_abort(node, why);
+}
+
+
+void
+ngx_http_smarty_redis_node_info(ngx_http_smarty_redis_node_t *node,
+    ngx_http_smarty_redis_node_info_t *info)
+{
+    static const char  *conn[] = { "down", "connecting", "ready" };
+    static const char  *brk[] = { "closed", "open", "half_open" };
+
+    info->addr = node->addr;
+    info->role = NULL;
+    info->connection = node->retired ? "retired" : conn[node->state];
+    info->breaker = brk[node->breaker];
+    info->failures = (ngx_uint_t) node->failures;
+    info->sent = node->n.sent;
+    info->replies = node->n.replies;
+    info->error_replies = node->n.error_replies;
+    info->timeouts = node->n.timeouts;
+    info->lost = node->n.lost;
+    info->refused = node->n.refused;
+    info->redirects = node->n.redirects;
+    info->connects = node->n.connects;
 }

@@ -139,10 +139,9 @@ smarty_cache_gen_key(const char *base, size_t base_len, char *out,
 }
 
 
-size_t
-smarty_cache_entry_key(const char *base, size_t base_len, const char *gen,
-    size_t gen_len, const char *params_id, const char *sha256hex, char *out,
-    size_t size)
+static size_t
+smarty_cache_image_key(const char *base, size_t base_len, const char *kind,
+    const char *params_id, const char *sha256hex, char *out, size_t size)
 {
     int  n;
 
@@ -150,14 +149,29 @@ smarty_cache_entry_key(const char *base, size_t base_len, const char *gen,
         base = "";
     }
 
-    if (gen_len == 0) {
-        gen = "";
-    }
-
-    n = snprintf(out, size, "%.*s:g%.*s:%s:%s", (int) base_len, base,
-                 (int) gen_len, gen, params_id, sha256hex);
+    /* at most the id's and the digest's lengths: neither need end in NUL */
+    n = snprintf(out, size, "%.*s:%s:%.*s:%.64s", (int) base_len, base, kind,
+                 SMARTY_PARAMS_ID_LEN, params_id, sha256hex);
 
     return n < 0 ? 0 : (size_t) n;
+}
+
+
+size_t
+smarty_cache_entry_key(const char *base, size_t base_len,
+    const char *params_id, const char *sha256hex, char *out, size_t size)
+{
+    return smarty_cache_image_key(base, base_len, "e", params_id, sha256hex,
+                                  out, size);
+}
+
+
+size_t
+smarty_cache_lock_key(const char *base, size_t base_len,
+    const char *params_id, const char *sha256hex, char *out, size_t size)
+{
+    return smarty_cache_image_key(base, base_len, "lock", params_id,
+                                  sha256hex, out, size);
 }
 
 

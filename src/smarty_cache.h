@@ -90,14 +90,17 @@ size_t smarty_cache_gen_key(const char *base, size_t base_len, char *out,
 
 
 /*
- * An entry's key "<base>:g<gen>:<params_id>:<sha256hex>", as
- * src/lua/cache_get.lua builds it (for tests, logs and tools);
- * snprintf-like as smarty_cache_base.  gen is the generation's text as
- * Redis holds it ("0" when the key is absent).
+ * An entry's key "<base>:e:<params_id>:<sha256hex>" and its coalescing
+ * lock's "<base>:lock:<params_id>:<sha256hex>", declared in the KEYS of
+ * src/lua/cache_get.lua and cache_put.lua; snprintf-like as
+ * smarty_cache_base; params_id is SMARTY_PARAMS_ID_LEN characters and
+ * sha256hex 64, NUL-terminated or not.  The generation is not in the key:
+ * it is in the entry's value (docs/cache.md, "Keys").
  */
 size_t smarty_cache_entry_key(const char *base, size_t base_len,
-    const char *gen, size_t gen_len, const char *params_id,
-    const char *sha256hex, char *out, size_t size);
+    const char *params_id, const char *sha256hex, char *out, size_t size);
+size_t smarty_cache_lock_key(const char *base, size_t base_len,
+    const char *params_id, const char *sha256hex, char *out, size_t size);
 
 
 typedef struct {

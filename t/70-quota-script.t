@@ -511,35 +511,50 @@ sub eval_on {
     my @qk = ("$base:q:s:rm", "$base:q:s:im");
     my @spec = ('rm:3:3', 'im:4:4');
 
+    # every key declared: the generation, the quota's, the entries, the
+    # locks (docs/cache.md, "Keys")
+    my $keys = sub {
+        my (@sha) = @_;
+        return ("$base:gen", @qk, (map { "$base:e:P:$_" } @sha),
+                (map { "$base:lock:P:$_" } @sha));
+    };
     # lookup(owner, hits_spend, spent_r, spent_i, @sha) -> reply
     my $lookup = sub {
         my ($owner, $hits, $sr, $si, @sha) = @_;
-        return cmd('EVALSHA', $sha, 3, "$base:gen", @qk, $base, 'P', 5000,
-                   $owner, 2, $T0, $hits, $sr, $si, @spec, @sha);
+        my @k = $keys->(@sha);
+        return cmd('EVALSHA', $sha, scalar @k, @k, 5000, $owner, 2, $T0,
+                   $hits, $sr, $si, @spec);
     };
+    my $token = cmd('EVAL', SmartyTest::lua_script('cache_get'), 1,
+                    "$base:gen", 0, 'T', 0)->[0];
+    like($token, qr/^0 [0-9a-f]{16}$/,
+         'the token: the generation and the node (its replication id)');
     # the entries, then refused, retry, now, (remaining, reset) x 2, spent
     my $tail = sub { my ($r, $n) = @_; return [ @$r[1 + $n .. $#$r] ] };
 
     my $r = $lookup->('A', 0, 0, 0, 'aa', 'bb');
-    is_deeply([ @$r[0 .. 2] ], [ '0', 1, 1 ], 'two misses: both locks taken');
+    is_deeply([ @$r[0 .. 2] ], [ $token, 1, 1 ],
+              'two misses: both locks taken');
     is_deeply($tail->($r, 2), [ 0, 0, $T0, 2, 60000 - $T0 % $MIN, 2,
                                 60000 - $T0 % $MIN, 1, 2 ],
               '  admitted: 1 request and 2 images spent, 2 and 2 left');
 
-    cmd('SET', "$base:g0:P:aa", '{"status":0}');
+    cmd('SET', "$base:e:P:aa", "$token " . '{"status":0}');
+    cmd('SET', "$base:e:P:cc", '1 0123456789abcdef {"status":0}');
     $r = $lookup->('B', 0, 0, 0, 'aa', 'bb', 'cc');
-    is_deeply([ @$r[0 .. 3] ], [ '0', '{"status":0}', 2, 1 ],
-              'a hit, one locked by another, one miss');
+    is_deeply([ @$r[0 .. 3] ], [ $token, '{"status":0}', 2, 1 ],
+              'a hit (the answer alone), one locked by another, one miss '
+              . '(stored under another token)');
     is_deeply([ @{ $tail->($r, 3) }[0, 3, 5, 7, 8] ], [ 0, 1, 0, 1, 2 ],
               '  only the two not cached are spent (none left)');
 
     $r = $lookup->('C', 0, 0, 0, 'aa');
-    is_deeply([ @$r[0 .. 1] ], [ '0', '{"status":0}' ], 'a full hit');
+    is_deeply([ @$r[0 .. 1] ], [ $token, '{"status":0}' ], 'a full hit');
     is_deeply([ @{ $tail->($r, 1) }[0, 3, 5, 7, 8] ], [ 0, 1, 0, 0, 0 ],
               '  admitted, spending nothing');
 
     $r = $lookup->('D', 0, 0, 0, 'dd');
-    is_deeply([ @$r[0 .. 1] ], [ '0', 0 ], 'a refused miss takes no lock');
+    is_deeply([ @$r[0 .. 1] ], [ $token, 0 ], 'a refused miss takes no lock');
     is($r->[2], 2, '  refused by the images limit');
     is_deeply([ @{ $tail->($r, 1) }[7, 8] ], [ 0, 0 ], '  nothing spent');
     is(cmd('EXISTS', "$base:lock:P:dd"), 0, '  no lock in Redis');
@@ -552,8 +567,27 @@ sub eval_on {
     is($r->[2], 2, 'with hits spending, a hit is refused when the images '
        . 'are spent');
 
-    $r = cmd('EVALSHA', $sha, 1, "$base:gen", $base, 'P', 0, 'F', 0, 'zz');
-    is_deeply($r, [ '0', 0 ], 'no quota: the lookup alone, as before');
+    $r = cmd('EVALSHA', $sha, 3, "$base:gen", "$base:e:P:zz",
+             "$base:lock:P:zz", 0, 'F', 0);
+    is_deeply($r, [ $token, 0 ], 'no quota: the lookup alone, as before');
+
+    # cache_put stores under the token its lookup read, only if unchanged
+    my $put = cmd('SCRIPT', 'LOAD', SmartyTest::lua_script('cache_put'));
+    is(cmd('EVALSHA', $put, 3, "$base:gen", "$base:e:P:zz",
+           "$base:lock:P:zz", $token, 60000, 'F', 'ANSWER'), 1,
+       'cache_put stores under the same token');
+    is(cmd('GET', "$base:e:P:zz"), "$token ANSWER",
+       '  the value: the token, a space, the answer');
+    cmd('INCR', "$base:gen");
+    is(cmd('EVALSHA', $put, 3, "$base:gen", "$base:e:P:yy",
+           "$base:lock:P:yy", $token, 60000, 'F', 'OLD'), 0,
+       'cache_put after a bump stores nothing');
+    $r = cmd('EVALSHA', $sha, 3, "$base:gen", "$base:e:P:zz",
+             "$base:lock:P:zz", 0, 'F', 0);
+    is($r->[1], 0, 'an entry of the former generation is a miss');
+    like(cmd('EVAL', SmartyTest::lua_script('cache_get'), 3, "$base:gen",
+             "$base:e:P:zz", "$base:lock:P:zz", 0, 'F', 0)->[0],
+         qr/^1 [0-9a-f]{16}$/, 'the token names the new generation');
 }
 
 done_testing();

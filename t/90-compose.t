@@ -11,6 +11,33 @@ my $out = `docker-compose -f docker-compose.yml config 2>&1`;
 is($?, 0, 'docker-compose config accepts docker-compose.yml') or diag $out;
 like($out, qr/^\s+$_:\s*$/m, "service $_") for qw(redis emulator gateway);
 
+# the cluster profile: six nodes, the job that joins them, a gateway on them
+my $prof = `docker-compose -f docker-compose.yml --profile cluster config 2>&1`;
+is($?, 0, 'docker-compose config accepts the cluster profile') or diag $prof;
+like($prof, qr/^\s+$_:\s*$/m, "cluster profile: service $_")
+    for (map { "redis-node-$_" } 1 .. 6), 'redis-cluster-init',
+        'gateway-cluster';
+like($prof, qr/--cluster-replicas 1 --cluster-yes/,
+     'redis-cluster-init makes 3 masters and 3 replicas');
+{
+    my $yml = SmartyTest::slurp('docker-compose.yml');
+    my $n = () = $yml =~ /^    profiles: \["cluster"\]$/mg;
+    is($n, 8, 'the 8 cluster services start only with the profile');
+}
+
+# docker/nginx-cluster.conf is docker/nginx.conf but for the Redis line
+{
+    my @a = split /\n/, SmartyTest::slurp('docker/nginx.conf');
+    my @b = split /\n/, SmartyTest::slurp('docker/nginx-cluster.conf');
+    is(scalar @b, scalar @a, 'nginx-cluster.conf: as many lines as nginx.conf');
+    my @diff = grep { $a[$_] ne ($b[$_] // '') && $_ > 2 } 0 .. $#a;
+    is_deeply([ map { $b[$_] } @diff ],
+              [ '    smarty_redis_cluster redis-node-1:6379 redis-node-2:6379 '
+                . 'redis-node-3:6379;' ],
+              'nginx-cluster.conf differs from nginx.conf in the Redis line '
+              . 'only');
+}
+
 my $df = SmartyTest::slurp('docker/Dockerfile');
 for my $target ($out =~ /target:\s*(\S+)/g) {
     like($df, qr/^FROM \S+ AS \Q$target\E$/m, "Dockerfile has the target $target");
@@ -46,5 +73,15 @@ SmartyTest::spew("$dir/nginx.conf", $conf);
     $out = `nginx -p $dir -c $dir/nginx.conf -t 2>&1`;
 }
 is($?, 0, 'nginx -t accepts docker/nginx.conf') or diag $out;
+
+# and the cluster's, its seeds here unreachable addresses
+$conf =~ s{smarty_redis 127.0.0.1:9;}{smarty_redis_cluster 127.0.0.1:9 127.0.0.1:10;}
+    or fail('redis line');
+SmartyTest::spew("$dir/nginx.conf", $conf);
+{
+    local %ENV = (%ENV, %{ SmartyTest::nginx_env() });
+    $out = `nginx -p $dir -c $dir/nginx.conf -t 2>&1`;
+}
+is($?, 0, 'nginx -t accepts the cluster form') or diag $out;
 
 done_testing;

@@ -181,6 +181,123 @@ sub start_redis {
     return $p;
 }
 
+# A reply of redis-cli (raw output, chomped), for tests that poll a server.
+sub redis_cli {
+    my ($port, @args) = @_;
+    open(my $fh, '-|', 'redis-cli', '-p', $port, @args) or die "redis-cli: $!";
+    local $/;
+    my $out = <$fh> // '';
+    close $fh;
+    $out =~ s/\s+$//;
+    return $out;
+}
+
+# A Redis Cluster of masters x (1 + replicas) nodes on free loopback ports,
+# made with redis-cli --cluster create; returns once every node sees every
+# slot served.  Returns { nodes => [proc, ...], ports => [...] }, the
+# masters first.  %o: masters (3), replicas (1), node_timeout (ms, 1000).
+sub start_redis_cluster {
+    my (%o) = @_;
+    my $masters = $o{masters} // 3;
+    my $replicas = $o{replicas} // 1;
+    my $timeout = $o{node_timeout} // 1000;
+    my @nodes;
+    for (1 .. $masters * (1 + $replicas)) {
+        my $port = free_port();
+        push @nodes, start_redis(port => $port, args => [
+            '--cluster-enabled', 'yes',
+            '--cluster-config-file', tempdir_path() . "/redis-$port/nodes.conf",
+            '--cluster-node-timeout', $timeout,
+            # a replica cut off for a few seconds may still be promoted
+            '--cluster-replica-validity-factor', '0',
+            @{ $o{args} // [] } ]);
+    }
+    my @ports = map { $_->{port} } @nodes;
+    my $out = `redis-cli --cluster create @{[ map { "127.0.0.1:$_" } @ports ]} --cluster-replicas $replicas --cluster-yes 2>&1`;
+    die "redis-cli --cluster create failed:\n$out" if $?;
+    wait_until(sub {
+        for my $p (@ports) {
+            return 0 unless redis_cli($p, 'CLUSTER', 'INFO')
+                =~ /cluster_state:ok/ && redis_cli($p, 'CLUSTER', 'INFO')
+                =~ /cluster_slots_ok:16384/;
+        }
+        return 1;
+    }, 30) or die "the cluster did not come up";
+    # the masters first, as redis-cli made them
+    my (@m, @r);
+    for my $n (@nodes) {
+        my $role = redis_cli($n->{port}, 'ROLE');
+        if ($role =~ /^master/) { push @m, $n } else { push @r, $n }
+    }
+    return { nodes => [ @m, @r ], ports => [ map { $_->{port} } @m, @r ],
+             masters => \@m, replicas => \@r };
+}
+
+# The master of a cluster that serves a key's slot, as the node at $port
+# sees it: its port (and, in list context, its id and the slot).
+sub cluster_owner {
+    my ($port, $key) = @_;
+    my $slot = redis_cli($port, 'CLUSTER', 'KEYSLOT', $key);
+    for my $l (split /\n/, redis_cli($port, 'CLUSTER', 'NODES')) {
+        my ($id, $addr, $flags, undef, undef, undef, undef, undef, @slots)
+            = split / /, $l;
+        next unless $flags =~ /master/ && $flags !~ /fail/;
+        for my $r (@slots) {
+            next if $r =~ /^\[/;      # a slot being migrated or imported
+            my ($lo, $hi) = split /-/, $r;
+            $hi //= $lo;
+            next unless $slot >= $lo && $slot <= $hi;
+            my ($p) = $addr =~ /:(\d+)@/;
+            return wantarray ? ($p, $id, $slot) : $p;
+        }
+    }
+    return;
+}
+
+# A master, a replica and 3 sentinels watching it as "mymaster".
+# Returns { master, replica, sentinels => [...], name }.
+sub start_redis_sentinels {
+    my (%o) = @_;
+    my $master = start_redis(args => $o{args});
+    my $replica = start_redis(args => [ '--replicaof', '127.0.0.1',
+                                        $master->{port}, @{ $o{args} // [] } ]);
+    wait_until(sub { redis_cli($replica->{port}, 'INFO', 'replication')
+                         =~ /master_link_status:up/ }, 20)
+        or die "the replica did not sync";
+    my @sentinels;
+    for (1 .. ($o{sentinels} // 3)) {
+        my $port = free_port();
+        my $dir = tempdir_path() . "/sentinel-$port";
+        make_path($dir);
+        spew("$dir/sentinel.conf", <<"EOF");
+port $port
+bind 127.0.0.1
+dir $dir
+sentinel monitor mymaster 127.0.0.1 $master->{port} 2
+sentinel down-after-milliseconds mymaster @{[ $o{down_after} // 1000 ]}
+sentinel failover-timeout mymaster 10000
+sentinel parallel-syncs mymaster 1
+EOF
+        my $p = spawn('sentinel', "$dir/sentinel.log", undef,
+                      'redis-sentinel', "$dir/sentinel.conf");
+        wait_until(sub { port_open($port) }, 10)
+            or die "sentinel did not start: " . slurp("$dir/sentinel.log");
+        $p->{port} = $port;
+        push @sentinels, $p;
+    }
+    # every sentinel knows the replica and the others
+    wait_until(sub {
+        for my $s (@sentinels) {
+            my $m = redis_cli($s->{port}, 'SENTINEL', 'master', 'mymaster');
+            return 0 unless $m =~ /num-slaves\n1\b/
+                && $m =~ /num-other-sentinels\n@{[ @sentinels - 1 ]}\b/;
+        }
+        return 1;
+    }, 30) or die "the sentinels did not find each other";
+    return { master => $master, replica => $replica,
+             sentinels => \@sentinels, name => 'mymaster' };
+}
+
 sub start_emulator {
     my (%o) = @_;
     my $port = $o{port} // free_port();

@@ -157,11 +157,16 @@ test_keys(void)
     is_int(smarty_cache_gen_key("smarty:{d}", 10, NULL, 0), 14,
            "gen key: measures");
 
-    n = smarty_cache_entry_key("smarty:{s1}", 11, "42", 2, "fa509f0688665bf5",
+    n = smarty_cache_entry_key("smarty:{s1}", 11, "fa509f0688665bf5",
                                "00ff", buf, sizeof(buf));
-    is_str(buf, "smarty:{s1}:g42:fa509f0688665bf5:00ff",
-           "entry key as cache_get.lua builds it");
+    is_str(buf, "smarty:{s1}:e:fa509f0688665bf5:00ff",
+           "entry key, declared in cache_get.lua's KEYS");
     is_int(n, strlen(buf), "entry key length");
+
+    n = smarty_cache_lock_key("smarty:{s1}", 11, "fa509f0688665bf5",
+                              "00ff", buf, sizeof(buf));
+    is_str(buf, "smarty:{s1}:lock:fa509f0688665bf5:00ff", "lock key");
+    is_int(n, strlen(buf), "lock key length");
 }
 
 
