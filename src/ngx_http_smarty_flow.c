@@ -10,6 +10,7 @@
  *             or the quota alone: a refusal, an answer from the cache, or
  *             the upstream
  *   upstream  its answer, merged with the cached images, stored
+ *   count     a change of the space counted in Redis before its answer
  *
  * A concern's asynchronous step calls ngx_http_smarty_flow_resume(),
  * which goes on by the state the request is in.  Every answer leaves from
@@ -33,6 +34,7 @@ typedef enum {
     NGX_HTTP_SMARTY_FLOW_LOOKUP,
     NGX_HTTP_SMARTY_FLOW_QUOTA,
     NGX_HTTP_SMARTY_FLOW_UPSTREAM,
+    NGX_HTTP_SMARTY_FLOW_COUNT,
     NGX_HTTP_SMARTY_FLOW_DONE
 } ngx_http_smarty_flow_state_e;
 
@@ -247,6 +249,11 @@ ngx_http_smarty_flow_resume(ngx_http_request_t *r)
         ngx_http_smarty_flow_answered(r);
         return;
 
+    case NGX_HTTP_SMARTY_FLOW_COUNT:
+        /* Redis's reply: its handler runs the posted requests */
+        ngx_http_smarty_flow_answered(r);
+        return;
+
     default:
         ngx_log_error(NGX_LOG_ALERT, c->log, 0,
                       "smarty: resumed in state %ui", ctx->state);
@@ -390,6 +397,21 @@ ngx_http_smarty_flow_answered(ngx_http_request_t *r)
     ngx_http_smarty_ctx_t  *ctx;
 
     ctx = ngx_http_smarty_ctx(r);
+
+    if (ctx->state == NGX_HTTP_SMARTY_FLOW_UPSTREAM) {
+        ctx->state = NGX_HTTP_SMARTY_FLOW_COUNT;
+
+        rc = ngx_http_smarty_cache_count(r, ngx_http_smarty_flow_resume);
+
+        if (rc == NGX_AGAIN) {
+            return;
+        }
+
+        if (rc == NGX_ERROR) {
+            ngx_http_smarty_flow_error(r, SMARTY_E_INTERNAL);
+            return;
+        }
+    }
 
     msg[0] = '\0';
     e = ngx_http_smarty_upstream_result(r, msg, sizeof(msg));
