@@ -32,9 +32,11 @@ DEB_PKGS    := build-essential nginx nginx-dev libhiredis-dev libjansson-dev \
                libssl-dev libcurl4-openssl-dev libmicrohttpd-dev \
                redis-server redis-sentinel perl wrk linux-perf clang libclang-rt-14-dev valgrind \
                docker-compose openssl curl ca-certificates \
-               debhelper dpkg-dev lintian
+               debhelper dpkg-dev lintian prometheus chromium libjs-chart.js
 
-CORE_SRCS   := src/smarty_errors.c src/smarty_args.c src/smarty_multipart.c src/smarty_meta.c src/smarty_cache.c src/smarty_quota.c src/smarty_oauth.c src/smarty_cluster.c
+CORE_SRCS   := src/smarty_errors.c src/smarty_args.c src/smarty_multipart.c src/smarty_meta.c src/smarty_cache.c src/smarty_quota.c src/smarty_oauth.c src/smarty_cluster.c \
+               src/smarty_client_token.c \
+               src/smarty_ring.c src/smarty_audit.c src/smarty_metrics.c
 CORE_HDRS   := $(wildcard src/smarty_*.h)
 MODULE_SRCS := $(wildcard src/*.c) $(wildcard src/*.h) config
 
@@ -158,7 +160,8 @@ run: deps all
 stop:
 	@scripts/stack.sh stop
 
-# the secrets docker-compose.yml mounts: .run/upstream.token, .run/clients.json
+# the secrets docker-compose.yml mounts: .run/oauth-client-id,
+# .run/oauth-client-secret, .run/clients.json, .run/oauth-issuer.key
 compose-secrets: client
 	@scripts/stack.sh secrets
 

@@ -1,8 +1,8 @@
 # The benchmark driver: starts Redis, the emulator and one nginx (one
-# worker) holding the gateway and both bounds, runs wrk (one thread) and
+# worker) holding the gateway and the bounds, runs wrk (one thread) and
 # prints tables (bench/README.md).  With BENCH_PROFILE=<dir>, the cache
-# hits are run once more under `perf record` of the nginx worker, and the
-# profiles are summarised (bench/profile.pl).
+# hits run under `perf record` of the nginx worker instead, and the
+# profiles are summarised (bench/Profile.pm).
 use strict;
 use warnings;
 use SmartyTest;
@@ -36,6 +36,10 @@ sub api_location {
         }
 EOF
 }
+
+# the audit trail and the metrics are on where a location says so: the
+# sections above measure the gateway without them
+my $AUDIT = 'smarty_audit on; smarty_metrics_collect on;';
 
 # the emulator accepts the service token of the file and the access tokens
 # of its OAuth endpoint, for this client
@@ -112,7 +116,14 @@ my $extra = join('', map { api_location(@$_) }
                  [ 'nocache-quota', $QUOTAS ],
                  [ 'nocache', '' ],
                  [ 'miss', 'smarty_cache on;' ],
-                 [ 'nocache-oauth', '', $oauth ]) . $bounds;
+                 [ 'nocache-oauth', '', $oauth ],
+                 [ 'audit-on', "smarty_cache on; $AUDIT" ],
+                 [ 'audit-off', 'smarty_cache on;' ]) . $bounds . <<"EOF";
+        location = /metrics {
+            smarty_clients_file %%CLIENTS_FILE%%;
+            smarty_metrics;
+        }
+EOF
 
 # Every location reads bodies of up to 8 MB into memory.  glibc gives the
 # top of its heap back to the system once more than a threshold is free
@@ -128,7 +139,11 @@ my $gw;
     $gw = SmartyTest::start_gateway(
         emu => $emu, token => $token,
         main => "load_module $hashbound;",
-        http => "smarty_redis 127.0.0.1:$redis->{port};\n",
+        http => "smarty_redis 127.0.0.1:$redis->{port};\n"
+              . "smarty_audit_stream smarty:audit maxlen=100000;\n"
+              . "smarty_audit_buffer 4m;\n"
+              . "smarty_audit off;\n"
+              . "smarty_metrics_collect off;\n",
         gateway => 'smarty_cache on;',
         body_buffer => '8m',
         error_level => 'warn',
@@ -266,4 +281,73 @@ printf "%-34s %12s %12s %7s %8s %8s\n", 'upstream token, miss, same run',
         $o->{rps} / $f->{rps}, $o->{p50}, $o->{p99};
     my $t = SmartyTest::emulator_stats($emu)->{tokens};
     printf "  tokens the OAuth source fetched: %d\n", $t->{issued};
+}
+
+print "\n";
+printf "%-34s %12s %12s %7s %8s %8s\n", 'audit+metrics, 100 KB, same run',
+    'on r/s', 'off r/s', 'ratio', 'p50 ms', 'p99 ms';
+{
+    # a record into the Redis stream and the counts in shared memory for
+    # every request, against neither: the hit path, off and on alternated
+    # in short rounds, so that what else the machine does falls on both;
+    # the ratio is the median of the rounds'
+    my ($file, $ct, $len) = body("hit-100000", 100_000);
+    my $rounds = 6;
+    my $rsecs = $secs / 2 < 2 ? 2 : int($secs / 2);
+    my (@on, @off, @ratio, %cpu, %reqs);
+    my $rcpu = sub {
+        my $i = `redis-cli -p $redis->{port} INFO cpu`;
+        my ($u) = $i =~ /used_cpu_user:([\d.]+)/;
+        my ($y) = $i =~ /used_cpu_sys:([\d.]+)/;
+        return ($u // 0) + ($y // 0);
+    };
+    # the nginx worker's CPU time (utime + stime, seconds), from /proc
+    my $tick = `getconf CLK_TCK` || 100;
+    my ($worker) = `pgrep -P $gw->{ngx}{pid}` =~ /(\d+)/;
+    my $wcpu = sub {
+        my @f = split ' ', (SmartyTest::slurp("/proc/$worker/stat")
+                            =~ s/^.*\) //sr);
+        return ($f[11] + $f[12]) / $tick;
+    };
+    my %wcpu;
+    for my $round (1 .. $rounds) {
+        my $w0 = $wcpu->();
+        my $c0 = $rcpu->();
+        my $f = Wrk::run(url => "$gw->{url}/audit-off/api/v1/persons/recognize",
+                         file => $file, ct => $ct, key => $key,
+                         conns => $conns, secs => $rsecs);
+        my $c1 = $rcpu->();
+        my $w1 = $wcpu->();
+        my $o = Wrk::run(url => "$gw->{url}/audit-on/api/v1/persons/recognize",
+                         file => $file, ct => $ct, key => $key,
+                         conns => $conns, secs => $rsecs);
+        my $c2 = $rcpu->();
+        my $w2 = $wcpu->();
+        $wcpu{off} += $w1 - $w0;
+        $wcpu{on} += $w2 - $w1;
+        $cpu{off} += $c1 - $c0;
+        $cpu{on} += $c2 - $c1;
+        $reqs{off} += $f->{requests};
+        $reqs{on} += $o->{requests};
+        push @off, $f;
+        push @on, $o;
+        push @ratio, $o->{rps} / $f->{rps};
+    }
+    my @sorted = sort { $a <=> $b } @ratio;
+    my $median = ($sorted[$rounds / 2 - 1] + $sorted[$rounds / 2]) / 2;
+    my ($ron, $roff) = (0, 0);
+    $ron += $_->{rps} for @on;
+    $roff += $_->{rps} for @off;
+    printf "%-34s %12.0f %12.0f %7.2f %8.2f %8.2f\n",
+        "hit path, $conns connections", $ron / $rounds, $roff / $rounds,
+        $median, $on[-1]{p50}, $on[-1]{p99};
+    printf "%-34s %s\n", "  each of $rounds rounds of ${rsecs}s",
+        join(' ', map { sprintf '%.2f', $_ } @ratio);
+    printf "%-34s on %.1f, off %.1f\n", '  nginx CPU per request, us',
+        1e6 * $wcpu{on} / ($reqs{on} || 1), 1e6 * $wcpu{off} / ($reqs{off} || 1);
+    printf "%-34s on %.1f, off %.1f\n", '  Redis CPU per request, us',
+        1e6 * $cpu{on} / ($reqs{on} || 1), 1e6 * $cpu{off} / ($reqs{off} || 1);
+    my $xlen = `redis-cli -p $redis->{port} XLEN smarty:audit`;
+    chomp $xlen;
+    printf "%-34s %s\n", '  records in the stream', $xlen;
 }

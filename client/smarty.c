@@ -1,7 +1,7 @@
 /*
  * smarty: the command-line client of the Smarty face-recognition API and of
  * smarty-gateway, a C successor of the API's smarty.py.  main hands the
- * commands to keygen.c and batch.c; the one-call mode is here:
+ * commands to keygen.c, audit.c and batch.c; the one-call mode is here:
  *
  *   smarty -u URL [-p FILE]... [--meta JSON] [-k KEY] [-v]
  *
@@ -74,6 +74,10 @@ main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "keygen") == 0) {
         return smarty_keygen_main(argc - 1, argv + 1);
+    }
+
+    if (argc > 1 && strcmp(argv[1], "audit") == 0) {
+        return smarty_audit_main(argc - 1, argv + 1);
     }
 
     if (argc > 1 && strcmp(argv[1], "hash-key") == 0) {

@@ -41,6 +41,9 @@ typedef struct {
 /* "smarty keygen ...": argv[0] is "keygen" */
 int smarty_keygen_main(int argc, char **argv);
 
+/* "smarty audit ...": argv[0] is "audit" (audit.c) */
+int smarty_audit_main(int argc, char **argv);
+
 /* "smarty hash-key": argv[0] is "hash-key" */
 int smarty_hash_key_main(int argc, char **argv);
 

@@ -388,6 +388,18 @@ site_and_walkthrough() {
     else nok "t/30-walkthrough.t through the installed gateway"; fi
     check "the installed smarty recognizes through it" recognize_as demo
 
+    step "OAuth through the site: a token for demo's name and key, used"
+    if curl -sf "$gw/auth/oauth/v1/token" -u "demo:$(cat "$tmp/demo.key")" \
+           -d grant_type=client_credentials > "$tmp/logs/token.json"
+    then ok "the site's token endpoint issues a token"
+    else nok "the site's token endpoint issues a token"; fi
+    check "the token works as oauth_token" curl -sf -o /dev/null \
+        -F 'meta={"space":"1","images":[{"name":"file_0"}]};type=application/json' \
+        -F "file_0=@$tmp/photos/group.jpg" \
+        "$gw/api/v1/persons/recognize?oauth_provider=mcs&oauth_token=$(
+            sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p' "$tmp/logs/token.json")"
+    rm -f "$tmp/logs/token.json"
+
     step "a new client after a reload"
     add_client second --spaces 1 --methods persons/recognize
     if recognize_as second; then
@@ -459,6 +471,9 @@ check "/etc/smarty root:www-data 0750" \
     test "$(stat -c '%a %U:%G' /etc/smarty)" = "750 root:www-data"
 check "/etc/smarty/clients.json root:www-data 0640" \
     test "$(stat -c '%a %U:%G' /etc/smarty/clients.json)" = "640 root:www-data"
+check "/etc/smarty/oauth-issuer.key root:www-data 0640, 64 hex digits" \
+    test "$(stat -c '%a %U:%G' /etc/smarty/oauth-issuer.key)" = "640 root:www-data" \
+        -a "$(grep -cxE '[0-9a-f]{64}' /etc/smarty/oauth-issuer.key)" = 1
 check "smarty(1) is installed" test -f /usr/share/man/man1/smarty.1.gz
 check "smarty --help" quiet /usr/bin/smarty --help
 
@@ -502,9 +517,9 @@ step "remove, the site still enabled"
 check "no modules-enabled link" test ! -e "$MOD_LINK"
 check "dh_nginx's .removed link (enables it again on reinstall)" test -L "$MOD_LINK.removed"
 check "the site's link is gone" test ! -e "$SITE_LINK" -a ! -L "$SITE_LINK"
-check "the OAuth client's files and the clients file are kept" \
+check "the OAuth client's files, the issuer's key, the clients file are kept" \
     test -f /etc/smarty/oauth-client-id -a -f /etc/smarty/oauth-client-secret \
-        -a -f /etc/smarty/clients.json
+        -a -f /etc/smarty/clients.json -a -f /etc/smarty/oauth-issuer.key
 out=$(nginx_t) && ok "nginx -t without the module" \
     || { nok "nginx -t without the module"; echo "$out" | sed 's/^/# /'; }
 check "nginx reloads" nginx_ctl reload

@@ -55,6 +55,11 @@ secrets() {
          openssl rand -hex 32 > "$run/oauth-client-secret")
     fi
 
+    # the key the gateway signs its OAuth tokens for local clients with
+    if [ ! -s "$run/oauth-issuer.key" ]; then
+        (umask 077; openssl rand -hex 32 > "$run/oauth-issuer.key")
+    fi
+
     # a demo client with every space and method, and an operator (the
     # quota view) that may call nothing
     if [ ! -s "$run/demo.key" ] || [ ! -s "$run/operator.key" ] \
@@ -140,6 +145,7 @@ start() {
         -e "s|@EMULATOR_PORT@|$emu_port|g" \
         -e "s|@REDIS_PORT@|$redis_port|g" \
         -e "s|^\( *\)smarty_redis 127.0.0.1:[0-9]*;|\1$redis_line|" \
+        -e "s|@DASHBOARD@|$top/dashboard|g" \
         conf/nginx.conf.in > "$run/nginx.conf"
     nginx -p "$run" -c "$run/nginx.conf" -e "$run/nginx-error.log"
     wait_port "$gw_port" "nginx"
@@ -230,10 +236,32 @@ Try it (the demo key is in $run/demo.key, sample photos in $run/photos):
     -p $run/photos/group.jpg \\
     --meta '{"space":"1","create_new":false}'
 
+In OAuth mode, as clients of the API itself do (docs/oauth.md): a token
+for the demo client's name and key, then the call with it as oauth_token:
+
+  TOKEN=\$(curl -s http://127.0.0.1:$gw_port/auth/oauth/v1/token \\
+    -u "demo:\$(cat $run/demo.key)" -d grant_type=client_credentials \\
+    | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')
+  curl -s "http://127.0.0.1:$gw_port/api/v1/persons/recognize?oauth_provider=mcs&oauth_token=\$TOKEN" \\
+    -F 'meta={"space":"1","create_new":false,"images":[{"name":"file_0"}]};type=application/json' \\
+    -F file_0=@$run/photos/group.jpg
+
 What the quotas of space 1 have left (docs/quota.md; an operator's key):
 
   curl -s 'http://127.0.0.1:$gw_port/quota?space=1' \\
     -H "Authorization: Bearer \$(cat $run/operator.key)"
+
+Metrics, the audit trail (docs/metrics.md, docs/audit.md; the operator's key):
+
+  curl -s http://127.0.0.1:$gw_port/metrics \\
+    -H "Authorization: Bearer \$(cat $run/operator.key)"
+
+  SMARTY_URL=http://127.0.0.1:$gw_port SMARTY_KEY="\$(cat $run/operator.key)" \\
+  $build/smarty audit --since 1h
+
+The dashboard (paste the operator's key, $run/operator.key, when it asks):
+
+  http://127.0.0.1:$gw_port/dashboard/
 
 Stop it with: make stop
 EOT

@@ -1,24 +1,33 @@
 /*
- * smarty-gateway: local clients, their keys and their rights (see
- * ngx_http_smarty_auth.h; the clients file: docs/reference.md).
+ * smarty-gateway: local clients, their keys, the gateway's access tokens
+ * and their rights (see ngx_http_smarty_auth.h; the clients file:
+ * docs/reference.md; the tokens: docs/oauth.md).
  *
  * Only the SHA-256 of a key is stored; a presented key is hashed and
- * compared with every client's hash in constant time.
+ * compared with every client's hash in constant time.  An access token
+ * (smarty_client_token.c) is checked without state: its mac, by a signing
+ * key of smarty_oauth_key_file and its client's key hash, and its expiry.
  */
 
 #include "ngx_http_smarty_auth.h"
 #include "ngx_http_smarty_digest.h"
+#include "ngx_http_smarty_secret.h"
 #include "smarty_args.h"
 
 #include <jansson.h>
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
 
 
 #define SMARTY_ALL_SPACES   0x3ff
+#define SMARTY_KEY_FILE_MAX 4096
 
 
 typedef struct {
     ngx_http_smarty_clients_t  *clients;
+    ngx_array_t                *token_keys;  /* ngx_str_t: the first signs,
+                                                every one verifies */
 } ngx_http_smarty_auth_conf_t;
 
 
@@ -31,6 +40,10 @@ static ngx_int_t ngx_http_smarty_client_parse(ngx_conf_t *cf, ngx_str_t *path,
     size_t i, json_t *e, ngx_http_smarty_client_t *c);
 static ngx_int_t ngx_http_smarty_get_key(ngx_http_request_t *r,
     ngx_str_t *key);
+static ngx_http_smarty_client_t *ngx_http_smarty_auth_by_key(
+    ngx_http_smarty_clients_t *clients, const u_char *key, size_t len);
+static char *ngx_http_smarty_oauth_key_file(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static void *ngx_http_smarty_auth_create_conf(ngx_conf_t *cf);
 static char *ngx_http_smarty_auth_merge_conf(ngx_conf_t *cf, void *parent,
     void *child);
@@ -41,6 +54,13 @@ static ngx_command_t  ngx_http_smarty_auth_commands[] = {
     { ngx_string("smarty_clients_file"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_smarty_clients_file,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("smarty_oauth_key_file"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_smarty_oauth_key_file,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -106,10 +126,9 @@ smarty_err_e
 ngx_http_smarty_auth_identify(ngx_http_request_t *r,
     const ngx_http_smarty_client_t **client)
 {
-    u_char                      digest[SMARTY_SHA256_LEN];
     ngx_str_t                   key;
-    ngx_uint_t                  i;
-    ngx_http_smarty_client_t   *c, *found;
+    smarty_err_e                te;
+    ngx_http_smarty_client_t   *found;
     ngx_http_smarty_clients_t  *clients;
 
     clients = ngx_http_smarty_auth_clients(r);
@@ -121,8 +140,48 @@ ngx_http_smarty_auth_identify(ngx_http_request_t *r,
         return SMARTY_E_MISSING_KEY;
     }
 
-    if (ngx_http_smarty_digest(key.data, key.len, digest) != NGX_OK) {
-        return SMARTY_E_INTERNAL;
+    /*
+     * An access token of the gateway's; what only looks like one is still
+     * tried as a key (a key of the clients file may begin like a token)
+     */
+
+    te = SMARTY_OK;
+
+    if (smarty_ct_kind((const char *) key.data, key.len) == SMARTY_CT_ACCESS) {
+        te = ngx_http_smarty_auth_token_check(r, key.data, key.len,
+                                              SMARTY_CT_ACCESS, client,
+                                              NULL);
+        if (te == SMARTY_OK) {
+            return SMARTY_OK;
+        }
+    }
+
+    found = ngx_http_smarty_auth_by_key(clients, key.data, key.len);
+
+    if (found == NULL) {
+        return te != SMARTY_OK ? te : SMARTY_E_UNKNOWN_KEY;
+    }
+
+    *client = found;
+
+    return SMARTY_OK;
+}
+
+
+/* the client whose key this is: every client looked at, in constant time */
+
+static ngx_http_smarty_client_t *
+ngx_http_smarty_auth_by_key(ngx_http_smarty_clients_t *clients,
+    const u_char *key, size_t len)
+{
+    u_char                     digest[SMARTY_SHA256_LEN];
+    ngx_uint_t                 i;
+    ngx_http_smarty_client_t  *c, *found;
+
+    /* on every request: the worker's SHA-256 (ngx_http_smarty_digest.h) */
+
+    if (ngx_http_smarty_digest(key, len, digest) != NGX_OK) {
+        return NULL;
     }
 
     /* look at every client, whatever matches, so that timing says nothing */
@@ -136,13 +195,179 @@ ngx_http_smarty_auth_identify(ngx_http_request_t *r,
         }
     }
 
-    ngx_memzero(digest, sizeof(digest));
+    ngx_explicit_memzero(digest, sizeof(digest));
 
-    if (found == NULL) {
-        return SMARTY_E_UNKNOWN_KEY;
+    return found;
+}
+
+
+const ngx_http_smarty_client_t *
+ngx_http_smarty_auth_find(ngx_http_request_t *r, const u_char *name,
+    size_t len)
+{
+    ngx_uint_t                  i;
+    ngx_http_smarty_client_t   *c;
+    ngx_http_smarty_clients_t  *clients;
+
+    clients = ngx_http_smarty_auth_clients(r);
+    if (clients == NULL) {
+        return NULL;
     }
 
-    *client = found;
+    c = clients->clients.elts;
+
+    for (i = 0; i < clients->clients.nelts; i++) {
+        if (c[i].name.len == len && ngx_memcmp(c[i].name.data, name, len) == 0)
+        {
+            return &c[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+ngx_int_t
+ngx_http_smarty_auth_key_is(const ngx_http_smarty_client_t *c,
+    const u_char *key, size_t len)
+{
+    int            diff;
+    u_char         digest[SMARTY_SHA256_LEN];
+    static u_char  none[SMARTY_SHA256_LEN];
+
+    /* the same work for a client that does not exist */
+
+    SHA256(key, len, digest);
+
+    diff = CRYPTO_memcmp(c ? c->key_sha256 : none, digest,
+                         SMARTY_SHA256_LEN);
+
+    ngx_explicit_memzero(digest, sizeof(digest));
+
+    return c != NULL && diff == 0;
+}
+
+
+/* --- the gateway's tokens ------------------------------------------------- */
+
+
+ngx_int_t
+ngx_http_smarty_auth_tokens(ngx_http_request_t *r)
+{
+    ngx_http_smarty_auth_conf_t  *acf;
+
+    acf = ngx_http_get_module_loc_conf(r, ngx_http_smarty_auth_module);
+
+    return acf->token_keys != NULL;
+}
+
+
+ngx_int_t
+ngx_http_smarty_auth_conf_tokens(ngx_conf_t *cf)
+{
+    ngx_http_smarty_auth_conf_t  *acf;
+
+    acf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_smarty_auth_module);
+
+    return acf->token_keys != NULL && acf->token_keys != NGX_CONF_UNSET_PTR;
+}
+
+
+size_t
+ngx_http_smarty_auth_token_make(ngx_http_request_t *r,
+    const ngx_http_smarty_client_t *c, int kind, time_t lifetime,
+    u_char *out, time_t *expires)
+{
+    size_t                        n;
+    time_t                        now;
+    ngx_str_t                    *key;
+    unsigned char                 nonce[SMARTY_CT_NONCE_LEN];
+    ngx_http_smarty_auth_conf_t  *acf;
+
+    acf = ngx_http_get_module_loc_conf(r, ngx_http_smarty_auth_module);
+
+    if (acf->token_keys == NULL) {
+        return 0;
+    }
+
+    if (RAND_bytes(nonce, sizeof(nonce)) != 1) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "smarty oauth: RAND_bytes() failed");
+        return 0;
+    }
+
+    key = acf->token_keys->elts;
+    now = ngx_time();
+
+    n = smarty_ct_make(kind, (const char *) c->name.data, c->name.len,
+                       c->key_sha256, (uint64_t) now,
+                       (uint64_t) (now + lifetime), nonce, key[0].data,
+                       key[0].len, (char *) out, SMARTY_CT_MAX_LEN + 1);
+
+    if (n && expires) {
+        *expires = now + lifetime;
+    }
+
+    return n;
+}
+
+
+smarty_err_e
+ngx_http_smarty_auth_token_check(ngx_http_request_t *r, const u_char *text,
+    size_t len, int kind, const ngx_http_smarty_client_t **client,
+    time_t *expires)
+{
+    ngx_str_t                       *key;
+    ngx_uint_t                       i;
+    smarty_ct_t                      t;
+    smarty_ct_rc_e                   rc;
+    ngx_http_smarty_auth_conf_t     *acf;
+    const ngx_http_smarty_client_t  *c;
+
+    acf = ngx_http_get_module_loc_conf(r, ngx_http_smarty_auth_module);
+
+    if (acf->token_keys == NULL
+        || smarty_ct_parse((const char *) text, len, &t) != SMARTY_CT_OK
+        || t.kind != kind)
+    {
+        return SMARTY_E_INVALID_TOKEN;
+    }
+
+    c = ngx_http_smarty_auth_find(r, (u_char *) t.name, t.name_len);
+
+    if (c == NULL) {
+        /* the name is not logged: nothing vouches for it yet */
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "smarty oauth: a token naming a client that the "
+                      "clients file does not have");
+        return SMARTY_E_INVALID_TOKEN;
+    }
+
+    key = acf->token_keys->elts;
+    rc = SMARTY_CT_BAD_MAC;
+
+    for (i = 0; i < acf->token_keys->nelts && rc == SMARTY_CT_BAD_MAC; i++) {
+        rc = smarty_ct_verify(&t, key[i].data, key[i].len, c->key_sha256,
+                              (uint64_t) ngx_time());
+    }
+
+    if (rc == SMARTY_CT_BAD_MAC) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "smarty oauth: a token of client \"%V\" whose mac "
+                      "is not good: its key, or the signing key, changed",
+                      &c->name);
+        return SMARTY_E_INVALID_TOKEN;
+    }
+
+    if (rc == SMARTY_CT_EXPIRED) {
+        return SMARTY_E_TOKEN_EXPIRED;
+    }
+
+    *client = c;
+
+    if (expires) {
+        *expires = (time_t) t.expires;
+    }
 
     return SMARTY_OK;
 }
@@ -200,6 +425,70 @@ ngx_http_smarty_clients_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     value = cf->args->elts;
 
     return ngx_http_smarty_clients_load(cf, &value[1], &acf->clients);
+}
+
+
+/*
+ * "smarty_oauth_key_file key [previous]": the signing key of the gateway's
+ * tokens, the same file on every instance; a previous key still verifies
+ * (a rotation, docs/oauth.md)
+ */
+
+static char *
+ngx_http_smarty_oauth_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_smarty_auth_conf_t  *acf = conf;
+
+    char        *rv;
+    ngx_str_t   *value, secret, *key;
+    ngx_uint_t   i;
+
+    if (acf->token_keys != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    acf->token_keys = ngx_array_create(cf->pool, 2, sizeof(ngx_str_t));
+    if (acf->token_keys == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        rv = ngx_http_smarty_secret_read(cf, &value[i], "oauth key",
+                                         SMARTY_KEY_FILE_MAX, &secret);
+        if (rv != NGX_CONF_OK) {
+            return rv;
+        }
+
+        if (secret.len < SMARTY_CT_KEY_MIN) {
+            ngx_http_smarty_secret_wipe(&secret);
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "oauth key file \"%V\" holds fewer than %d "
+                               "bytes: make one with \"openssl rand -hex "
+                               "32\"", &value[i], SMARTY_CT_KEY_MIN);
+            return NGX_CONF_ERROR;
+        }
+
+        key = ngx_array_push(acf->token_keys);
+        if (key == NULL) {
+            ngx_http_smarty_secret_wipe(&secret);
+            return NGX_CONF_ERROR;
+        }
+
+        key->len = secret.len;
+        key->data = ngx_pnalloc(cf->pool, secret.len);
+        if (key->data == NULL) {
+            ngx_http_smarty_secret_wipe(&secret);
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memcpy(key->data, secret.data, secret.len);
+        ngx_http_smarty_secret_wipe(&secret);
+    }
+
+    return NGX_CONF_OK;
 }
 
 
@@ -591,6 +880,7 @@ ngx_http_smarty_auth_create_conf(ngx_conf_t *cf)
     }
 
     acf->clients = NGX_CONF_UNSET_PTR;
+    acf->token_keys = NGX_CONF_UNSET_PTR;
 
     return acf;
 }
@@ -603,6 +893,7 @@ ngx_http_smarty_auth_merge_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_smarty_auth_conf_t  *conf = child;
 
     ngx_conf_merge_ptr_value(conf->clients, prev->clients, NULL);
+    ngx_conf_merge_ptr_value(conf->token_keys, prev->token_keys, NULL);
 
     return NGX_CONF_OK;
 }

@@ -45,10 +45,20 @@ ngx_http_smarty_cache_decision_e ngx_http_smarty_cache_decision(
     ngx_uint_t **up, ngx_uint_t *nup);
 
 /*
- * The upstream answered (ok) or not: what may be stored is, a change of
- * the space is counted, a partial hit's answer is merged into the
- * context's up_body.  NGX_OK; NGX_DECLINED, the fresh answer cannot be
- * merged (502); NGX_ERROR.
+ * A request that changes its space (set, delete, truncate, create_new,
+ * update_embedding), once the upstream was called: the change counted in
+ * Redis before its answer goes, so that no request sent after the answer
+ * reaches an answer cached before the change, on any instance.  NGX_OK:
+ * nothing to count; NGX_AGAIN: next(r) is called when Redis took it, or
+ * could not (then it is retried in the background, and the answer goes).
+ */
+ngx_int_t ngx_http_smarty_cache_count(ngx_http_request_t *r,
+    ngx_http_smarty_next_pt next);
+
+/*
+ * The upstream answered (ok) or not: what may be stored is, a partial
+ * hit's answer is merged into the context's up_body.  NGX_OK;
+ * NGX_DECLINED, the fresh answer cannot be merged (502); NGX_ERROR.
  */
 ngx_int_t ngx_http_smarty_cache_finish(ngx_http_request_t *r, ngx_uint_t ok);
 
@@ -58,9 +68,35 @@ ngx_int_t ngx_http_smarty_cache_headers(ngx_http_request_t *r);
 /* $smarty_cache_status, $smarty_cache_hits */
 ngx_int_t ngx_http_smarty_cache_add_variables(ngx_conf_t *cf);
 
-/* a change of the space whose generation key is gen_key: counted in Redis,
- * retried until Redis takes it (ngx_http_smarty_cache_gen.c) */
-void ngx_http_smarty_cache_bump(ngx_str_t *gen_key, ngx_log_t *log);
+/*
+ * A change of the space whose generation key is gen_key: counted in Redis,
+ * retried until Redis takes it (ngx_http_smarty_cache_gen.c).  With r and
+ * next: NGX_AGAIN, next(r) when Redis answered the first try (r may go
+ * away meanwhile); without: NGX_OK.  NGX_ERROR: out of memory.
+ */
+ngx_int_t ngx_http_smarty_cache_bump(ngx_str_t *gen_key, ngx_log_t *log,
+    ngx_http_request_t *r, ngx_http_smarty_next_pt next);
+
+
+/* what the cache did for a request, read by the audit and the metrics */
+
+typedef enum {
+    NGX_HTTP_SMARTY_CACHE_NOT_USED = 0,  /* no cache here, or not reached */
+    NGX_HTTP_SMARTY_CACHE_BYPASSED,      /* a write, meta it does not know */
+    NGX_HTTP_SMARTY_CACHE_UNAVAILABLE,   /* Redis did not answer in time */
+    NGX_HTTP_SMARTY_CACHE_MISSED,
+    NGX_HTTP_SMARTY_CACHE_PARTIAL_HIT,
+    NGX_HTTP_SMARTY_CACHE_FULL_HIT
+} ngx_http_smarty_cache_outcome_e;
+
+#define NGX_HTTP_SMARTY_CACHE_OUTCOMES  6
+
+/*
+ * The outcome, with *hits the images answered from the cache and *text
+ * the word of $smarty_cache_status ("HIT", ...; "" when not used).
+ */
+ngx_http_smarty_cache_outcome_e ngx_http_smarty_cache_outcome(
+    ngx_http_request_t *r, ngx_uint_t *hits, const char **text);
 
 
 extern ngx_module_t  ngx_http_smarty_cache_module;

@@ -27,10 +27,36 @@ static ngx_http_variable_t  ngx_http_smarty_cache_vars[] = {
 
 
 /*
+ * A change of the space, whatever the upstream answered: counted before
+ * the answer goes (see ngx_http_smarty_cache.h).
+ */
+
+ngx_int_t
+ngx_http_smarty_cache_count(ngx_http_request_t *r,
+    ngx_http_smarty_next_pt next)
+{
+    ngx_http_smarty_ctx_t        *ctx;
+    ngx_http_smarty_cache_ctx_t  *c;
+
+    ctx = ngx_http_smarty_ctx(r);
+    c = ngx_http_get_module_ctx(r, ngx_http_smarty_cache_module);
+
+    if (c == NULL || !smarty_meta_writes(ctx->method, &ctx->m)
+        || ctx->m.space < 0)
+    {
+        return NGX_OK;
+    }
+
+    return ngx_http_smarty_cache_bump(&c->gen_key, r->connection->log, r,
+                                      next);
+}
+
+
+/*
  * After the upstream (ok: its answer is in the context's up_body): store
- * what may be stored, count a change of the space, and for a partial hit
- * merge the cached and the fresh answers into up_body.  Returns NGX_OK, or
- * NGX_DECLINED when the fresh answer cannot be merged (502).
+ * what may be stored, and for a partial hit merge the cached and the fresh
+ * answers into up_body.  Returns NGX_OK, or NGX_DECLINED when the fresh
+ * answer cannot be merged (502).
  */
 
 ngx_int_t
@@ -57,13 +83,8 @@ ngx_http_smarty_cache_finish(ngx_http_request_t *r, ngx_uint_t ok)
         return NGX_OK;
     }
 
-    /* a change of the space, whatever the upstream answered */
-
     if (smarty_meta_writes(ctx->method, &ctx->m)) {
-        if (ctx->m.space >= 0) {
-            ngx_http_smarty_cache_bump(&c->gen_key, r->connection->log);
-        }
-
+        /* counted already: ngx_http_smarty_cache_count() */
         return NGX_OK;
     }
 
@@ -120,7 +141,12 @@ ngx_http_smarty_cache_finish(ngx_http_request_t *r, ngx_uint_t ok)
 
     if (ans.aliases_changed) {
         /* the space changed under this recognize: nothing is stored */
-        ngx_http_smarty_cache_bump(&c->gen_key, r->connection->log);
+        if (ngx_http_smarty_cache_bump(&c->gen_key, r->connection->log,
+                                       NULL, NULL)
+            == NGX_ERROR)
+        {
+            return NGX_ERROR;
+        }
 
         if (c->lookup) {
             (void) ngx_http_smarty_cache_store(r, c, NULL);
@@ -308,6 +334,34 @@ ngx_http_smarty_cache_variable(ngx_http_request_t *r,
     v->len = ngx_sprintf(p, "%ui", c ? c->hits : 0) - p;
 
     return NGX_OK;
+}
+
+
+ngx_http_smarty_cache_outcome_e
+ngx_http_smarty_cache_outcome(ngx_http_request_t *r, ngx_uint_t *hits,
+    const char **text)
+{
+    ngx_http_smarty_cache_ctx_t  *c;
+
+    c = ngx_http_get_module_ctx(r->main, ngx_http_smarty_cache_module);
+
+    *hits = c ? c->hits : 0;
+    *text = ngx_http_smarty_cache_status_text(c);
+
+    switch (c ? c->status : SMARTY_CACHE_NONE) {
+    case SMARTY_CACHE_BYPASS:
+        return NGX_HTTP_SMARTY_CACHE_BYPASSED;
+    case SMARTY_CACHE_UNAVAILABLE:
+        return NGX_HTTP_SMARTY_CACHE_UNAVAILABLE;
+    case SMARTY_CACHE_MISS:
+        return NGX_HTTP_SMARTY_CACHE_MISSED;
+    case SMARTY_CACHE_PARTIAL:
+        return NGX_HTTP_SMARTY_CACHE_PARTIAL_HIT;
+    case SMARTY_CACHE_HIT:
+        return NGX_HTTP_SMARTY_CACHE_FULL_HIT;
+    default:
+        return NGX_HTTP_SMARTY_CACHE_NOT_USED;
+    }
 }
 
 

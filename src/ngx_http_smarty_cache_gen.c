@@ -8,29 +8,75 @@
 #include "ngx_http_smarty_redis.h"
 
 
+/*
+ * A bump outlives its request (it may have to be retried); the key first,
+ * so that the retry queue holds and frees it as an ngx_str_t.
+ */
+
+typedef struct {
+    ngx_str_t                  key;
+    ngx_http_request_t        *request;   /* waits for the first reply */
+    ngx_http_smarty_next_pt    next;
+    ngx_pool_cleanup_t        *cln;
+} ngx_http_smarty_cache_bump_t;
+
+
+static void ngx_http_smarty_cache_bump_gone(void *data);
 static void ngx_http_smarty_cache_incr(ngx_str_t *key);
 static void ngx_http_smarty_cache_incr_handler(
     ngx_http_smarty_redis_status_e status, redisReply *reply, void *data);
 static void ngx_http_smarty_cache_retry(ngx_event_t *ev);
 
 
-void
-ngx_http_smarty_cache_bump(ngx_str_t *gen_key, ngx_log_t *log)
+ngx_int_t
+ngx_http_smarty_cache_bump(ngx_str_t *gen_key, ngx_log_t *log,
+    ngx_http_request_t *r, ngx_http_smarty_next_pt next)
 {
-    ngx_str_t  *key;
+    ngx_pool_cleanup_t            *cln;
+    ngx_http_smarty_cache_bump_t  *b;
 
-    /* the key outlives the request: the bump may have to be retried */
+    cln = NULL;
 
-    key = ngx_alloc(sizeof(ngx_str_t) + gen_key->len, log);
-    if (key == NULL) {
-        return;
+    if (r) {
+        cln = ngx_pool_cleanup_add(r->pool, 0);
+        if (cln == NULL) {
+            return NGX_ERROR;
+        }
     }
 
-    key->data = (u_char *) (key + 1);
-    key->len = gen_key->len;
-    ngx_memcpy(key->data, gen_key->data, key->len);
+    b = ngx_alloc(sizeof(ngx_http_smarty_cache_bump_t) + gen_key->len, log);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
 
-    ngx_http_smarty_cache_incr(key);
+    b->key.data = (u_char *) (b + 1);
+    b->key.len = gen_key->len;
+    ngx_memcpy(b->key.data, gen_key->data, b->key.len);
+
+    b->request = r;
+    b->next = next;
+    b->cln = cln;
+
+    if (cln) {
+        cln->handler = ngx_http_smarty_cache_bump_gone;
+        cln->data = b;
+    }
+
+    ngx_http_smarty_cache_incr(&b->key);
+
+    return r ? NGX_AGAIN : NGX_OK;
+}
+
+
+/* the request went away first: the bump goes on without it */
+
+static void
+ngx_http_smarty_cache_bump_gone(void *data)
+{
+    ngx_http_smarty_cache_bump_t  *b = data;
+
+    b->request = NULL;
+    b->cln = NULL;
 }
 
 
@@ -76,7 +122,25 @@ ngx_http_smarty_cache_incr_handler(ngx_http_smarty_redis_status_e status,
 {
     ngx_str_t  *key = data;
 
-    ngx_event_t  *ev;
+    ngx_event_t                   *ev;
+    ngx_connection_t              *c;
+    ngx_http_request_t            *r;
+    ngx_http_smarty_cache_bump_t  *b;
+
+    b = (ngx_http_smarty_cache_bump_t *) key;
+
+    if (b->request) {
+        /* the answer goes now, counted or not (then retried below) */
+        r = b->request;
+        c = r->connection;
+
+        b->request = NULL;
+        b->cln->handler = NULL;
+        b->cln = NULL;
+
+        b->next(r);
+        ngx_http_run_posted_requests(c);
+    }
 
     if (status == NGX_HTTP_SMARTY_REDIS_OK && reply
         && reply->type == REDIS_REPLY_INTEGER)

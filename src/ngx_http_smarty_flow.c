@@ -10,6 +10,7 @@
  *             or the quota alone: a refusal, an answer from the cache, or
  *             the upstream
  *   upstream  its answer, merged with the cached images, stored
+ *   count     a change of the space counted in Redis before its answer
  *
  * A concern's asynchronous step calls ngx_http_smarty_flow_resume(),
  * which goes on by the state the request is in.  Every answer leaves from
@@ -18,9 +19,11 @@
  */
 
 #include "ngx_http_smarty_flow.h"
+#include "ngx_http_smarty_audit.h"
 #include "ngx_http_smarty_auth.h"
 #include "ngx_http_smarty_body.h"
 #include "ngx_http_smarty_cache.h"
+#include "ngx_http_smarty_metrics.h"
 #include "ngx_http_smarty_quota.h"
 #include "ngx_http_smarty_reply.h"
 #include "ngx_http_smarty_upstream.h"
@@ -31,6 +34,7 @@ typedef enum {
     NGX_HTTP_SMARTY_FLOW_LOOKUP,
     NGX_HTTP_SMARTY_FLOW_QUOTA,
     NGX_HTTP_SMARTY_FLOW_UPSTREAM,
+    NGX_HTTP_SMARTY_FLOW_COUNT,
     NGX_HTTP_SMARTY_FLOW_DONE
 } ngx_http_smarty_flow_state_e;
 
@@ -245,6 +249,11 @@ ngx_http_smarty_flow_resume(ngx_http_request_t *r)
         ngx_http_smarty_flow_answered(r);
         return;
 
+    case NGX_HTTP_SMARTY_FLOW_COUNT:
+        /* Redis's reply: its handler runs the posted requests */
+        ngx_http_smarty_flow_answered(r);
+        return;
+
     default:
         ngx_log_error(NGX_LOG_ALERT, c->log, 0,
                       "smarty: resumed in state %ui", ctx->state);
@@ -389,6 +398,21 @@ ngx_http_smarty_flow_answered(ngx_http_request_t *r)
 
     ctx = ngx_http_smarty_ctx(r);
 
+    if (ctx->state == NGX_HTTP_SMARTY_FLOW_UPSTREAM) {
+        ctx->state = NGX_HTTP_SMARTY_FLOW_COUNT;
+
+        rc = ngx_http_smarty_cache_count(r, ngx_http_smarty_flow_resume);
+
+        if (rc == NGX_AGAIN) {
+            return;
+        }
+
+        if (rc == NGX_ERROR) {
+            ngx_http_smarty_flow_error(r, SMARTY_E_INTERNAL);
+            return;
+        }
+    }
+
     msg[0] = '\0';
     e = ngx_http_smarty_upstream_result(r, msg, sizeof(msg));
 
@@ -513,6 +537,19 @@ ngx_http_smarty_flow_finished(ngx_http_request_t *r)
     if (r != r->main || ctx == NULL) {
         return NGX_OK;
     }
+
+    /* the status the client got, as $status has it: an error of nginx's
+     * after the flow answered, a client that left */
+
+    if (r->err_status) {
+        ctx->status = r->err_status;
+
+    } else if (r->headers_out.status) {
+        ctx->status = r->headers_out.status;
+    }
+
+    ngx_http_smarty_metrics_finished(r);
+    ngx_http_smarty_audit_finished(r);
 
     ngx_log_debug4(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "smarty: finished: %s, status %ui, error %s, upstream %ui",

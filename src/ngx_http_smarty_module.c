@@ -7,6 +7,7 @@
  */
 
 #include "ngx_http_smarty_flow.h"
+#include "ngx_http_smarty_audit.h"
 #include "ngx_http_smarty_auth.h"
 #include "ngx_http_smarty_cache.h"
 #include "ngx_http_smarty_quota.h"
@@ -145,7 +146,12 @@ typedef enum {
     SMARTY_VAR_IMAGES,
     SMARTY_VAR_IMAGE_SHA256,
     SMARTY_VAR_ERROR,
-    SMARTY_VAR_UPSTREAM_STATUS
+    SMARTY_VAR_UPSTREAM_STATUS,
+    SMARTY_VAR_PERSON_IDS,
+    SMARTY_VAR_CREATE_NEW,
+    SMARTY_VAR_UPDATE_EMBEDDING,
+    SMARTY_VAR_UPSTREAM_TIME,
+    SMARTY_VAR_TIME
 } ngx_http_smarty_var_e;
 
 
@@ -173,6 +179,21 @@ static ngx_http_variable_t  ngx_http_smarty_vars[] = {
 
     { ngx_string("smarty_upstream_status"), NULL, ngx_http_smarty_variable,
       SMARTY_VAR_UPSTREAM_STATUS, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("smarty_person_ids"), NULL, ngx_http_smarty_variable,
+      SMARTY_VAR_PERSON_IDS, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("smarty_create_new"), NULL, ngx_http_smarty_variable,
+      SMARTY_VAR_CREATE_NEW, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("smarty_update_embedding"), NULL, ngx_http_smarty_variable,
+      SMARTY_VAR_UPDATE_EMBEDDING, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("smarty_upstream_time"), NULL, ngx_http_smarty_variable,
+      SMARTY_VAR_UPSTREAM_TIME, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("smarty_time"), NULL, ngx_http_smarty_variable,
+      SMARTY_VAR_TIME, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("smarty_redacted_args"), NULL,
       ngx_http_smarty_redacted, 0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
@@ -396,7 +417,8 @@ ngx_http_smarty_preconfiguration(ngx_conf_t *cf)
     }
 
     if (ngx_http_smarty_cache_add_variables(cf) != NGX_OK
-        || ngx_http_smarty_quota_add_variables(cf) != NGX_OK)
+        || ngx_http_smarty_quota_add_variables(cf) != NGX_OK
+        || ngx_http_smarty_audit_add_variables(cf) != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -474,7 +496,10 @@ ngx_http_smarty_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
     uintptr_t data)
 {
     u_char                  *p;
-    ngx_uint_t               i;
+    ngx_tm_t                 tm;
+    ngx_uint_t               i, n;
+    ngx_time_t              *tp;
+    ngx_msec_int_t           ms;
     ngx_http_smarty_ctx_t   *ctx;
     ngx_http_smarty_part_t  *parts;
 
@@ -570,6 +595,77 @@ ngx_http_smarty_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
             v->len = ngx_sprintf(p, "%ui", ctx->up_status) - p;
         }
         break;
+
+    case SMARTY_VAR_PERSON_IDS:
+        /* set and delete: the person ids of meta.images, in its order */
+        if (!ctx->m_valid || ctx->m.nimages == 0) {
+            break;
+        }
+
+        p = ngx_pnalloc(r->pool, ctx->m.nimages * (NGX_INT64_LEN + 1));
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        v->data = p;
+
+        for (i = 0, n = 0; i < ctx->m.nimages; i++) {
+            if (ctx->m.images[i].has_person_id) {
+                p = ngx_sprintf(p, n++ ? ",%L" : "%L",
+                                ctx->m.images[i].person_id);
+            }
+        }
+
+        v->len = p - v->data;
+        break;
+
+    case SMARTY_VAR_CREATE_NEW:
+    case SMARTY_VAR_UPDATE_EMBEDDING:
+        /* recognize only: "true" or "false" */
+        if (ctx->m_valid && ctx->method
+            && ctx->method->id == SMARTY_M_PERSONS_RECOGNIZE)
+        {
+            n = (data == SMARTY_VAR_CREATE_NEW) ? ctx->m.create_new
+                                                : ctx->m.update_embedding;
+            v->data = (u_char *) (n ? "true" : "false");
+            v->len = n ? 4 : 5;
+        }
+        break;
+
+    case SMARTY_VAR_UPSTREAM_TIME:
+        /* seconds with milliseconds, as $upstream_response_time */
+        ms = ngx_http_smarty_upstream_time(r->main);
+        if (ms < 0) {
+            break;
+        }
+
+        p = ngx_pnalloc(r->pool, NGX_TIME_T_LEN + 4);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        v->data = p;
+        v->len = ngx_sprintf(p, "%T.%03M", (time_t) ms / 1000, ms % 1000)
+                 - p;
+        break;
+
+    case SMARTY_VAR_TIME:
+        /* now, UTC, milliseconds: the audit record's "time" */
+        p = ngx_pnalloc(r->pool, sizeof("1970-01-01T00:00:00.000Z") - 1);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        tp = ngx_timeofday();
+        ngx_gmtime(tp->sec, &tm);
+
+        v->data = p;
+        v->len = ngx_sprintf(p, "%4d-%02d-%02dT%02d:%02d:%02d.%03MZ",
+                             tm.ngx_tm_year, tm.ngx_tm_mon, tm.ngx_tm_mday,
+                             tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec,
+                             tp->msec)
+                 - p;
+        break;
     }
 
     return NGX_OK;
@@ -586,6 +682,15 @@ ngx_http_smarty_redacted(ngx_http_request_t *r, ngx_http_variable_value_t *v,
     ngx_str_t  *s;
 
     s = data ? &r->unparsed_uri : &r->args;
+
+    if (s->len == 0) {
+        v->valid = 1;
+        v->no_cacheable = 1;
+        v->not_found = 0;
+        v->data = (u_char *) "";
+        v->len = 0;
+        return NGX_OK;
+    }
 
     p = ngx_pnalloc(r->pool, s->len);
     if (p == NULL) {

@@ -70,6 +70,35 @@ ngx_int_t ngx_http_smarty_quota_headers(ngx_http_request_t *r);
 ngx_int_t ngx_http_smarty_quota_add_variables(ngx_conf_t *cf);
 
 
+/* what the quota decided for a request, read by the audit and the metrics */
+
+#define NGX_HTTP_SMARTY_QUOTA_OUTCOMES  6   /* the statuses, 0 included */
+#define NGX_HTTP_SMARTY_QUOTA_LIMITS    16  /* scope x unit x window */
+
+typedef struct {
+    ngx_uint_t                 status;     /* 0: no limit applied; 1 PASS,
+                                              2 REFUSED, 3 LOCAL_PASS,
+                                              4 LOCAL_REFUSED, 5 CLOSED */
+    const char                *text;       /* as $smarty_quota_status */
+    ngx_uint_t                 decided;    /* limit and remaining are set */
+    char                       limit[32];  /* the one RateLimit names,
+                                              "client_images_minute" */
+    uint64_t                   remaining;
+    ngx_int_t                  refused;    /* the refused limit's index
+                                              (..._quota_limit_name()),
+                                              -1: none */
+    ngx_uint_t                 redis_failed;  /* Redis did not decide */
+} ngx_http_smarty_quota_outcome_t;
+
+void ngx_http_smarty_quota_outcome(ngx_http_request_t *r,
+    ngx_http_smarty_quota_outcome_t *out);
+
+/* "space_requests_second" .. "client_images_day": a limit's index, from
+ * the scope (space 0, client 1), the unit (requests 0, images 1) and the
+ * window (second 0, minute 1, hour 2, day 3); NULL past the last */
+const char *ngx_http_smarty_quota_limit_name(ngx_uint_t i);
+
+
 /* for the operator's view: the location's quota configuration */
 ngx_http_smarty_quota_conf_t *ngx_http_smarty_quota_conf(
     ngx_http_request_t *r);

@@ -24,6 +24,18 @@ static const char  *ngx_http_smarty_quota_status_text[] = {
 };
 
 
+static const char  *ngx_http_smarty_quota_limit_names[] = {
+    "space_requests_second", "space_requests_minute",
+    "space_requests_hour", "space_requests_day",
+    "space_images_second", "space_images_minute",
+    "space_images_hour", "space_images_day",
+    "client_requests_second", "client_requests_minute",
+    "client_requests_hour", "client_requests_day",
+    "client_images_second", "client_images_minute",
+    "client_images_hour", "client_images_day"
+};
+
+
 static ngx_http_variable_t  ngx_http_smarty_quota_vars[] = {
 
     { ngx_string("smarty_quota_status"), NULL,
@@ -309,6 +321,76 @@ ngx_http_smarty_quota_variable(ngx_http_request_t *r,
     }
 
     return NGX_OK;
+}
+
+
+/* for the audit and the metrics */
+
+void
+ngx_http_smarty_quota_outcome(ngx_http_request_t *r,
+    ngx_http_smarty_quota_outcome_t *out)
+{
+    size_t                         pick, i;
+    ngx_uint_t                     w;
+    const smarty_quota_limit_t    *l;
+    ngx_http_smarty_quota_ctx_t   *q;
+
+    ngx_memzero(out, sizeof(ngx_http_smarty_quota_outcome_t));
+    out->refused = -1;
+    out->text = "";
+
+    q = ngx_http_smarty_quota_get(r);
+
+    if (q == NULL) {
+        return;
+    }
+
+    out->status = q->status;
+    out->text = ngx_http_smarty_quota_status_text[q->status];
+    out->redis_failed = q->redis_failed;
+
+    if (!q->decided || q->call.n == 0) {
+        return;
+    }
+
+    pick = smarty_quota_pick(q->call.items, q->call.n, q->call.res.refused);
+
+    out->decided = 1;
+    out->remaining = q->call.items[pick].remaining;
+    (void) ngx_http_smarty_quota_name(q, pick, out->limit,
+                                      sizeof(out->limit));
+
+    if (q->call.res.refused == 0) {
+        return;
+    }
+
+    i = q->call.res.refused - 1;
+    l = q->call.items[i].limit;
+
+    switch (l->window) {
+    case 's':
+        w = 0;
+        break;
+    case 'm':
+        w = 1;
+        break;
+    case 'h':
+        w = 2;
+        break;
+    default:
+        w = 3;
+        break;
+    }
+
+    out->refused = (i < q->nspace ? 0 : 8) + (l->unit == 'r' ? 0 : 4) + w;
+}
+
+
+const char *
+ngx_http_smarty_quota_limit_name(ngx_uint_t i)
+{
+    return i < NGX_HTTP_SMARTY_QUOTA_LIMITS
+           ? ngx_http_smarty_quota_limit_names[i] : NULL;
 }
 
 

@@ -37,6 +37,9 @@ typedef struct {
     off_t                      len;
     ngx_str_t                  token;
     ngx_http_smarty_next_pt    next;
+    ngx_msec_t                 start;      /* the first subrequest */
+    ngx_msec_t                 end;        /* the last one's end */
+    unsigned                   started:1;
     unsigned                   done:1;
     unsigned                   no_token:1;
     unsigned                   retried:1;   /* after a refused token */
@@ -234,6 +237,12 @@ ngx_http_smarty_upstream_start(ngx_http_request_t *r,
 
     u->sr = sr;
     u->done = 0;
+
+    if (!u->started) {
+        u->started = 1;
+        u->start = ngx_current_msec;
+        u->end = u->start;
+    }
 
     r->write_event_handler = ngx_http_smarty_upstream_done;
 
@@ -493,6 +502,7 @@ ngx_http_smarty_upstream_post(ngx_http_request_t *sr, void *data,
 
     u->done = 1;
     u->rc = rc;
+    u->end = ngx_current_msec;
 
     if (sr->upstream && sr->upstream->headers_in.status_n) {
         ctx->up_status = sr->upstream->headers_in.status_n;
@@ -588,6 +598,22 @@ ngx_http_smarty_upstream_result(ngx_http_request_t *r, char *msg, size_t len)
     }
 
     return SMARTY_OK;
+}
+
+
+ngx_msec_int_t
+ngx_http_smarty_upstream_time(ngx_http_request_t *r)
+{
+    ngx_http_smarty_upstream_ctx_t  *u;
+
+    u = ngx_http_get_module_ctx(r->main, ngx_http_smarty_upstream_module);
+
+    if (u == NULL || !u->started) {
+        return -1;
+    }
+
+    return (ngx_msec_int_t) ((u->done ? u->end : ngx_current_msec)
+                             - u->start);
 }
 
 

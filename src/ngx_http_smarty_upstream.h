@@ -36,6 +36,13 @@ ngx_int_t ngx_http_smarty_upstream_call(ngx_http_request_t *r,
 smarty_err_e ngx_http_smarty_upstream_result(ngx_http_request_t *r,
     char *msg, size_t len);
 
+/*
+ * How long the upstream took, in ms, from the first subrequest to the
+ * end of the last (a second try with another token included); -1 when
+ * none was made.  For the audit and the metrics.
+ */
+ngx_msec_int_t ngx_http_smarty_upstream_time(ngx_http_request_t *r);
+
 /* configuration: the location's internal prefix, "" when none */
 ngx_str_t *ngx_http_smarty_upstream_conf_location(ngx_conf_t *cf);
 

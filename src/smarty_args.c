@@ -10,6 +10,7 @@
 
 static int smarty_args_hex(int c);
 static int smarty_args_delim(int c);
+static int smarty_args_secret(const char *name, size_t len);
 
 
 int
@@ -135,7 +136,7 @@ smarty_args_redact(char *text, size_t len)
             }
         }
 
-        if (!smarty_args_name_is(text + start, i - start, "oauth_token", 1)) {
+        if (!smarty_args_secret(text + start, i - start)) {
             continue;
         }
 
@@ -162,6 +163,19 @@ smarty_args_redact(char *text, size_t len)
     }
 
     return len;
+}
+
+
+/* the parameters whose values are secrets: a key or a token, an OAuth
+ * client's secret */
+
+static int
+smarty_args_secret(const char *name, size_t len)
+{
+    return smarty_args_name_is(name, len, "oauth_token", 1)
+           || smarty_args_name_is(name, len, "access_token", 1)
+           || smarty_args_name_is(name, len, "refresh_token", 1)
+           || smarty_args_name_is(name, len, "client_secret", 1);
 }
 
 

@@ -56,10 +56,11 @@ int smarty_args_credential(const char *name, size_t len);
 /*
  * In place, in any text that holds query strings (a query, a request
  * line, an error log line): the value of every parameter whose decoded
- * name is oauth_token, in any case, becomes "***" (a value shorter than
- * three bytes becomes as many '*').  A name starts after '?', '&', ';',
- * '/', a space, a quote, a comma or a control character; a value ends at
- * the same.  Returns the new length (never more than len).
+ * name is oauth_token, access_token, refresh_token or client_secret, in
+ * any case, becomes "***" (a value shorter than three bytes becomes as
+ * many '*').  A name starts after '?', '&', ';', '/', a space, a quote, a
+ * comma or a control character; a value ends at the same.  Returns the
+ * new length (never more than len).
  */
 size_t smarty_args_redact(char *text, size_t len);
 

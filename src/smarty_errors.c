@@ -45,6 +45,8 @@ static const smarty_err_info_t  smarty_errs[SMARTY_E_LAST] = {
         "meta.mode must be a non-empty array of known modes" },
     [SMARTY_E_EMPTY_BODY] = { 400, "empty_body",
         "the request has no body" },
+    [SMARTY_E_BAD_FILTER] = { 400, "bad_filter",
+        "a parameter of the query is malformed" },
 
     [SMARTY_E_BAD_REQUEST] = { 400, "bad_request",
         "the HTTP request is malformed" },
@@ -105,6 +107,28 @@ static const smarty_err_info_t  smarty_errs[SMARTY_E_LAST] = {
         "the recognition service did not answer in time" },
     [SMARTY_E_QUOTA_UNAVAILABLE] = { 503, "quota_unavailable",
         "quotas cannot be checked now: retry later" },
+    [SMARTY_E_AUDIT_UNAVAILABLE] = { 503, "audit_unavailable",
+        "the audit stream cannot be read now (Redis is away): retry later" },
+
+    [SMARTY_E_INVALID_TOKEN] = { 401, "invalid_token",
+        "the access token is not valid (its client's key or the gateway's "
+        "signing key changed, or it is not the gateway's): ask the token "
+        "endpoint for a new one" },
+    [SMARTY_E_TOKEN_EXPIRED] = { 401, "token_expired",
+        "the access token has expired: ask the token endpoint for a new "
+        "one" },
+    [SMARTY_E_OAUTH_INVALID_REQUEST] = { 400, "invalid_request",
+        "the token request is malformed" },
+    [SMARTY_E_OAUTH_INVALID_CLIENT] = { 401, "invalid_client",
+        "unknown client_id or wrong client_secret" },
+    [SMARTY_E_OAUTH_INVALID_GRANT] = { 400, "invalid_grant",
+        "the refresh_token is not valid, has expired or was already used: "
+        "ask for a new token with grant_type=client_credentials" },
+    [SMARTY_E_OAUTH_UNSUPPORTED_GRANT] = { 400, "unsupported_grant_type",
+        "grant_type must be client_credentials or refresh_token" },
+    [SMARTY_E_OAUTH_UNAVAILABLE] = { 503, "temporarily_unavailable",
+        "refresh tokens cannot be checked now: ask for a new token with "
+        "grant_type=client_credentials" },
 };
 
 

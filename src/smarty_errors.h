@@ -33,6 +33,7 @@ typedef enum {
     SMARTY_E_BAD_CREATE_NEW,
     SMARTY_E_BAD_MODE,
     SMARTY_E_EMPTY_BODY,
+    SMARTY_E_BAD_FILTER,          /* an operator view's query */
 
     /* 400 and others: nginx refused the HTTP request itself (error_page) */
     SMARTY_E_BAD_REQUEST,
@@ -70,6 +71,17 @@ typedef enum {
     SMARTY_E_UPSTREAM_BAD_ANSWER,
     SMARTY_E_UPSTREAM_TIMEOUT,
     SMARTY_E_QUOTA_UNAVAILABLE,
+    SMARTY_E_AUDIT_UNAVAILABLE,
+
+    /* the gateway's own tokens for local clients (docs/oauth.md): using
+     * one, and the token endpoint's answers (RFC 6749's codes) */
+    SMARTY_E_INVALID_TOKEN,
+    SMARTY_E_TOKEN_EXPIRED,
+    SMARTY_E_OAUTH_INVALID_REQUEST,
+    SMARTY_E_OAUTH_INVALID_CLIENT,
+    SMARTY_E_OAUTH_INVALID_GRANT,
+    SMARTY_E_OAUTH_UNSUPPORTED_GRANT,
+    SMARTY_E_OAUTH_UNAVAILABLE,
 
     SMARTY_E_LAST
 } smarty_err_e;

@@ -108,7 +108,8 @@ typedef struct {
  *
  * Rules:
  *  - meta is a JSON object (SMARTY_E_BAD_META);
- *  - persons methods: "space" is a string of exactly one digit (SMARTY_E_BAD_SPACE);
+ *  - persons methods: "space" is a string of exactly one digit
+ *    (SMARTY_E_BAD_SPACE);
  *  - methods taking images: "images" is a non-empty array of objects each
  *    with a string "name" (SMARTY_E_BAD_IMAGES); each name unique
  *    (SMARTY_E_DUPLICATE_IMAGE) and matching exactly one part

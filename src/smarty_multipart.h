@@ -30,10 +30,10 @@
 #define SMARTY_MP_DONE              1   /* closing delimiter seen */
 #define SMARTY_MP_ERR_BOUNDARY     -1   /* bad/missing boundary parameter */
 #define SMARTY_MP_ERR_SYNTAX       -2   /* malformed delimiter / framing */
-#define SMARTY_MP_ERR_HEADERS      -3   /* malformed or oversized part headers */
+#define SMARTY_MP_ERR_HEADERS      -3   /* malformed or oversized headers */
 #define SMARTY_MP_ERR_NAME_LONG    -4   /* a part name longer than
                                            SMARTY_MP_NAME_MAX */
-#define SMARTY_MP_ERR_TRUNCATED    -5   /* body ended before closing delimiter */
+#define SMARTY_MP_ERR_TRUNCATED    -5   /* the body ended before the close */
 #define SMARTY_MP_ERR_TYPE         -7   /* Content-Type is not
                                            multipart/form-data */
 #define SMARTY_MP_ERR_STOPPED      -6   /* feed after an error or after DONE

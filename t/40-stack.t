@@ -46,6 +46,23 @@ my $j = eval { decode_json($answer) };
 is($j->{status}, 200, 'the curl example answers 200') or diag $answer;
 is(scalar @{ $j->{body}{objects}[0]{persons} // [] }, 6, 'six faces on the group photo');
 
+ok(-s "$run/oauth-issuer.key", 'an OAuth signing key was generated');
+is((stat "$run/oauth-issuer.key")[2] & 077, 0, 'readable by its owner only');
+
+# the printed OAuth example: a token for demo's name and key, the call
+my ($oauth) = $out =~ /^(  TOKEN=.*?group\.jpg)$/ms;
+ok($oauth, 'an OAuth example is printed') or diag $out;
+$oauth //= '';
+$answer = do {           # as printed: two commands, lines continued
+    my $f = "$run/oauth-example.sh";
+    SmartyTest::spew($f, "$oauth\n");
+    `bash $f 2>&1`;
+};
+$j = eval { decode_json($answer) };
+is($j->{status}, 200, 'the OAuth example answers 200') or diag $answer;
+is(scalar @{ $j->{body}{objects}[0]{persons} // [] }, 6,
+   'six faces, with the access token');
+
 my ($smarty) = $out =~ /^(  SMARTY_KEY=.*?\/smarty -u .*?\}')$/ms;
 ok($smarty, 'a smarty example is printed') or diag $out;
 $smarty =~ s/\\\n//g;

@@ -478,7 +478,10 @@ ok($lat[-1] < 0.5, sprintf('the breaker opened: the last one took %.2fs', $lat[-
 
 # a change that Redis refuses to count is counted once it accepts writes
 # again (min-replicas-to-write without replicas: every write is refused)
-sub redis_cli { system('redis-cli', '-p', $redis->{port}, @_) == 0 or die "redis-cli @_" }
+sub redis_cli {
+    system("redis-cli -p $redis->{port} @_ >/dev/null") == 0
+        or die "redis-cli @_";
+}
 ok(SmartyTest::wait_until(sub { cs(rec('8', [ [ 'file_0', $group ] ])) =~ /stored|hit/ }, 15),
    'space 8 cached');
 like(cs(rec('8', [ [ 'file_0', $group ] ])), qr/^smarty-gateway; hit(; collapsed)?$/,
@@ -510,6 +513,48 @@ ok(SmartyTest::wait_until(sub {
     $r = rec('9', [ [ 'c', $slow ] ]);
     unlike(cs($r), qr/collapsed/, 'the same image does not wait for a lock nobody fills');
     ok(time - $t < 2, sprintf('and is answered in %.2fs', time - $t));
+}
+
+# a change is counted before its answer goes: no request sent after the
+# answer can reach an answer cached before the change (writes paused in
+# Redis: the set's answer waits for its increment)
+{
+    my $gw2 = SmartyTest::start_gateway(
+        emu => $emu, token => $gw->{token},
+        http => "smarty_redis 127.0.0.1:$redis->{port};\n"
+              . "    smarty_redis_timeout 10s;\n",
+        gateway => $cache);
+    my $k2 = $gw2->{keys}{demo};
+    my $calls = upstream_calls();
+    redis_cli(qw(CLIENT PAUSE 10000 WRITE));
+    my $out = SmartyTest::tempdir() . '/paused-set';
+    my $pid = fork();
+    if ($pid == 0) {
+        my $x = SmartyTest::call($gw2->{url}, 'persons/set', key => $k2,
+            meta => { space => '5', images => [ { name => 'f', person_id => 9 } ] },
+            images => [ [ 'f', $monica ] ]);
+        SmartyTest::spew($out, $x->{status});
+        POSIX::_exit(0);
+    }
+    ok(SmartyTest::wait_until(sub { upstream_calls() > $calls }, 10),
+       'the set reached the upstream while Redis takes no writes');
+    # the gateway logs a request once its answer is sent
+    ok(!SmartyTest::wait_until(sub {
+           SmartyTest::slurp("$gw2->{ngx}{dir}/gateway.log") =~ /persons\/set/
+       }, 2),
+       'its answer waits for the change to be counted');
+    ok(!-e $out, 'the client has no answer yet');
+    my $gen = `redis-cli -p $redis->{port} --scan --pattern '*{s5}:gen'`;
+    chomp $gen;
+    my $before = `redis-cli -p $redis->{port} GET '$gen'` if length $gen;
+    redis_cli(qw(CLIENT UNPAUSE));
+    waitpid($pid, 0);
+    is(SmartyTest::slurp($out), '200', 'then the set answers 200');
+    $gen = `redis-cli -p $redis->{port} --scan --pattern '*{s5}:gen'`;
+    chomp $gen;
+    my $after = `redis-cli -p $redis->{port} GET '$gen'`;
+    chomp $after;
+    cmp_ok($after, '>', ($before // 0) + 0, 'counted by the time it answered');
 }
 
 my $log = SmartyTest::error_log($gw->{ngx});

@@ -56,6 +56,8 @@ $conf =~ s{/usr/lib/nginx/modules/ngx_http_smarty_module.so}{$module} or fail('m
 $conf =~ s{/run/secrets/oauth_client_(id|secret)}{$dir/oauth-client-$1}g
     or fail('OAuth client paths');
 $conf =~ s{/run/secrets/clients}{$dir/clients.json}g or fail('clients path');
+SmartyTest::spew("$dir/oauth-issuer.key", SmartyTest::random_hex(32) . "\n");
+$conf =~ s{/run/secrets/oauth_issuer_key}{$dir/oauth-issuer.key} or fail('OAuth key path');
 $conf =~ s{server emulator:8090;}{server 127.0.0.1:9;} or fail('emulator address');
 $conf =~ s{smarty_redis redis:6379;}{smarty_redis 127.0.0.1:9;} or fail('redis address');
 $conf =~ s{/run/nginx.pid}{$dir/nginx.pid};

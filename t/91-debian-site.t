@@ -45,10 +45,11 @@ is(pop @example, '}', 'conf/nginx.conf.in ends with http{}\'s brace');
     && $_ ne 'proxy_pass http://smarty_api/api/v1/;'
 } @example;
 for (@example) {
-    s{\@RUN\@/(clients\.json|upstream\.token|oauth-client-id|oauth-client-secret)}{/etc/smarty/$1}g;
+    s{\@RUN\@/(clients\.json|upstream\.token|oauth-client-id|oauth-client-secret|oauth-issuer\.key)}{/etc/smarty/$1}g;
     s{^smarty_upstream_oauth http://127\.0\.0\.1:\@EMULATOR_PORT\@/}{smarty_upstream_oauth https://mcs.mail.ru/};
     s{\@REDIS_PORT\@}{6379}g;
     s{\@GATEWAY_PORT\@}{8080}g;
+    s{\@DASHBOARD\@}{/usr/share/smarty-gateway/dashboard}g;
 }
 my @site = grep { !m{^(access|error)_log /var/log/nginx/smarty-gateway\.} }
            directives($site);
@@ -81,6 +82,9 @@ SmartyTest::spew("$dir/etc/oauth-client-id", "gw-debian\n");
 SmartyTest::spew("$dir/etc/oauth-client-secret",
                  'secret-' . SmartyTest::random_hex(16) . "\n");
 chmod 0640, "$dir/etc/oauth-client-id", "$dir/etc/oauth-client-secret";
+# as the package's postinst makes it
+SmartyTest::spew("$dir/etc/oauth-issuer.key", SmartyTest::random_hex(32) . "\n");
+chmod 0640, "$dir/etc/oauth-issuer.key";
 SmartyTest::spew("$dir/etc/clients.json",
                  SmartyTest::slurp('conf/debian/clients.json'));
 
@@ -130,6 +134,17 @@ is_deeply(SmartyTest::tags(SmartyTest::objects_by_name($r)->{file_0}),
           [ ('undefined') x 6 ], 'six undefined faces');
 like(SmartyTest::slurp("$dir/logs/smarty-gateway.access.log"),
      qr/client=demo method=persons\/recognize/, 'the site logs in its format');
+
+# the site's token endpoint: a token for the client's name and key
+$r = SmartyTest::http('POST', "$ngx->{url}/auth/oauth/v1/token",
+    headers => { 'Content-Type' => 'application/x-www-form-urlencoded' },
+    body => "grant_type=client_credentials&client_id=demo&client_secret=$key");
+is($r->{status}, 200, 'the site issues a token') or diag $r->{content};
+my $at = $r->{json}{access_token} // '';
+$r = SmartyTest::call($ngx->{url}, 'persons/recognize', key => $at,
+    meta => { space => '1', images => [ { name => 'file_0' } ] },
+    images => [ [ 'file_0', SmartyTest::group_photo() ] ]);
+is($r->{status}, 200, 'a recognize with the token') or diag $r->{content};
 
 $r = SmartyTest::call($ngx->{url}, 'persons/recognize', key => 'sgw_nobody',
     meta => { space => '1' }, images => [ [ 'file_0', SmartyTest::group_photo() ] ]);

@@ -136,6 +136,14 @@ test_redact(void)
     redacts("/x/oauth_token=k1234", "/x/oauth_token=***");
     redacts("=", "=");
     redacts("", "");
+
+    /* the token endpoint's secrets, should a client put them in a URI */
+    redacts("grant_type=refresh_token&refresh_token=sgrt1.x.y&client_id=a",
+            "grant_type=refresh_token&refresh_token=***&client_id=a");
+    redacts("client_id=demo&Client%5FSecret=sgw_k",
+            "client_id=demo&Client%5FSecret=***");
+    redacts("access_token=sgat1.x.y", "access_token=***");
+    redacts("client_id=demo", "client_id=demo");
 }
 
 
