@@ -146,6 +146,7 @@ my $gw;
               . "smarty_metrics_collect off;\n",
         gateway => 'smarty_cache on;',
         body_buffer => '8m',
+        listen => $ENV{BENCH_LISTEN},
         error_level => 'warn',
         server => $extra);
 }

@@ -21,7 +21,8 @@
 #   BENCH_ONLY (all | gateway | cluster)
 #   BENCH_PROFILE=<dir>: perf profiles of the hits instead of 1.-4.
 #   (BENCH_PROFILE_CASES, BENCH_PERF_ARGS); BENCH_MALLOC=default: glibc's
-#   own heap thresholds in nginx (bench/README.md, "Memory")
+#   own heap thresholds in nginx (bench/README.md, "Memory"); BENCH_LISTEN:
+#   parameters of nginx's listen directive
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)

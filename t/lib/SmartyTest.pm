@@ -600,7 +600,8 @@ sub random_hex {
 
 # The http{} content of a gateway in front of the emulator.  %o: emu_port,
 # token_file, clients_file, read_timeout, body_buffer, gateway (extra
-# directives in the API location), server (extra server directives), http.
+# directives in the API location), server (extra server directives), http,
+# listen (parameters of the listen directive: "rcvbuf=1m").
 sub gateway_http_conf {
     my (%o) = @_;
     my $rt = $o{read_timeout} // '10s';
@@ -612,6 +613,7 @@ sub gateway_http_conf {
     my $token = $o{token_directive}
                 // "smarty_upstream_token_file $o{token_file};";
     my $uplog = $o{upstream_log} // '';
+    my $listen = $o{listen} ? " $o{listen}" : '';
     for ($gw, $srv, $http) {
         s/%%TOKEN_FILE%%/$o{token_file}/g;
         s/%%CLIENTS_FILE%%/$o{clients_file}/g;
@@ -628,7 +630,7 @@ sub gateway_http_conf {
     }
 $http
     server {
-        listen 127.0.0.1:%%PORT%%;
+        listen 127.0.0.1:%%PORT%%$listen;
         access_log %%DIR%%/gateway.log smarty;
         client_max_body_size 64m;
         client_body_buffer_size $bb;
