@@ -257,7 +257,7 @@ static ngx_int_t
 ngx_http_smarty_body_feed(ngx_http_request_t *r, ngx_http_smarty_body_t *b,
     ngx_buf_t *buf)
 {
-    u_char   *chunk, *p, *q, *next, *end;
+    u_char   *chunk, *p, *q, *pf, *next, *end;
     size_t    n;
     off_t     off;
     ssize_t   got;
@@ -278,8 +278,8 @@ ngx_http_smarty_body_feed(ngx_http_request_t *r, ngx_http_smarty_body_t *b,
             next = p + ngx_min((size_t) (end - p), SMARTY_BODY_BLOCK);
             q = next + ngx_min((size_t) (end - next), SMARTY_BODY_BLOCK);
 
-            for (chunk = next; chunk < q; chunk += 64) {
-                __builtin_prefetch(chunk, 0, 3);
+            for (pf = next; pf < q; pf += 64) {
+                __builtin_prefetch(pf, 0, 3);        /* a cache line */
             }
 
             b->rc = smarty_mp_feed(b->mp, p, next - p);

@@ -120,8 +120,10 @@ size_t smarty_cache_lock_key(const char *base, size_t base_len,
 typedef struct {
     size_t   n;                 /* the names given to smarty_answer_split */
     char   **values;            /* n entries (format 2), malloc'ed,
-                                   NUL-terminated; NULL: the image is in
-                                   no per-image list */
+                                   NUL-terminated but binary (the
+                                   upstream's bytes may hold a NUL that
+                                   jansson took): use lens; NULL: the
+                                   image is in no per-image list */
     size_t  *lens;              /* their lengths (0 when NULL) */
     int     *cacheable;         /* n flags: 1 to store values[i] */
     int      aliases_changed;   /* body.aliases_changed present, not false */
