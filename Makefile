@@ -114,7 +114,7 @@ $(BUILD)/unit/%: t/unit/%.c $(CORE_SRCS) $(CORE_HDRS) t/unit/tap.h
 PROVE       ?= prove
 PROVE_FLAGS ?=
 
-test: deps all
+test: deps all bench-module
 	SMARTY_BUILD=$(abspath $(BUILD)) $(PROVE) $(PROVE_FLAGS) -r t/
 
 deps:

@@ -48,6 +48,8 @@ sub run {
     local $ENV{KEY} = $o{key} // '';
     my $t = $o{threads} // 1;
     my $out = `wrk -t$t -c$o{conns} -d$o{secs}s --latency -s bench/post.lua '$o{url}' 2>&1`;
+    # an error of the script is printed, and wrk goes on without it
+    die "wrk's script failed:\n$out" if $out =~ /^\S*post\.lua: /m;
     my $r = parse($out);
     die "wrk failed:\n$out" unless defined $r->{rps};
     die "wrk saw $r->{non2xx} answers that were not 2xx on $o{url}\n"
