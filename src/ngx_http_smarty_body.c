@@ -501,6 +501,9 @@ ngx_http_smarty_part_begin(void *ud, smarty_mp_part_t *part)
 
     ngx_memzero(p, sizeof(ngx_http_smarty_part_t));
 
+    /* until the part ends: the hex of a digest of zeroes, as before */
+    ngx_memset(p->sha256_hex, '0', 2 * SMARTY_SHA256_LEN);
+
     p->name.data = ngx_pnalloc(b->ctx->request->pool, part->name_len + 1);
     if (p->name.data == NULL) {
         return ngx_http_smarty_body_fail(b, SMARTY_E_INTERNAL, NULL);
