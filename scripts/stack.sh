@@ -147,7 +147,10 @@ start() {
         -e "s|^\( *\)smarty_redis 127.0.0.1:[0-9]*;|\1$redis_line|" \
         -e "s|@DASHBOARD@|$top/dashboard|g" \
         conf/nginx.conf.in > "$run/nginx.conf"
-    nginx -p "$run" -c "$run/nginx.conf" -e "$run/nginx-error.log"
+    # glibc keeps freed memory at the top of its heap, where nginx puts
+    # request bodies (README, "Performance")
+    GLIBC_TUNABLES=${GLIBC_TUNABLES:-glibc.malloc.trim_threshold=67108864:glibc.malloc.mmap_threshold=67108864} \
+        nginx -p "$run" -c "$run/nginx.conf" -e "$run/nginx-error.log"
     wait_port "$gw_port" "nginx"
 
     echo "smarty-gateway is up:"

@@ -10,6 +10,8 @@ use SmartyTest;
 my $out = `docker-compose -f docker-compose.yml config 2>&1`;
 is($?, 0, 'docker-compose config accepts docker-compose.yml') or diag $out;
 like($out, qr/^\s+$_:\s*$/m, "service $_") for qw(redis emulator gateway);
+like($out, qr/GLIBC_TUNABLES: glibc\.malloc\.trim_threshold=67108864:/,
+     'the gateway keeps glibc\'s heap (README, "Performance")');
 
 # the cluster profile: six nodes, the job that joins them, a gateway on them
 my $prof = `docker-compose -f docker-compose.yml --profile cluster config 2>&1`;
