@@ -797,6 +797,7 @@ test_build(void)
             "\"htmlencoded\":false,\"last_modified\":0}",
             "build: other names, other order, the name where it was");
         is_int(s ? strlen(s) : 0, len, "build: len");
+        free(s);
     }
 
     {
