@@ -45,6 +45,30 @@ for my $target ($out =~ /target:\s*(\S+)/g) {
     like($df, qr/^FROM \S+ AS \Q$target\E$/m, "Dockerfile has the target $target");
 }
 
+# what the gateway's image must hold for docker/nginx.conf: the dashboard
+# where the alias points, Chart.js from the package the Dockerfile installs
+{
+    my $dc = SmartyTest::slurp('docker/nginx.conf');
+    like($dc, qr/^\s+smarty_$_;$/m, "docker/nginx.conf: smarty_$_")
+        for qw(metrics audit_view quota_view);
+    like($dc, qr/^\s+smarty_audit_stream \S+/m,
+         'docker/nginx.conf: the audit stream in Redis');
+    my ($dash) = $dc =~ m{location /dashboard/ \{\s+alias (\S+);};
+    ok($dash && $df =~ m{^COPY dashboard/ \Q$dash\E$}m,
+       'the image has the dashboard where docker/nginx.conf looks for it');
+    my ($chart) = $dc =~ m{location = /dashboard/chart\.js \{\s+alias (\S+);};
+    like($df, qr/^\s+.*\blibjs-chart\.js\b/m,
+         'the image installs libjs-chart.js');
+    my $owner = `dpkg -S $chart 2>/dev/null`;
+    like($owner, qr/^libjs-chart\.js: /, "$chart comes from libjs-chart.js");
+    # the audit record's format is the documented one
+    my ($fmt) = $dc =~ /(log_format smarty_audit .*?';)/s;
+    my ($ref) = SmartyTest::slurp('conf/nginx.conf.in')
+        =~ /(log_format smarty_audit .*?';)/s;
+    ok($fmt && $fmt eq $ref,
+       'docker/nginx.conf: the audit format of conf/nginx.conf.in');
+}
+
 # docker/nginx.conf with this machine's paths and ports
 my $dir = SmartyTest::tempdir() . '/compose';
 mkdir $dir;
