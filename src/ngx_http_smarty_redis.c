@@ -34,6 +34,8 @@ typedef struct {
                                                      sentinels */
     ngx_str_t                           master;   /* sentinel's name */
     ngx_http_smarty_redis_settings_t    settings;
+    ngx_str_t                           sentinel_user;
+    ngx_str_t                           sentinel_password;
     ngx_http_smarty_redis_settings_t    sentinel_settings;
 } ngx_http_smarty_redis_main_conf_t;
 
@@ -116,7 +118,21 @@ static ngx_command_t  ngx_http_smarty_redis_commands[] = {
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_http_smarty_redis_password_file,
       NGX_HTTP_MAIN_CONF_OFFSET,
-      0,
+      offsetof(ngx_http_smarty_redis_main_conf_t, settings.password),
+      NULL },
+
+    { ngx_string("smarty_redis_sentinel_user"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_smarty_redis_main_conf_t, sentinel_user),
+      NULL },
+
+    { ngx_string("smarty_redis_sentinel_password_file"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_smarty_redis_password_file,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_smarty_redis_main_conf_t, sentinel_password),
       NULL },
 
     { ngx_string("smarty_redis_db"),
@@ -449,6 +465,8 @@ ngx_http_smarty_redis_create_main_conf(ngx_conf_t *cf)
      *     rmcf->addrs = NULL;
      *     rmcf->settings.user = { 0, NULL };
      *     rmcf->settings.password = { 0, NULL };
+     *     rmcf->sentinel_user = { 0, NULL };
+     *     rmcf->sentinel_password = { 0, NULL };
      */
 
     rmcf->port = NGX_CONF_UNSET;
@@ -501,12 +519,29 @@ ngx_http_smarty_redis_init_main_conf(ngx_conf_t *cf, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    /* the sentinels: no AUTH, no SELECT, no breaker (they are asked in
-     * turn), the same timeouts */
+    if (rmcf->sentinel_user.len && rmcf->sentinel_password.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"smarty_redis_sentinel_user\" needs "
+                           "\"smarty_redis_sentinel_password_file\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (rmcf->sentinel_password.len
+        && rmcf->mode != NGX_HTTP_SMARTY_REDIS_SENTINEL)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"smarty_redis_sentinel_password_file\" needs "
+                           "\"smarty_redis_sentinel\"");
+        return NGX_CONF_ERROR;
+    }
+
+    /* the sentinels: their own AUTH (sentinel.conf's requirepass, not the
+     * master's), no SELECT, no breaker (they are asked in turn), the same
+     * timeouts */
 
     rmcf->sentinel_settings = *s;
-    ngx_str_null(&rmcf->sentinel_settings.user);
-    ngx_str_null(&rmcf->sentinel_settings.password);
+    rmcf->sentinel_settings.user = rmcf->sentinel_user;
+    rmcf->sentinel_settings.password = rmcf->sentinel_password;
     rmcf->sentinel_settings.db = 0;
     rmcf->sentinel_settings.breaker_failures = 0;
 
@@ -793,18 +828,23 @@ ngx_http_smarty_redis_parse_addr(ngx_conf_t *cf, ngx_str_t *value,
 }
 
 
-/* smarty_redis_password_file path: AUTH on connect; never logged */
+/*
+ * smarty_redis_password_file path, smarty_redis_sentinel_password_file
+ * path: AUTH on connect; never logged
+ */
 
 static char *
 ngx_http_smarty_redis_password_file(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf)
 {
-    ngx_http_smarty_redis_main_conf_t *rmcf = conf;
+    char  *p = conf;
 
-    u_char     *p;
-    ngx_str_t  *value, path, raw;
+    u_char     *c;
+    ngx_str_t  *value, *password, path, raw;
 
-    if (rmcf->settings.password.data != NULL) {
+    password = (ngx_str_t *) (p + cmd->offset);
+
+    if (password->data != NULL) {
         return "is duplicate";
     }
 
@@ -818,8 +858,8 @@ ngx_http_smarty_redis_password_file(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
-    for (p = raw.data; p < raw.data + raw.len; p++) {
-        if (*p == '\n' || *p == '\r' || *p == '\0') {
+    for (c = raw.data; c < raw.data + raw.len; c++) {
+        if (*c == '\n' || *c == '\r' || *c == '\0') {
             ngx_http_smarty_secret_wipe(&raw);
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "redis password file \"%V\" must hold the "
@@ -828,14 +868,14 @@ ngx_http_smarty_redis_password_file(ngx_conf_t *cf, ngx_command_t *cmd,
         }
     }
 
-    rmcf->settings.password.data = ngx_pnalloc(cf->pool, raw.len);
-    if (rmcf->settings.password.data == NULL) {
+    password->data = ngx_pnalloc(cf->pool, raw.len);
+    if (password->data == NULL) {
         ngx_http_smarty_secret_wipe(&raw);
         return NGX_CONF_ERROR;
     }
 
-    ngx_memcpy(rmcf->settings.password.data, raw.data, raw.len);
-    rmcf->settings.password.len = raw.len;
+    ngx_memcpy(password->data, raw.data, raw.len);
+    password->len = raw.len;
 
     ngx_http_smarty_secret_wipe(&raw);
 

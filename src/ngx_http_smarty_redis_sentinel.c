@@ -25,6 +25,7 @@
 
 struct ngx_http_smarty_redis_sentinel_s {
     ngx_http_smarty_redis_settings_t   *settings;
+    ngx_http_smarty_redis_settings_t   *sentinel_settings;
     ngx_log_t                          *log;
     ngx_str_t                           name;
     ngx_http_smarty_redis_hooks_t       hooks;
@@ -70,6 +71,11 @@ static void ngx_http_smarty_redis_sentinel_answer(
 static void ngx_http_smarty_redis_sentinel_dispatch(
     ngx_http_smarty_redis_sentinel_t *st);
 static void ngx_http_smarty_redis_sentinel_subscribe(ngx_event_t *ev);
+static void ngx_http_smarty_redis_sentinel_auth(redisAsyncContext *ac,
+    void *r, void *privdata);
+static ngx_int_t ngx_http_smarty_redis_sentinel_refused(
+    ngx_http_smarty_redis_sentinel_t *st, redisAsyncContext *ac,
+    redisReply *reply, const char *what);
 static void ngx_http_smarty_redis_sentinel_message(redisAsyncContext *ac,
     void *r, void *privdata);
 static void ngx_http_smarty_redis_sentinel_unsubscribed(void *data,
@@ -91,6 +97,7 @@ ngx_http_smarty_redis_sentinel_create(
     }
 
     st->settings = settings;
+    st->sentinel_settings = sentinel_settings;
     st->log = log;
     st->name = *name;
     st->addrs = sentinels;
@@ -516,8 +523,12 @@ ngx_http_smarty_redis_sentinel_subscribe(ngx_event_t *ev)
 {
     ngx_http_smarty_redis_sentinel_t *st = ev->data;
 
-    redisAsyncContext             *ac;
-    ngx_http_smarty_redis_addr_t  *a;
+    int                                argc;
+    size_t                             argvlen[3];
+    const char                        *argv[3];
+    redisAsyncContext                 *ac;
+    ngx_http_smarty_redis_addr_t      *a;
+    ngx_http_smarty_redis_settings_t  *s;
 
     if (st->exiting || st->sub.ac || st->nsentinels == 0) {
         return;
@@ -542,12 +553,79 @@ ngx_http_smarty_redis_sentinel_subscribe(ngx_event_t *ev)
         return;
     }
 
+    /* a sentinel with requirepass: AUTH first in the pipeline */
+
+    s = st->sentinel_settings;
+
+    if (s->password.len) {
+        argc = 0;
+        argv[argc] = "AUTH";
+        argvlen[argc++] = sizeof("AUTH") - 1;
+
+        if (s->user.len) {
+            argv[argc] = (const char *) s->user.data;
+            argvlen[argc++] = s->user.len;
+        }
+
+        argv[argc] = (const char *) s->password.data;
+        argvlen[argc++] = s->password.len;
+
+        if (redisAsyncCommandArgv(ac, ngx_http_smarty_redis_sentinel_auth,
+                                  st, argc, argv, argvlen)
+            != REDIS_OK)
+        {
+            redisAsyncFree(ac);
+            return;
+        }
+    }
+
     if (redisAsyncCommand(ac, ngx_http_smarty_redis_sentinel_message, st,
                           "SUBSCRIBE +switch-master")
         != REDIS_OK)
     {
         redisAsyncFree(ac);
     }
+}
+
+
+static void
+ngx_http_smarty_redis_sentinel_auth(redisAsyncContext *ac, void *r,
+    void *privdata)
+{
+    ngx_http_smarty_redis_sentinel_t *st = privdata;
+
+    if (r == NULL || st->exiting) {
+        return;
+    }
+
+    (void) ngx_http_smarty_redis_sentinel_refused(st, ac, r,
+                                                  "AUTH (listening)");
+}
+
+
+/*
+ * An error reply on the listening connection (a refused AUTH, NOAUTH to
+ * SUBSCRIBE): logged, the connection dropped; another sentinel is tried
+ * after NGX_HTTP_SMARTY_SENTINEL_RESUB, and the polling covers the gap.
+ * The reply is Redis's, never the password.
+ */
+
+static ngx_int_t
+ngx_http_smarty_redis_sentinel_refused(ngx_http_smarty_redis_sentinel_t *st,
+    redisAsyncContext *ac, redisReply *reply, const char *what)
+{
+    if (reply->type != REDIS_REPLY_ERROR) {
+        return NGX_DECLINED;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, st->log, 0,
+                  "smarty_redis: sentinel %s:%d refused %s: %*s",
+                  ac->c.tcp.host ? ac->c.tcp.host : "?", ac->c.tcp.port,
+                  what, (size_t) ngx_min(reply->len, 200), reply->str);
+
+    redisAsyncDisconnect(ac);
+
+    return NGX_OK;
 }
 
 
@@ -566,7 +644,17 @@ ngx_http_smarty_redis_sentinel_message(redisAsyncContext *ac, void *r,
     ngx_uint_t   n;
     char         host[SMARTY_CLUSTER_HOST_LEN];
 
-    if (reply == NULL || st->exiting || reply->type != REDIS_REPLY_ARRAY
+    if (reply == NULL || st->exiting) {
+        return;
+    }
+
+    if (ngx_http_smarty_redis_sentinel_refused(st, ac, reply, "SUBSCRIBE")
+        == NGX_OK)
+    {
+        return;
+    }
+
+    if (reply->type != REDIS_REPLY_ARRAY
         || reply->elements != 3
         || reply->element[0]->type != REDIS_REPLY_STRING
         || reply->element[2]->type != REDIS_REPLY_STRING

@@ -181,10 +181,17 @@ sub start_redis {
     return $p;
 }
 
+# The password of a server started with one (requirepass), by port:
+# redis_cli authenticates with it.
+our %REDIS_AUTH;
+
 # A reply of redis-cli (raw output, chomped), for tests that poll a server.
 sub redis_cli {
     my ($port, @args) = @_;
-    open(my $fh, '-|', 'redis-cli', '-p', $port, @args) or die "redis-cli: $!";
+    my @auth = defined $REDIS_AUTH{$port}
+        ? ('--no-auth-warning', '-a', $REDIS_AUTH{$port}) : ();
+    open(my $fh, '-|', 'redis-cli', '-p', $port, @auth, @args)
+        or die "redis-cli: $!";
     local $/;
     my $out = <$fh> // '';
     close $fh;
@@ -258,9 +265,19 @@ sub cluster_owner {
 # Returns { master, replica, sentinels => [...], name }.
 sub start_redis_sentinels {
     my (%o) = @_;
-    my $master = start_redis(args => $o{args});
+    # password: the master's and the replica's (requirepass, masterauth);
+    # sentinel_password: the sentinels' own (requirepass in sentinel.conf)
+    my $pw = $o{password};
+    my @args = (@{ $o{args} // [] },
+                defined $pw ? ('--requirepass', $pw, '--masterauth', $pw) : ());
+    my $master = start_redis(args => \@args);
+    $REDIS_AUTH{ $master->{port} } = $pw if defined $pw;
     my $replica = start_redis(args => [ '--replicaof', '127.0.0.1',
-                                        $master->{port}, @{ $o{args} // [] } ]);
+                                        $master->{port}, @args ]);
+    $REDIS_AUTH{ $replica->{port} } = $pw if defined $pw;
+    my $sp = $o{sentinel_password};
+    my $auth = (defined $pw ? "sentinel auth-pass mymaster $pw\n" : '')
+        . (defined $sp ? "requirepass $sp\n" : '');
     wait_until(sub { redis_cli($replica->{port}, 'INFO', 'replication')
                          =~ /master_link_status:up/ }, 20)
         or die "the replica did not sync";
@@ -277,7 +294,9 @@ sentinel monitor mymaster 127.0.0.1 $master->{port} 2
 sentinel down-after-milliseconds mymaster @{[ $o{down_after} // 1000 ]}
 sentinel failover-timeout mymaster 10000
 sentinel parallel-syncs mymaster 1
+$auth
 EOF
+        $REDIS_AUTH{$port} = $sp if defined $sp;
         my $p = spawn('sentinel', "$dir/sentinel.log", undef,
                       'redis-sentinel', "$dir/sentinel.conf");
         wait_until(sub { port_open($port) }, 10)
