@@ -1,6 +1,6 @@
 /*
  * smarty-gateway: the error table.  Codes are part of the API: never rename
- * one, only add.  docs/errors.md lists them for users.
+ * one, only add.  docs/reference.md lists them for users.
  */
 
 #include <string.h>
