@@ -33,14 +33,20 @@ my $gw = SmartyTest::start_gateway(
     server => "        smarty_clients_file %%CLIENTS_FILE%%;\n"
             . "        location = /metrics { smarty_metrics; }\n");
 
+# 3 images, 7 requests: 4 repeats, hits unless a repeat comes before the
+# entry of its first is stored (the store follows the answer: a slow
+# machine, valgrind); the hits expected are the ones the client was told
 my $N = 7;
+my $hits = 0;
 for my $i (1 .. $N) {
     my $r = SmartyTest::call($gw->{url}, 'persons/recognize',
         key => $gw->{keys}{demo},
         meta => { space => '2', images => [ { name => 'file_0' } ] },
         images => [ [ 'file_0', SmartyTest::alone_photo('p', seed => $i % 3) ] ]);
     is($r->{status}, 200, "request $i");
+    $hits++ if ($r->{headers}{'cache-status'} // '') =~ /; hit\b/;
 }
+cmp_ok($hits, '>=', 1, "$hits of the 4 repeats were hits");
 
 # the configuration and the rules of docs/metrics.md, pointed at this
 # gateway: the doc's examples are what is tested
@@ -113,7 +119,8 @@ is($up{smarty}, 1, 'the target with the operator\'s key is up');
 is($up{'smarty-nokey'}, 0, 'the one without a key is down: 401');
 
 $res = query('sum(smarty_cache_hit_images_total{job="smarty"})');
-is($res->[0]{value}[1], $N - 3, 'the cache\'s hits: every repeated image');
+is($res->[0]{value}[1], $hits, 'the cache\'s hits: every image the client '
+   . 'was told was a hit');
 
 $res = query('smarty_token_fetches_total{job="smarty"}');
 ok(@$res && $res->[0]{value}[1] >= 1,
