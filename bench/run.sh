@@ -18,7 +18,7 @@
 #      Redis does per request type (INFO commandstats, INFO cpu).
 #
 #   BENCH_SECONDS (10)  BENCH_CONNECTIONS (16)  SMARTY_BUILD (build)
-#   BENCH_ONLY (all | gateway | cluster)
+#   BENCH_ONLY (all | gateway | cluster | hits: the hit table alone)
 #   BENCH_PROFILE=<dir>: perf profiles of the hits instead of 1.-4.
 #   (BENCH_PROFILE_CASES, BENCH_PERF_ARGS); BENCH_MALLOC=default: glibc's
 #   own heap thresholds in nginx (bench/README.md, "Memory"); BENCH_LISTEN:
@@ -33,7 +33,7 @@ conns=${BENCH_CONNECTIONS:-16}
 
 only=${BENCH_ONLY:-all}
 
-if [ "$only" = all ] || [ "$only" = gateway ]; then
+if [ "$only" = all ] || [ "$only" = gateway ] || [ "$only" = hits ]; then
     perl -It/lib -Ibench bench/run.pl "$secs" "$conns"
 fi
 
