@@ -524,6 +524,69 @@ ngx_http_smarty_flow_reject(ngx_http_request_t *r, ngx_http_smarty_ctx_t *ctx,
 }
 
 
+/* --- nginx's own refusals ---------------------------------------------------- */
+
+
+ngx_int_t
+ngx_http_smarty_flow_refuse(ngx_http_request_t *r, smarty_err_e e)
+{
+    u_char                      *q;
+    ngx_str_t                    uri, *prefix;
+    ngx_http_smarty_ctx_t       *ctx;
+    ngx_http_smarty_error_t      err;
+    ngx_http_smarty_loc_conf_t  *slcf;
+
+    /*
+     * The URI the client sent: error_page's redirect changed r->uri, not
+     * the request line's.  Empty when the request line itself was bad.
+     */
+
+    uri = r->unparsed_uri;
+
+    q = ngx_strlchr(uri.data, uri.data + uri.len, '?');
+    if (q) {
+        uri.len = q - uri.data;
+    }
+
+    slcf = ngx_http_get_module_loc_conf(r, ngx_http_smarty_gateway_module);
+    prefix = &slcf->api_prefix;
+
+    if (r != r->main
+        || ngx_http_get_module_ctx(r, ngx_http_smarty_module) != NULL
+        || uri.len <= prefix->len
+        || ngx_strncmp(uri.data, prefix->data, prefix->len) != 0)
+    {
+        /* not an API request: the envelope alone */
+
+        if (ngx_http_discard_request_body(r) != NGX_OK) {
+            r->keepalive = 0;
+        }
+
+        ngx_memzero(&err, sizeof(ngx_http_smarty_error_t));
+        err.err = e;
+
+        return ngx_http_smarty_reply_error(r, &err);
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_smarty_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->request = r;
+    ngx_http_set_ctx(r, ctx, ngx_http_smarty_module);
+
+    ctx->method = smarty_method_find((const char *) uri.data + prefix->len,
+                                     uri.len - prefix->len);
+
+    /* who sent it, when the key says so: for the record, nothing more */
+
+    (void) ngx_http_smarty_auth_identify(r, &ctx->client);
+
+    return ngx_http_smarty_flow_reject(r, ctx, e);
+}
+
+
 /* --- the request is finished ---------------------------------------------- */
 
 

@@ -14,6 +14,15 @@
 ngx_int_t ngx_http_smarty_flow_handler(ngx_http_request_t *r);
 
 /*
+ * An error location's answer ("smarty_error"): nginx's own refusal of a
+ * request through error_page, or a location that only refuses.  A request
+ * whose URI is under the API prefix is an API request like any other: it
+ * is answered, counted and audited with its method and, when its key is
+ * known, its client.
+ */
+ngx_int_t ngx_http_smarty_flow_refuse(ngx_http_request_t *r, smarty_err_e e);
+
+/*
  * The request is finished, whatever path it ended on (the log phase): the
  * one place where what every request came to is taken.
  */

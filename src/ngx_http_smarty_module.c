@@ -151,7 +151,8 @@ typedef enum {
     SMARTY_VAR_CREATE_NEW,
     SMARTY_VAR_UPDATE_EMBEDDING,
     SMARTY_VAR_UPSTREAM_TIME,
-    SMARTY_VAR_TIME
+    SMARTY_VAR_TIME,
+    SMARTY_VAR_API_REQUEST
 } ngx_http_smarty_var_e;
 
 
@@ -194,6 +195,9 @@ static ngx_http_variable_t  ngx_http_smarty_vars[] = {
 
     { ngx_string("smarty_time"), NULL, ngx_http_smarty_variable,
       SMARTY_VAR_TIME, NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("smarty_api_request"), NULL, ngx_http_smarty_variable,
+      SMARTY_VAR_API_REQUEST, NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("smarty_redacted_args"), NULL,
       ngx_http_smarty_redacted, 0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
@@ -361,17 +365,10 @@ static ngx_int_t
 ngx_http_smarty_error_handler(ngx_http_request_t *r)
 {
     u_char                      *p;
-    ngx_int_t                    rc;
     smarty_err_e                 e;
-    ngx_http_smarty_error_t      err;
     ngx_http_smarty_loc_conf_t  *slcf;
 
     slcf = ngx_http_get_module_loc_conf(r, ngx_http_smarty_gateway_module);
-
-    rc = ngx_http_discard_request_body(r);
-    if (rc != NGX_OK) {
-        r->keepalive = 0;
-    }
 
     e = (smarty_err_e) slcf->error;
 
@@ -392,10 +389,7 @@ ngx_http_smarty_error_handler(ngx_http_request_t *r)
         }
     }
 
-    ngx_memzero(&err, sizeof(ngx_http_smarty_error_t));
-    err.err = e;
-
-    return ngx_http_smarty_reply_error(r, &err);
+    return ngx_http_smarty_flow_refuse(r, e);
 }
 
 
@@ -517,6 +511,12 @@ ngx_http_smarty_variable(ngx_http_request_t *r, ngx_http_variable_value_t *v,
     }
 
     switch (data) {
+
+    case SMARTY_VAR_API_REQUEST:
+        /* a request with a record: for access_log's if= */
+        v->data = (u_char *) "1";
+        v->len = 1;
+        break;
 
     case SMARTY_VAR_CLIENT:
         if (ctx->client) {

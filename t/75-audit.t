@@ -1,6 +1,7 @@
 # The audit trail and the metrics across two instances (docs/audit.md,
 # docs/metrics.md): two gateways on one Redis and one emulator, requests of
 # known kinds (a miss, a hit, a partial hit, 4xx, a 429, an upstream 5xx,
+# nginx's own refusals of API requests (error_page),
 # set, delete, an enrolling recognize), and then exactly one record per
 # request in the stream, with the right fields, the same in each
 # instance's JSON log file, and exactly the matching increments of the
@@ -83,6 +84,10 @@ sub gateway {
                  . "            smarty_quota_space * \"100000r/d\";\n"
                  . "            access_log %%DIR%%/audit.log smarty_audit;\n",
         server => "        smarty_clients_file %%CLIENTS_FILE%%;\n"
+                # nginx's own refusals of API requests (error_page): their
+                # records in the file too
+                . "        access_log %%DIR%%/audit.log smarty_audit "
+                . "if=\$smarty_api_request;\n"
                 . "        location = /metrics { smarty_metrics; }\n"
                 . "        location = /audit { smarty_audit_view; }\n");
 }
@@ -261,6 +266,43 @@ push @expect, { instance => 'gw-a', client => 'demo', space => '4',
                 status => 200, create_new => JSON::PP::true,
                 update_embedding => JSON::PP::false, cache => 'BYPASS' };
 
+# 13. A: a body over client_max_body_size, refused by nginx before the
+# gateway's handler (error_page 413): a record all the same, with the
+# client its key names
+$r = SmartyTest::raw_request($A->{ngx}{port},
+    "POST /api/v1/persons/recognize HTTP/1.1\r\nHost: gw\r\n"
+    . "Authorization: Bearer $keys{demo}\r\n"
+    . "Content-Type: multipart/form-data; boundary=b\r\n"
+    . "Content-Length: " . (65 * 1024 * 1024) . "\r\nConnection: close\r\n\r\n",
+    half_close => 1);
+is_error($r, 413, 'body_too_large', '13. A: nginx refuses a body too large');
+push @expect, { instance => 'gw-a', client => 'demo', space => undef,
+                method => 'persons/recognize', status => 413,
+                error => 'body_too_large', cache => undef, quota => undef,
+                upstream_status => undef, images => 0 };
+
+# 14. B: a header over nginx's buffers, after the key: nginx refuses it
+# (error_page 494), the record names the client
+$r = SmartyTest::raw_request($B->{ngx}{port},
+    "POST /api/v1/persons/truncate HTTP/1.1\r\nHost: gw\r\n"
+    . "Authorization: Bearer $keys{demo}\r\n"
+    . "X-Pad: " . ('p' x 9000) . "\r\nConnection: close\r\n\r\n",
+    half_close => 1);
+is_error($r, 400, 'headers_too_large', '14. B: nginx refuses a header');
+push @expect, { instance => 'gw-b', client => 'demo',
+                method => 'persons/truncate', status => 400,
+                error => 'headers_too_large', images => 0 };
+
+# not API requests: no record (nginx's refusal of a path outside the API,
+# the gateway's unknown endpoint)
+is_error(SmartyTest::raw_request($A->{ngx}{port},
+             "GET /favicon.ico HTTP/1.1\r\nHost: gw\r\n"
+             . "X-Pad: " . ('p' x 9000) . "\r\nConnection: close\r\n\r\n",
+             half_close => 1),
+         400, 'headers_too_large', 'outside the API: refused');
+is_error(SmartyTest::http('GET', "$B->{url}/favicon.ico"), 404,
+         'unknown_endpoint', 'outside the API: unknown');
+
 my $N = @expect;
 
 # --- exactly one record per request ---------------------------------------------------
@@ -378,7 +420,14 @@ subtest 'the metrics moved by exactly these requests' => sub {
        'quota_exceeded');
     is($d->('smarty_errors_total', code => 'upstream_error'), 1,
        'upstream_error');
-    is($d->('smarty_errors_total'), 4, 'four errors in all');
+    is($d->('smarty_errors_total', code => 'body_too_large'), 1,
+       'body_too_large (nginx\'s 413)');
+    is($d->('smarty_errors_total', code => 'headers_too_large'), 1,
+       'headers_too_large (nginx\'s 494)');
+    is($d->('smarty_requests_total', method => 'persons/recognize',
+            client => 'demo', status => '413'), 1,
+       'recognize, demo, 413: 1');
+    is($d->('smarty_errors_total'), 6, 'six errors in all');
     is($d->('smarty_cache_requests_total', result => 'hit'), 1, 'one hit');
     is($d->('smarty_cache_requests_total', result => 'partial'), 1,
        'one partial hit');
@@ -437,7 +486,7 @@ subtest 'the audit view' => sub {
 
     my $n = sub { scalar @{ view($B, $_[0])->{json}{records} // [] } };
     is($n->('client=limited'), 3, 'client=limited: 3');
-    is($n->('status=4xx'), 3, 'status=4xx: 3');
+    is($n->('status=4xx'), 5, 'status=4xx: 5 (two of them nginx\'s)');
     is($n->('status=429'), 1, 'status=429: 1');
     is($n->('image=' . sha256_hex($X)), 4,
        'the image X: 4 requests (the one with bad meta too)');
@@ -493,7 +542,7 @@ subtest 'smarty audit' => sub {
               '--limit 2: the two newest');
 
     is(scalar @{ $lines->('--client limited') }, 3, '--client limited');
-    is(scalar @{ $lines->('--status 4xx') }, 3, '--status 4xx');
+    is(scalar @{ $lines->('--status 4xx') }, 5, '--status 4xx');
     is(scalar @{ $lines->('--person 7') }, 2, '--person 7');
     is(scalar @{ $lines->('--space 1 --method persons/recognize') }, 6,
        '--space 1 --method persons/recognize');
