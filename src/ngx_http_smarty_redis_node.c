@@ -167,6 +167,33 @@ ngx_http_smarty_redis_node_create(ngx_http_smarty_redis_settings_t *settings,
 }
 
 
+int
+ngx_http_smarty_redis_auth_argv(ngx_http_smarty_redis_settings_t *s,
+    const char **argv, size_t *argvlen)
+{
+    int  argc;
+
+    if (s->password.len == 0) {
+        return 0;
+    }
+
+    argc = 0;
+    argv[argc] = "AUTH";
+    argvlen[argc++] = sizeof("AUTH") - 1;
+
+    if (s->user.len) {
+        /* an ACL user (Redis 6 and later) */
+        argv[argc] = (const char *) s->user.data;
+        argvlen[argc++] = s->user.len;
+    }
+
+    argv[argc] = (const char *) s->password.data;
+    argvlen[argc++] = s->password.len;
+
+    return argc;
+}
+
+
 ngx_str_t *
 ngx_http_smarty_redis_node_addr(ngx_http_smarty_redis_node_t *node)
 {
@@ -845,22 +872,12 @@ ngx_http_smarty_redis_node_connect(ngx_http_smarty_redis_node_t *node)
         switch (step) {
 
         case NGX_HTTP_SMARTY_REDIS_AUTH:
-            if (s->password.len == 0) {
+            argc = ngx_http_smarty_redis_auth_argv(s, argv, argvlen);
+
+            if (argc == 0) {
                 continue;
             }
 
-            argc = 0;
-            argv[argc] = "AUTH";
-            argvlen[argc++] = sizeof("AUTH") - 1;
-
-            if (s->user.len) {
-                /* an ACL user (Redis 6 and later) */
-                argv[argc] = (const char *) s->user.data;
-                argvlen[argc++] = s->user.len;
-            }
-
-            argv[argc] = (const char *) s->password.data;
-            argvlen[argc++] = s->password.len;
             break;
 
         case NGX_HTTP_SMARTY_REDIS_SELECT:

@@ -156,6 +156,13 @@ ngx_http_smarty_redis_node_t *ngx_http_smarty_redis_node_create(
     ngx_str_t *host, ngx_int_t port, ngx_uint_t flags,
     ngx_http_smarty_redis_hooks_t *hooks, ngx_log_t *log);
 
+/*
+ * The AUTH command of settings (an ACL user's, or the password alone) in
+ * argv[0..2]: its argc, 0 when settings have no password.
+ */
+int ngx_http_smarty_redis_auth_argv(ngx_http_smarty_redis_settings_t *s,
+    const char **argv, size_t *argvlen);
+
 /* the node's "host:port" (or unix path) and numeric parts */
 ngx_str_t *ngx_http_smarty_redis_node_addr(ngx_http_smarty_redis_node_t *node);
 ngx_int_t ngx_http_smarty_redis_node_is(ngx_http_smarty_redis_node_t *node,

@@ -523,12 +523,11 @@ ngx_http_smarty_redis_sentinel_subscribe(ngx_event_t *ev)
 {
     ngx_http_smarty_redis_sentinel_t *st = ev->data;
 
-    int                                argc;
-    size_t                             argvlen[3];
-    const char                        *argv[3];
-    redisAsyncContext                 *ac;
-    ngx_http_smarty_redis_addr_t      *a;
-    ngx_http_smarty_redis_settings_t  *s;
+    int                            argc;
+    size_t                         argvlen[3];
+    const char                    *argv[3];
+    redisAsyncContext             *ac;
+    ngx_http_smarty_redis_addr_t  *a;
 
     if (st->exiting || st->sub.ac || st->nsentinels == 0) {
         return;
@@ -555,21 +554,10 @@ ngx_http_smarty_redis_sentinel_subscribe(ngx_event_t *ev)
 
     /* a sentinel with requirepass: AUTH first in the pipeline */
 
-    s = st->sentinel_settings;
+    argc = ngx_http_smarty_redis_auth_argv(st->sentinel_settings, argv,
+                                           argvlen);
 
-    if (s->password.len) {
-        argc = 0;
-        argv[argc] = "AUTH";
-        argvlen[argc++] = sizeof("AUTH") - 1;
-
-        if (s->user.len) {
-            argv[argc] = (const char *) s->user.data;
-            argvlen[argc++] = s->user.len;
-        }
-
-        argv[argc] = (const char *) s->password.data;
-        argvlen[argc++] = s->password.len;
-
+    if (argc) {
         if (redisAsyncCommandArgv(ac, ngx_http_smarty_redis_sentinel_auth,
                                   st, argc, argv, argvlen)
             != REDIS_OK)

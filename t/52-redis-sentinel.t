@@ -64,9 +64,9 @@ my $group = SmartyTest::group_photo();
 my $s = 3;
 my $r = SmartyTopology::rec($A->{url}, $key, $s, [ [ 'f', $group ] ]);
 my $before = SmartyTopology::tags_of($r);
-is(SmartyTopology::cs(SmartyTopology::rec($B->{url}, $key, $s,
-                                          [ [ 'f', $group ] ])),
-   'smarty-gateway; hit', "space $s: cached");
+SmartyTopology::is_hit(
+    SmartyTopology::cs(SmartyTopology::rec($B->{url}, $key, $s, [ [ 'f', $group ] ])),
+    "space $s: cached");
 ok(SmartyTest::wait_until(sub {
        SmartyTest::redis_cli($mport, 'WAIT', 1, 1000) >= 1 }, 10),
    'the replica has the entry');
