@@ -75,27 +75,7 @@ my $gen1 = SmartyTopology::lost_bump($A, $mport, $s, 4,
                                      SmartyTest::alone_photo('rachel'));
 is($gen1, $gen0 + 1, "the set's bump is on the master only");
 
-my $t = SmartyTopology::start_traffic($A, $B, 0 .. 9);
-SmartyTopology::traffic_goes_on($t, 5);
-kill 'KILL', $st->{master}{pid};
-waitpid($st->{master}{pid}, 0);
-$st->{master}{pid} = 0;
-
-ok(SmartyTest::wait_until(sub {
-       SmartyTest::redis_cli($st->{sentinels}[0]{port}, 'SENTINEL',
-                             'get-master-addr-by-name', 'mymaster')
-           =~ /\b$rport$/
-   }, 60), 'the sentinels promoted the replica');
-ok(SmartyTest::wait_until(sub {
-       SmartyTest::error_log($A->{ngx}) =~ /the master "mymaster" is 127\.0\.0\.1:$rport/
-       && SmartyTest::error_log($B->{ngx}) =~ /the master "mymaster" is 127\.0\.0\.1:$rport/
-   }, 30), 'both gateways follow it, without a reload');
-ok(SmartyTopology::traffic_goes_on($t, 20), 'the traffic goes on');
-my $lines = SmartyTopology::stop_traffic($t);
-my @bad = grep { !/^200 / } @$lines;
-is(scalar @bad, 0, 'no request failed while the master died and the '
-   . 'sentinels promoted its replica: ' . SmartyTopology::summary($lines))
-    or diag join "\n", @bad[0 .. 4];
+my $lines = SmartyTopology::sentinel_failover($st, $A, $B, 5, 20);
 ok(scalar(grep { /stored|hit/ } @$lines[-5 .. -1]),
    'the cache is in use again at the end');
 

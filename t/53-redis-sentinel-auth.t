@@ -53,7 +53,6 @@ my $st = SmartyTest::start_redis_sentinels(password => $pw,
                                            sentinel_password => $spw);
 my $sent = join ' ', map { "127.0.0.1:$_->{port}" } @{ $st->{sentinels} };
 my $mport = $st->{master}{port};
-my $rport = $st->{replica}{port};
 
 # the sentinels refuse a connection without their password
 like(`redis-cli -p $st->{sentinels}[0]{port} SENTINEL masters 2>&1`,
@@ -87,26 +86,7 @@ ok(SmartyTest::wait_until(sub {
    }, 10), 'both gateways authenticate and subscribe to +switch-master');
 
 # the failover: the gateways follow the sentinels to the replica
-my $t = SmartyTopology::start_traffic($A, $B, 0 .. 9);
-SmartyTopology::traffic_goes_on($t, 3);
-kill 'KILL', $st->{master}{pid};
-waitpid($st->{master}{pid}, 0);
-$st->{master}{pid} = 0;
-ok(SmartyTest::wait_until(sub {
-       SmartyTest::redis_cli($st->{sentinels}[0]{port}, 'SENTINEL',
-                             'get-master-addr-by-name', 'mymaster')
-           =~ /\b$rport$/
-   }, 60), 'the sentinels promoted the replica');
-ok(SmartyTest::wait_until(sub {
-       SmartyTest::error_log($A->{ngx}) =~ /the master "mymaster" is 127\.0\.0\.1:$rport/
-       && SmartyTest::error_log($B->{ngx}) =~ /the master "mymaster" is 127\.0\.0\.1:$rport/
-   }, 30), 'both gateways follow it, without a reload');
-ok(SmartyTopology::traffic_goes_on($t, 10), 'the traffic goes on');
-my $lines = SmartyTopology::stop_traffic($t);
-my @bad = grep { !/^200 / } @$lines;
-is(scalar @bad, 0, 'no request failed across the failover: '
-   . SmartyTopology::summary($lines))
-    or diag join "\n", @bad[0 .. 4];
+SmartyTopology::sentinel_failover($st, $A, $B, 3, 10);
 like(SmartyTopology::cs(SmartyTopology::rec($A->{url}, $key, 8,
          [ [ 'f', SmartyTest::alone_photo('after') ] ])),
      qr/stored/, 'a miss is stored on the new master');

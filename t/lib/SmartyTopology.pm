@@ -256,6 +256,39 @@ sub summary {
 # right after an INCR leaves behind).  The set goes to the emulator
 # directly, the bump to the master at $port.  Returns the generation the
 # master now holds.
+# The sentinels' master killed under traffic through $A and $B (started
+# from SmartyTest::start_redis_sentinels as $st), $before seconds in: the
+# sentinels promote the replica, both gateways follow it without a reload,
+# and the traffic goes on $after seconds more.  Returns the traffic's
+# lines; tests that none failed.
+sub sentinel_failover {
+    my ($st, $A, $B, $before, $after) = @_;
+    my $rport = $st->{replica}{port};
+    my $t = start_traffic($A, $B, 0 .. 9);
+    traffic_goes_on($t, $before);
+    kill 'KILL', $st->{master}{pid};
+    waitpid($st->{master}{pid}, 0);
+    $st->{master}{pid} = 0;
+    Test::More::ok(SmartyTest::wait_until(sub {
+           SmartyTest::redis_cli($st->{sentinels}[0]{port}, 'SENTINEL',
+                                 'get-master-addr-by-name', 'mymaster')
+               =~ /\b$rport$/
+       }, 60), 'the sentinels promoted the replica');
+    my $new = qr/the master "mymaster" is 127\.0\.0\.1:$rport/;
+    Test::More::ok(SmartyTest::wait_until(sub {
+           SmartyTest::error_log($A->{ngx}) =~ $new
+           && SmartyTest::error_log($B->{ngx}) =~ $new
+       }, 30), 'both gateways follow it, without a reload');
+    Test::More::ok(traffic_goes_on($t, $after), 'the traffic goes on');
+    my $lines = stop_traffic($t);
+    my @bad = grep { !/^200 / } @$lines;
+    Test::More::is(scalar @bad, 0, 'no request failed while the master died '
+                   . 'and the sentinels promoted its replica: '
+                   . summary($lines))
+        or Test::More::diag(join "\n", grep { defined } @bad[0 .. 4]);
+    return $lines;
+}
+
 sub lost_bump {
     my ($gw, $port, $space, $person, $photo) = @_;
     my $r = SmartyTest::call($gw->{emu}{url}, 'persons/set',
