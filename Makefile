@@ -32,7 +32,8 @@ DEB_PKGS    := build-essential nginx nginx-dev libhiredis-dev libjansson-dev \
                libssl-dev libcurl4-openssl-dev libmicrohttpd-dev \
                redis-server redis-sentinel perl wrk linux-perf clang libclang-rt-14-dev valgrind \
                docker-compose openssl curl ca-certificates \
-               debhelper dpkg-dev lintian prometheus chromium libjs-chart.js
+               debhelper dpkg-dev lintian prometheus chromium libjs-chart.js \
+               libnginx-mod-stream
 
 CORE_SRCS   := src/smarty_errors.c src/smarty_args.c src/smarty_multipart.c src/smarty_meta.c src/smarty_cache.c src/smarty_quota.c src/smarty_oauth.c src/smarty_cluster.c \
                src/smarty_client_token.c \

@@ -15,10 +15,12 @@
 #   4. the upstream token's source (OAuth or a file) on the miss path;
 #   5. the Redis topologies (bench/cluster.pl): the hit path on one Redis
 #      and on a 3-master cluster, alternated in the same run, and what
-#      Redis does per request type (INFO commandstats, INFO cpu).
+#      Redis does per request type (INFO commandstats, INFO cpu);
+#   6. Redis over TLS through nginx's stream proxy (bench/tls.pl): the
+#      hit path against plaintext Redis, alternated in the same run.
 #
 #   BENCH_SECONDS (10)  BENCH_CONNECTIONS (16)  SMARTY_BUILD (build)
-#   BENCH_ONLY (all | gateway | cluster | hits: the hit table alone)
+#   BENCH_ONLY (all | gateway | cluster | tls | hits: the hit table alone)
 #   BENCH_PROFILE=<dir>: perf profiles of the hits instead of 1.-4.
 #   (BENCH_PROFILE_CASES, BENCH_PERF_ARGS); BENCH_MALLOC=default: glibc's
 #   own heap thresholds in nginx (bench/README.md, "Memory"); BENCH_LISTEN:
@@ -40,4 +42,9 @@ fi
 if [ "$only" = all ] || [ "$only" = cluster ]; then
     [ "$only" = all ] && echo
     perl -It/lib -Ibench bench/cluster.pl "$secs" "$conns"
+fi
+
+if [ "$only" = all ] || [ "$only" = tls ]; then
+    [ "$only" = all ] && echo
+    perl -It/lib -Ibench bench/tls.pl "$secs" "$conns"
 fi
