@@ -48,7 +48,16 @@ struct ngx_http_smarty_redis_cluster_s {
     ngx_http_smarty_redis_cmd_t        *query;    /* CLUSTER SLOTS out */
     ngx_msec_t                          last;     /* last one sent */
     ngx_uint_t                          named;    /* logged once: a node
-                                                     announced by name */
+                                                     announced by a name
+                                                     with no address */
+    /* the names the nodes announce (cluster-preferred-endpoint-type
+     * hostname), with the address the map gives beside each: for MOVED
+     * and ASK, which name the node only */
+    char                                names[NGX_HTTP_SMARTY_CLUSTER_NODES]
+                                             [SMARTY_CLUSTER_HOST_LEN];
+    char                                ips[NGX_HTTP_SMARTY_CLUSTER_NODES]
+                                           [SMARTY_CLUSTER_HOST_LEN];
+    ngx_uint_t                          nnames;
     ngx_uint_t                          unmapped; /* logged once: no map */
     unsigned                            exiting:1;
 };
@@ -72,6 +81,8 @@ static ngx_int_t ngx_http_smarty_redis_cluster_apply(
 static void ngx_http_smarty_redis_cluster_dispatch(
     ngx_http_smarty_redis_cluster_t *cl, ngx_queue_t *queue);
 static void ngx_http_smarty_redis_cluster_again(ngx_event_t *ev);
+static ngx_int_t ngx_http_smarty_redis_cluster_address(
+    ngx_http_smarty_redis_cluster_t *cl, char *host, redisReply *m);
 
 
 ngx_http_smarty_redis_cluster_t *
@@ -365,15 +376,9 @@ ngx_http_smarty_redis_cluster_error(void *data,
         return NGX_DECLINED;
     }
 
-    if (!smarty_cluster_numeric(r.host)) {
-        if (!cl->named) {
-            cl->named = 1;
-            ngx_log_error(NGX_LOG_WARN, cl->log, 0,
-                          "smarty_redis: a cluster node is announced by the "
-                          "name \"%s\", which a worker does not resolve: "
-                          "announce IP addresses", r.host);
-        }
-
+    if (ngx_http_smarty_redis_cluster_address(cl, r.host, NULL) != NGX_OK) {
+        /* a name the map has not given an address of yet */
+        ngx_http_smarty_redis_cluster_soon(cl);
         return NGX_DECLINED;
     }
 
@@ -610,8 +615,9 @@ ngx_http_smarty_redis_cluster_map(ngx_http_smarty_redis_status_e status,
 
 
 /*
- * CLUSTER SLOTS: [[start, end, [ip, port, id, ...], replicas ...], ...].
- * An empty ip is the node asked; a name (not an address) is skipped.
+ * CLUSTER SLOTS: [[start, end, [ip, port, id, meta], replicas ...], ...].
+ * An empty ip is the node asked; a name (cluster-preferred-endpoint-type
+ * hostname) stands for the address in its meta's "ip".
  */
 
 static ngx_int_t
@@ -682,15 +688,7 @@ ngx_http_smarty_redis_cluster_apply(ngx_http_smarty_redis_cluster_t *cl,
             continue;
         }
 
-        if (!smarty_cluster_numeric(host)) {
-            if (!cl->named) {
-                cl->named = 1;
-                ngx_log_error(NGX_LOG_WARN, cl->log, 0,
-                              "smarty_redis: a cluster node is announced by "
-                              "the name \"%s\", which a worker does not "
-                              "resolve: announce IP addresses", host);
-            }
-
+        if (ngx_http_smarty_redis_cluster_address(cl, host, m) != NGX_OK) {
             continue;
         }
 
@@ -757,4 +755,97 @@ ngx_http_smarty_redis_cluster_apply(ngx_http_smarty_redis_cluster_t *cl,
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * host as an address to connect to, in place: an address already; a name
+ * the node's entry in the map gives the address of (m: its
+ * [name, port, id, ["ip", address, ...]]), learnt for the MOVED and ASK
+ * that name it; or a name learnt before.  A worker resolves no name:
+ * NGX_DECLINED for one with no address, logged once.
+ */
+
+static ngx_int_t
+ngx_http_smarty_redis_cluster_address(ngx_http_smarty_redis_cluster_t *cl,
+    char *host, redisReply *m)
+{
+    char         address[SMARTY_CLUSTER_HOST_LEN];
+    size_t       k;
+    ngx_uint_t   i;
+    redisReply  *meta, *key, *val;
+
+    if (smarty_cluster_numeric(host)) {
+        return NGX_OK;
+    }
+
+    if (m != NULL && m->elements >= 4
+        && m->element[3]->type == REDIS_REPLY_ARRAY)
+    {
+        meta = m->element[3];
+
+        for (k = 0; k + 1 < meta->elements; k += 2) {
+            key = meta->element[k];
+            val = meta->element[k + 1];
+
+            if (key->type != REDIS_REPLY_STRING
+                || val->type != REDIS_REPLY_STRING
+                || key->len != 2 || ngx_strncmp(key->str, "ip", 2) != 0
+                || val->len >= SMARTY_CLUSTER_HOST_LEN)
+            {
+                continue;
+            }
+
+            ngx_memcpy(address, val->str, val->len);
+            address[val->len] = '\0';
+
+            if (!smarty_cluster_numeric(address)) {
+                break;
+            }
+
+            /* "?": a node with no name of the preferred kind */
+
+            if (ngx_strcmp(host, "?") != 0) {
+                for (i = 0; i < cl->nnames; i++) {
+                    if (ngx_strcmp(cl->names[i], host) == 0) {
+                        break;
+                    }
+                }
+
+                if (i < NGX_HTTP_SMARTY_CLUSTER_NODES) {
+                    if (i == cl->nnames) {
+                        cl->nnames++;
+                        ngx_cpystrn((u_char *) cl->names[i], (u_char *) host,
+                                    SMARTY_CLUSTER_HOST_LEN);
+                    }
+
+                    ngx_cpystrn((u_char *) cl->ips[i], (u_char *) address,
+                                SMARTY_CLUSTER_HOST_LEN);
+                }
+            }
+
+            ngx_cpystrn((u_char *) host, (u_char *) address,
+                        SMARTY_CLUSTER_HOST_LEN);
+            return NGX_OK;
+        }
+    }
+
+    for (i = 0; i < cl->nnames; i++) {
+        if (ngx_strcmp(cl->names[i], host) == 0) {
+            ngx_cpystrn((u_char *) host, (u_char *) cl->ips[i],
+                        SMARTY_CLUSTER_HOST_LEN);
+            return NGX_OK;
+        }
+    }
+
+    if (!cl->named) {
+        cl->named = 1;
+        ngx_log_error(NGX_LOG_WARN, cl->log, 0,
+                      "smarty_redis: a cluster node is announced by the name "
+                      "\"%s\" with no address beside it (CLUSTER SLOTS), "
+                      "and a worker does not resolve names: announce IP "
+                      "addresses, or run Redis 7 or later", host);
+    }
+
+    return NGX_DECLINED;
 }
