@@ -487,11 +487,9 @@ static ngx_int_t
 ngx_http_smarty_audit_view_send(ngx_http_request_t *r,
     ngx_http_smarty_audit_view_t *v, redisReply *reply)
 {
-    size_t             size, i, j, matched;
-    ngx_int_t          rc;
-    ngx_buf_t         *b;
-    ngx_chain_t        out;
-    redisReply        *e, *id, *fields, *rec, *last;
+    size_t       size, i, j, matched;
+    ngx_buf_t   *b;
+    redisReply  *e, *id, *fields, *rec, *last;
 
     /* the most the answer can take */
 
@@ -591,32 +589,7 @@ ngx_http_smarty_audit_view_send(ngx_http_request_t *r,
 
     b->last = ngx_sprintf(b->last, ",\"scanned\":%uz}\n", i);
 
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = b->last - b->pos;
-    ngx_str_set(&r->headers_out.content_type, "application/json");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-
-    if (ngx_http_smarty_reply_header(r, "Cache-Control",
-                                     sizeof("Cache-Control") - 1,
-                                     (u_char *) "no-store", 8)
-        != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_smarty_reply_buf(r, NGX_HTTP_OK, "application/json", b);
 }
 
 

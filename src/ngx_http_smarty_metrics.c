@@ -494,7 +494,6 @@ ngx_http_smarty_metrics_handler(ngx_http_request_t *r)
 {
     ngx_int_t                             rc;
     ngx_buf_t                            *b;
-    ngx_chain_t                           out;
     smarty_buf_t                          text;
     smarty_err_e                          e;
     ngx_http_smarty_error_t               err;
@@ -549,33 +548,9 @@ ngx_http_smarty_metrics_handler(ngx_http_request_t *r)
     b->last = ngx_cpymem(b->last, text.data, text.len);
     smarty_buf_free(&text);
 
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = b->last - b->pos;
-    ngx_str_set(&r->headers_out.content_type,
-                "text/plain; version=0.0.4; charset=utf-8");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-
-    if (ngx_http_smarty_reply_header(r, "Cache-Control",
-                                     sizeof("Cache-Control") - 1,
-                                     (u_char *) "no-store", 8)
-        != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_smarty_reply_buf(r, NGX_HTTP_OK,
+                                     "text/plain; version=0.0.4; "
+                                     "charset=utf-8", b);
 }
 
 

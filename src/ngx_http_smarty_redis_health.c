@@ -5,6 +5,7 @@
  */
 
 #include "ngx_http_smarty_redis.h"
+#include "ngx_http_smarty_reply.h"
 
 
 #define NGX_HTTP_SMARTY_REDIS_HEALTH_KEY   "smarty:health"
@@ -212,13 +213,10 @@ ngx_http_smarty_redis_health_send(ngx_http_request_t *r,
     ngx_http_smarty_redis_health_ctx_t *ctx,
     ngx_http_smarty_redis_status_e status, redisReply *reply)
 {
-    size_t            bytes;
-    ngx_int_t         rc;
-    ngx_buf_t        *b;
-    ngx_uint_t        up;
-    ngx_chain_t       out;
-    const char       *reason;
-    ngx_table_elt_t  *h;
+    size_t       bytes;
+    ngx_buf_t   *b;
+    ngx_uint_t   up;
+    const char  *reason;
 
     up = 0;
     bytes = 0;
@@ -278,33 +276,9 @@ ngx_http_smarty_redis_health_send(ngx_http_request_t *r,
                               reason);
     }
 
-    r->headers_out.status = up ? NGX_HTTP_OK : NGX_HTTP_SERVICE_UNAVAILABLE;
-    r->headers_out.content_length_n = b->last - b->pos;
-    ngx_str_set(&r->headers_out.content_type, "application/json");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Cache-Control");
-    ngx_str_set(&h->value, "no-store");
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_smarty_reply_buf(r, up ? NGX_HTTP_OK
+                                           : NGX_HTTP_SERVICE_UNAVAILABLE,
+                                     "application/json", b);
 }
 
 

@@ -153,6 +153,45 @@ ngx_http_smarty_reply_chain(ngx_http_request_t *r, ngx_uint_t status,
 
 
 ngx_int_t
+ngx_http_smarty_reply_buf(ngx_http_request_t *r, ngx_uint_t status,
+    const char *content_type, ngx_buf_t *b)
+{
+    ngx_int_t    rc;
+    ngx_chain_t  out;
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = b->last - b->pos;
+    r->headers_out.content_type.data = (u_char *) content_type;
+    r->headers_out.content_type.len = ngx_strlen(content_type);
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+
+    if (ngx_http_smarty_reply_header(r, "Cache-Control",
+                                     sizeof("Cache-Control") - 1,
+                                     (u_char *) "no-store",
+                                     sizeof("no-store") - 1)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+ngx_int_t
 ngx_http_smarty_reply_header(ngx_http_request_t *r, const char *key,
     size_t klen, u_char *value, size_t vlen)
 {

@@ -23,6 +23,14 @@ ngx_int_t ngx_http_smarty_reply_error(ngx_http_request_t *r,
 ngx_int_t ngx_http_smarty_reply_chain(ngx_http_request_t *r,
     ngx_uint_t status, ngx_chain_t *body, size_t len);
 
+/*
+ * An operator's answer (the views, the metrics, the health endpoint): one
+ * buffer of content_type (a static string), never stored by a cache on
+ * the way (Cache-Control: no-store).
+ */
+ngx_int_t ngx_http_smarty_reply_buf(ngx_http_request_t *r, ngx_uint_t status,
+    const char *content_type, ngx_buf_t *b);
+
 /* a JSON value (json_t) as an answer's body: compact, in order, one line */
 ngx_buf_t *ngx_http_smarty_reply_json_buf(ngx_pool_t *pool, void *json);
 

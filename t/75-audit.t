@@ -320,6 +320,18 @@ is(redis_cli('XLEN smarty:audit') + 0, $N, "still $N: none twice");
 my $records = stream();
 is(scalar @$records, $N, "the view reads $N records");
 
+# the operators' answers: their type, never stored on the way
+for my $v ([ '/metrics', qr{^text/plain; version=0\.0\.4} ],
+           [ '/audit?limit=1', qr{^application/json$} ])
+{
+    my ($path, $type) = @$v;
+    my $r = SmartyTest::http('GET', "$A->{url}$path",
+                             headers => { Authorization => "Bearer $keys{ops}" });
+    is($r->{status}, 200, "$path: 200");
+    like($r->{headers}{'content-type'} // '', $type, "$path: its type");
+    is($r->{headers}{'cache-control'}, 'no-store', "$path: no-store");
+}
+
 subtest 'each request has its record' => sub {
     my @left = @$records;
     for my $i (0 .. $#expect) {
