@@ -524,7 +524,7 @@ ngx_http_smarty_flow_reject(ngx_http_request_t *r, ngx_http_smarty_ctx_t *ctx,
 }
 
 
-/* --- nginx's own refusals ---------------------------------------------------- */
+/* --- nginx's own refusals ------------------------------------------------- */
 
 
 ngx_int_t
