@@ -355,6 +355,13 @@ sub nginx_conf {
     my $http = $o{http} // '';
     $http =~ s/%%PORT%%/$o{port}/g;
     $http =~ s/%%DIR%%/$dir/g;
+    # under valgrind a worker runs some 20 times slower: a connection to
+    # Redis would time out before its handshake (200 ms by default), and
+    # the first requests would find no Redis
+    $http .= "    smarty_redis_connect_timeout 5s;\n"
+        if $ENV{SMARTY_VALGRIND}
+           && $http =~ /^\s*smarty_redis(?:_cluster|_sentinel)?\s/m
+           && $http !~ /smarty_redis_connect_timeout/;
     my $main = $o{main} // '';
     my $workers = $o{workers} // 1;
     return <<"EOF";
