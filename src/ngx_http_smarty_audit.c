@@ -168,7 +168,7 @@ ngx_module_t  ngx_http_smarty_audit_module = {
 };
 
 
-static ngx_http_variable_t  ngx_http_smarty_audit_vars[] = {
+ngx_http_variable_t  ngx_http_smarty_audit_variables[] = {
 
     { ngx_string("smarty_instance"), NULL,
       ngx_http_smarty_audit_variable, 0, 0, 0 },
@@ -665,25 +665,6 @@ ngx_http_smarty_audit_variable(ngx_http_request_t *r,
     v->not_found = 0;
     v->data = amcf->instance.data;
     v->len = amcf->instance.len;
-
-    return NGX_OK;
-}
-
-
-ngx_int_t
-ngx_http_smarty_audit_add_variables(ngx_conf_t *cf)
-{
-    ngx_http_variable_t  *var, *v;
-
-    for (v = ngx_http_smarty_audit_vars; v->name.len; v++) {
-        var = ngx_http_add_variable(cf, &v->name, v->flags);
-        if (var == NULL) {
-            return NGX_ERROR;
-        }
-
-        var->get_handler = v->get_handler;
-        var->data = v->data;
-    }
 
     return NGX_OK;
 }

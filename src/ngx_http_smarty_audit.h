@@ -37,8 +37,8 @@ ngx_int_t ngx_http_smarty_audit_stats(ngx_http_smarty_audit_stats_t *st);
 ngx_str_t *ngx_http_smarty_audit_stream(ngx_http_request_t *r);
 ngx_str_t *ngx_http_smarty_audit_conf_stream(ngx_conf_t *cf);
 
-/* $smarty_instance */
-ngx_int_t ngx_http_smarty_audit_add_variables(ngx_conf_t *cf);
+/* $smarty_instance: the gateway registers it */
+extern ngx_http_variable_t  ngx_http_smarty_audit_variables[];
 
 
 extern ngx_module_t  ngx_http_smarty_audit_module;

@@ -65,8 +65,8 @@ ngx_int_t ngx_http_smarty_cache_finish(ngx_http_request_t *r, ngx_uint_t ok);
 /* Cache-Status (RFC 9211), on the answers the cache served or forwarded */
 ngx_int_t ngx_http_smarty_cache_headers(ngx_http_request_t *r);
 
-/* $smarty_cache_status, $smarty_cache_hits */
-ngx_int_t ngx_http_smarty_cache_add_variables(ngx_conf_t *cf);
+/* $smarty_cache_status, $smarty_cache_hits: the gateway registers them */
+extern ngx_http_variable_t  ngx_http_smarty_cache_variables[];
 
 /*
  * A change of the space whose generation key is gen_key: counted in Redis,

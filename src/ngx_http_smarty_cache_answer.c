@@ -14,7 +14,7 @@ static ngx_int_t ngx_http_smarty_cache_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
 
-static ngx_http_variable_t  ngx_http_smarty_cache_vars[] = {
+ngx_http_variable_t  ngx_http_smarty_cache_variables[] = {
 
     { ngx_string("smarty_cache_status"), NULL,
       ngx_http_smarty_cache_variable, 0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
@@ -362,23 +362,4 @@ ngx_http_smarty_cache_outcome(ngx_http_request_t *r, ngx_uint_t *hits,
     default:
         return NGX_HTTP_SMARTY_CACHE_NOT_USED;
     }
-}
-
-
-ngx_int_t
-ngx_http_smarty_cache_add_variables(ngx_conf_t *cf)
-{
-    ngx_http_variable_t  *var, *v;
-
-    for (v = ngx_http_smarty_cache_vars; v->name.len; v++) {
-        var = ngx_http_add_variable(cf, &v->name, v->flags);
-        if (var == NULL) {
-            return NGX_ERROR;
-        }
-
-        var->get_handler = v->get_handler;
-        var->data = v->data;
-    }
-
-    return NGX_OK;
 }

@@ -398,23 +398,25 @@ ngx_http_smarty_error_handler(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_smarty_preconfiguration(ngx_conf_t *cf)
 {
+    ngx_uint_t            i;
     ngx_http_variable_t  *var, *v;
+    ngx_http_variable_t  *tables[] = {
+        ngx_http_smarty_vars,
+        ngx_http_smarty_cache_variables,
+        ngx_http_smarty_quota_variables,
+        ngx_http_smarty_audit_variables
+    };
 
-    for (v = ngx_http_smarty_vars; v->name.len; v++) {
-        var = ngx_http_add_variable(cf, &v->name, v->flags);
-        if (var == NULL) {
-            return NGX_ERROR;
+    for (i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
+        for (v = tables[i]; v->name.len; v++) {
+            var = ngx_http_add_variable(cf, &v->name, v->flags);
+            if (var == NULL) {
+                return NGX_ERROR;
+            }
+
+            var->get_handler = v->get_handler;
+            var->data = v->data;
         }
-
-        var->get_handler = v->get_handler;
-        var->data = v->data;
-    }
-
-    if (ngx_http_smarty_cache_add_variables(cf) != NGX_OK
-        || ngx_http_smarty_quota_add_variables(cf) != NGX_OK
-        || ngx_http_smarty_audit_add_variables(cf) != NGX_OK)
-    {
-        return NGX_ERROR;
     }
 
     return NGX_OK;

@@ -66,8 +66,9 @@ void ngx_http_smarty_quota_refund(ngx_http_request_t *r, smarty_err_e e);
 /* RateLimit-Policy, RateLimit and Retry-After, once the limits were met */
 ngx_int_t ngx_http_smarty_quota_headers(ngx_http_request_t *r);
 
-/* $smarty_quota_status, _limit, _remaining, _reset */
-ngx_int_t ngx_http_smarty_quota_add_variables(ngx_conf_t *cf);
+/* $smarty_quota_status, _limit, _remaining, _reset: the gateway registers
+ * them */
+extern ngx_http_variable_t  ngx_http_smarty_quota_variables[];
 
 
 /* what the quota decided for a request, read by the audit and the metrics */

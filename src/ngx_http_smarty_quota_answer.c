@@ -36,7 +36,7 @@ static const char  *ngx_http_smarty_quota_limit_names[] = {
 };
 
 
-static ngx_http_variable_t  ngx_http_smarty_quota_vars[] = {
+ngx_http_variable_t  ngx_http_smarty_quota_variables[] = {
 
     { ngx_string("smarty_quota_status"), NULL,
       ngx_http_smarty_quota_variable, 0, NGX_HTTP_VAR_NOCACHEABLE, 0 },
@@ -391,23 +391,4 @@ ngx_http_smarty_quota_limit_name(ngx_uint_t i)
 {
     return i < NGX_HTTP_SMARTY_QUOTA_LIMITS
            ? ngx_http_smarty_quota_limit_names[i] : NULL;
-}
-
-
-ngx_int_t
-ngx_http_smarty_quota_add_variables(ngx_conf_t *cf)
-{
-    ngx_http_variable_t  *var, *v;
-
-    for (v = ngx_http_smarty_quota_vars; v->name.len; v++) {
-        var = ngx_http_add_variable(cf, &v->name, v->flags);
-        if (var == NULL) {
-            return NGX_ERROR;
-        }
-
-        var->get_handler = v->get_handler;
-        var->data = v->data;
-    }
-
-    return NGX_OK;
 }

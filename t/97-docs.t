@@ -14,7 +14,7 @@ for my $f (glob 'src/*.c') {
         my $block = $1;
         $dirs{$1} = $f while $block =~ /ngx_string\("(smarty_\w+)"\)/g;
     }
-    while ($c =~ /^static ngx_http_variable_t\s+\w+\[\]\s*=\s*\{(.*?)^\};/msg)
+    while ($c =~ /^(?:static )?ngx_http_variable_t\s+\w+\[\]\s*=\s*\{(.*?)^\};/msg)
     {
         my $block = $1;
         $vars{$1} = $f while $block =~ /ngx_string\("(smarty_\w+)"\)/g;
