@@ -18,19 +18,8 @@ die "nginx's stream module is missing (libnginx-mod-stream)\n"
 
 my $dir = SmartyTest::tempdir() . '/bench-tls';
 mkdir $dir;
-sub openssl {
-    my $out = `openssl @_ 2>&1`;
-    die "openssl @_: $out" if $?;
-}
-openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2',
-        '-subj', '/CN=smarty-bench-ca', '-keyout', "$dir/ca.key",
-        '-out', "$dir/ca.crt");
-openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=redis.test',
-        '-addext', 'subjectAltName=DNS:redis.test',
-        '-keyout', "$dir/server.key", '-out', "$dir/server.csr");
-openssl('x509', '-req', '-in', "$dir/server.csr", '-CA', "$dir/ca.crt",
-        '-CAkey', "$dir/ca.key", '-CAcreateserial', '-days', '2',
-        '-copy_extensions', 'copyall', '-out', "$dir/server.crt");
+SmartyTest::make_certs($dir, cas => [ 'ca' ],
+                       certs => [ [ 'server', 'redis.test' ] ]);
 
 # one Redis, a plaintext port and a TLS port
 my $tport = SmartyTest::free_port();

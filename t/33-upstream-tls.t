@@ -13,24 +13,9 @@ use SmartyTest qw(is_error);
 my $dir = SmartyTest::tempdir() . '/tls';
 mkdir $dir;
 
-sub openssl {
-    my (@args) = @_;
-    my $out = `openssl @args 2>&1`;
-    die "openssl @args: $out" if $?;
-}
-
 # a CA, a server certificate for smarty.test signed by it, and another CA
-for my $ca (qw(ca wrong)) {
-    openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2',
-            '-subj', "/CN=smarty-test-$ca", '-keyout', "$dir/$ca.key",
-            '-out', "$dir/$ca.crt");
-}
-openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=smarty.test',
-        '-addext', 'subjectAltName=DNS:smarty.test',
-        '-keyout', "$dir/server.key", '-out', "$dir/server.csr");
-openssl('x509', '-req', '-in', "$dir/server.csr", '-CA', "$dir/ca.crt",
-        '-CAkey', "$dir/ca.key", '-CAcreateserial', '-days', '2',
-        '-copy_extensions', 'copyall', '-out', "$dir/server.crt");
+SmartyTest::make_certs($dir, cas => [ 'ca', 'wrong' ],
+                       certs => [ [ 'server', 'smarty.test' ] ]);
 
 my $emu = SmartyTest::start_emulator(token => 'tls-' . SmartyTest::random_hex(16),
                                      args => [ '--per-image-ms', '0' ]);

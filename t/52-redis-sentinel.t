@@ -49,14 +49,8 @@ like(SmartyTest::error_log($A->{ngx}),
      'the gateway found the master through the sentinels');
 
 # each gateway's worker listens to a sentinel for +switch-master
-ok(SmartyTest::wait_until(sub {
-       my $n = 0;
-       for my $x (@{ $st->{sentinels} }) {
-           $n += () = SmartyTest::redis_cli($x->{port}, 'CLIENT', 'LIST')
-                      =~ /\bsub=1\b/g;
-       }
-       $n >= 2;
-   }, 10), 'both gateways subscribe to +switch-master');
+ok(SmartyTopology::switch_master_subscribed($st, 2),
+   'both gateways subscribe to +switch-master');
 
 # --- the master killed under traffic, after a bump it did not pass on ----------
 
@@ -81,18 +75,7 @@ ok(scalar(grep { /stored|hit/ } @$lines[-5 .. -1]),
 
 is(SmartyTest::redis_cli($rport, 'GET', "smarty:{s$s}:gen") || 0, $gen0,
    'the new master never saw the bump');
-my @tags;
-for my $g ($A, $B) {
-    $r = SmartyTopology::rec($g->{url}, $key, $s, [ [ 'f', $group ] ]);
-    is($r->{status}, 200, "space $s after the failover: 200");
-    unlike(SmartyTopology::cs($r), qr/^smarty-gateway; hit$/,
-           '... not the entry stored before the failover') if !@tags;
-    push @tags, SmartyTopology::tags_of($r);
-}
-isnt($before->[0], 'person4', 'before the set, Rachel was not person4');
-is($tags[0][0], 'person4',
-   'never stale: the answer knows the set whose bump was lost');
-is_deeply($tags[1], $tags[0], '... through both instances');
+SmartyTopology::never_stale($A, $B, $key, $s, $group, $before);
 
 # writes go to the new master: the cache stores there
 like(SmartyTopology::cs(SmartyTopology::rec($A->{url}, $key, 8,

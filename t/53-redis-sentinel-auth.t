@@ -76,14 +76,8 @@ SmartyTopology::is_hit(
     SmartyTopology::cs(SmartyTopology::rec($B->{url}, $key, 2, [ [ 'f', $group ] ])),
     '... and the other instance hits it');
 
-ok(SmartyTest::wait_until(sub {
-       my $n = 0;
-       for my $x (@{ $st->{sentinels} }) {
-           $n += () = SmartyTest::redis_cli($x->{port}, 'CLIENT', 'LIST')
-                      =~ /\bsub=1\b/g;
-       }
-       $n >= 2;
-   }, 10), 'both gateways authenticate and subscribe to +switch-master');
+ok(SmartyTopology::switch_master_subscribed($st, 2),
+   'both gateways authenticate and subscribe to +switch-master');
 
 # the failover: the gateways follow the sentinels to the replica
 SmartyTopology::sentinel_failover($st, $A, $B, 3, 10);

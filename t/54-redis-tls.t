@@ -21,28 +21,11 @@ plan skip_all => 'redis-server is needed'
 my $dir = SmartyTest::tempdir() . '/redis-tls';
 mkdir $dir;
 
-sub openssl {
-    my (@args) = @_;
-    my $out = `openssl @args 2>&1`;
-    die "openssl @args: $out" if $?;
-}
-
 # a CA, Redis's certificate (redis.test) and the gateway's client
 # certificate signed by it, and another CA
-for my $ca (qw(ca wrong)) {
-    openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2',
-            '-subj', "/CN=smarty-redis-$ca", '-keyout', "$dir/$ca.key",
-            '-out', "$dir/$ca.crt");
-}
-for my $c ([ 'server', 'redis.test' ], [ 'client', 'smarty-gateway' ]) {
-    my ($name, $cn) = @$c;
-    openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', "/CN=$cn",
-            '-addext', "subjectAltName=DNS:$cn",
-            '-keyout', "$dir/$name.key", '-out', "$dir/$name.csr");
-    openssl('x509', '-req', '-in', "$dir/$name.csr", '-CA', "$dir/ca.crt",
-            '-CAkey', "$dir/ca.key", '-CAcreateserial', '-days', '2',
-            '-copy_extensions', 'copyall', '-out', "$dir/$name.crt");
-}
+SmartyTest::make_certs($dir, cas => [ 'ca', 'wrong' ],
+                       certs => [ [ 'server', 'redis.test' ],
+                                  [ 'client', 'smarty-gateway' ] ]);
 my $pw = 'tls-' . SmartyTest::random_hex(8);
 SmartyTest::spew("$dir/password", "$pw\n");
 chmod 0600, "$dir/password", "$dir/client.key";

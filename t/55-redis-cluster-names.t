@@ -85,21 +85,10 @@ for my $p (@masters) {
 
 # the slot of space 1 moves to another master: the gateway's map is older,
 # the node it asks answers MOVED <name>:<port>
-my ($src, $src_id, $slot) = SmartyTest::cluster_owner($p0, 'smarty:{s1}:gen');
+my ($src, undef, $slot) = SmartyTest::cluster_owner($p0, 'smarty:{s1}:gen');
 my ($dst) = grep { $_ != $src } @masters;
-my $dst_id = SmartyTest::redis_cli($dst, 'CLUSTER', 'MYID');
 my $redirects = metric('smarty_redis_node_redirects_total');
-SmartyTest::redis_cli($dst, 'CLUSTER', 'SETSLOT', $slot, 'IMPORTING', $src_id);
-SmartyTest::redis_cli($src, 'CLUSTER', 'SETSLOT', $slot, 'MIGRATING', $dst_id);
-while (1) {
-    my ($k) = split /\n/, SmartyTest::redis_cli($src, 'CLUSTER',
-                                                'GETKEYSINSLOT', $slot, 1);
-    last unless defined $k && length $k;
-    SmartyTest::redis_cli($src, 'MIGRATE', '127.0.0.1', $dst, '', 0, 5000,
-                          'KEYS', $k);
-}
-SmartyTest::redis_cli($_, 'CLUSTER', 'SETSLOT', $slot, 'NODE', $dst_id)
-    for @masters;
+SmartyTopology::move_slot(\@masters, $slot, $src, $dst);
 like(SmartyTest::redis_cli($src, 'GET', 'smarty:{s1}:gen'),
      qr/^MOVED $slot \Q$name{$dst}\E:$dst$/, "the old master answers MOVED "
      . "$name{$dst}:$dst");

@@ -181,6 +181,34 @@ sub start_redis {
     return $p;
 }
 
+# Certificates for the TLS tests, in $dir: a self-signed CA for each name
+# of @{ $o{cas} } ($dir/<name>.crt and .key), and for each [ name, cn ] of
+# @{ $o{certs} } a certificate of cn (its subjectAltName too) signed by
+# the first CA ($dir/<name>.crt and .key).
+sub make_certs {
+    my ($dir, %o) = @_;
+    my $openssl = sub {
+        my $out = `openssl @_ 2>&1`;
+        die "openssl @_: $out" if $?;
+    };
+    for my $ca (@{ $o{cas} }) {
+        $openssl->('req', '-x509', '-newkey', 'rsa:2048', '-nodes',
+                   '-days', '2', '-subj', "/CN=smarty-test-$ca",
+                   '-keyout', "$dir/$ca.key", '-out', "$dir/$ca.crt");
+    }
+    my $ca = $o{cas}[0];
+    for my $c (@{ $o{certs} // [] }) {
+        my ($name, $cn) = @$c;
+        $openssl->('req', '-newkey', 'rsa:2048', '-nodes', '-subj', "/CN=$cn",
+                   '-addext', "subjectAltName=DNS:$cn",
+                   '-keyout', "$dir/$name.key", '-out', "$dir/$name.csr");
+        $openssl->('x509', '-req', '-in', "$dir/$name.csr",
+                   '-CA', "$dir/$ca.crt", '-CAkey', "$dir/$ca.key",
+                   '-CAcreateserial', '-days', '2', '-copy_extensions',
+                   'copyall', '-out', "$dir/$name.crt");
+    }
+}
+
 # The password of a server started with one (requirepass), by port:
 # redis_cli authenticates with it.
 our %REDIS_AUTH;

@@ -289,6 +289,68 @@ sub sentinel_failover {
     return $lines;
 }
 
+# Slot $slot moved key by key from master $src to master $dst of a cluster
+# whose masters' ports are @$masters, the way redis-cli --cluster reshard
+# does it (IMPORTING, MIGRATING, MIGRATE, SETSLOT NODE on every master),
+# $pace seconds between keys.  Returns how many keys moved.
+sub move_slot {
+    my ($masters, $slot, $src, $dst, $pace) = @_;
+    my $src_id = SmartyTest::redis_cli($src, 'CLUSTER', 'MYID');
+    my $dst_id = SmartyTest::redis_cli($dst, 'CLUSTER', 'MYID');
+    SmartyTest::redis_cli($dst, 'CLUSTER', 'SETSLOT', $slot, 'IMPORTING',
+                          $src_id);
+    SmartyTest::redis_cli($src, 'CLUSTER', 'SETSLOT', $slot, 'MIGRATING',
+                          $dst_id);
+    my $moved = 0;
+    while (1) {
+        my ($k) = split /\n/, SmartyTest::redis_cli($src, 'CLUSTER',
+                                                    'GETKEYSINSLOT', $slot, 1);
+        last unless defined $k && length $k;
+        SmartyTest::redis_cli($src, 'MIGRATE', '127.0.0.1', $dst, '', 0, 5000,
+                              'KEYS', $k);
+        $moved++;
+        Time::HiRes::sleep($pace) if $pace;
+    }
+    SmartyTest::redis_cli($_, 'CLUSTER', 'SETSLOT', $slot, 'NODE', $dst_id)
+        for @$masters;
+    return $moved;
+}
+
+# Whether $n workers listen to the sentinels of $st for +switch-master,
+# within 10 s.
+sub switch_master_subscribed {
+    my ($st, $n) = @_;
+    return SmartyTest::wait_until(sub {
+        my $subs = 0;
+        for my $x (@{ $st->{sentinels} }) {
+            $subs += () = SmartyTest::redis_cli($x->{port}, 'CLIENT', 'LIST')
+                          =~ /\bsub=1\b/g;
+        }
+        $subs >= $n;
+    }, 10);
+}
+
+# After a failover that lost the bump of a set in space $s (SmartyTopology::
+# lost_bump), $group through both instances: 200, not the entry stored
+# before the failover, and the set's answer; $before: the tags before it.
+sub never_stale {
+    my ($A, $B, $key, $s, $group, $before) = @_;
+    my @tags;
+    for my $g ($A, $B) {
+        my $r = rec($g->{url}, $key, $s, [ [ 'f', $group ] ]);
+        Test::More::is($r->{status}, 200, "space $s after the failover: 200");
+        Test::More::unlike(cs($r), qr/^smarty-gateway; hit$/,
+                           '... not the entry stored before the failover')
+            if !@tags;
+        push @tags, tags_of($r);
+    }
+    Test::More::isnt($before->[0], 'person4',
+                     'before the set, Rachel was not person4');
+    Test::More::is($tags[0][0], 'person4',
+                   'never stale: the answer knows the set whose bump was lost');
+    Test::More::is_deeply($tags[1], $tags[0], '... through both instances');
+}
+
 sub lost_bump {
     my ($gw, $port, $space, $person, $photo) = @_;
     my $r = SmartyTest::call($gw->{emu}{url}, 'persons/set',
