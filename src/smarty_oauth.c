@@ -43,6 +43,7 @@ static void smarty_oauth_mask(char *text, const char *secret);
 static void smarty_oauth_cause(smarty_oauth_result_t *res, long status,
     json_t *root, const char *secret, const char *refresh);
 static int smarty_oauth_unhex(const char *s, size_t len, unsigned char *out);
+static void smarty_oauth_clear(smarty_oauth_result_t *res, long status);
 
 
 int
@@ -91,14 +92,8 @@ smarty_oauth_call(const smarty_oauth_request_t *req, const char *refresh,
     struct curl_slist   *headers, *h;
     char                 errbuf[CURL_ERROR_SIZE];
 
+    smarty_oauth_clear(res, 0);
     res->rc = SMARTY_OAUTH_FAILED;
-    res->status = 0;
-    res->access_len = 0;
-    res->refresh_len = 0;
-    res->expires_in = 0;
-    res->access[0] = '\0';
-    res->refresh[0] = '\0';
-    res->error[0] = '\0';
 
     body = smarty_oauth_body(req->client_id, req->client_secret, refresh);
     if (body == NULL) {
@@ -282,13 +277,7 @@ smarty_oauth_answer(long status, const char *body, size_t len,
     json_int_t     exp;
     json_error_t   jerr;
 
-    res->status = status;
-    res->access_len = 0;
-    res->refresh_len = 0;
-    res->expires_in = 0;
-    res->access[0] = '\0';
-    res->refresh[0] = '\0';
-    res->error[0] = '\0';
+    smarty_oauth_clear(res, status);
 
     root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
 
@@ -420,6 +409,21 @@ smarty_oauth_cause(smarty_oauth_result_t *res, long status, json_t *root,
     /* never a secret in a log line, even one an endpoint echoes */
     smarty_oauth_mask(res->error, secret);
     smarty_oauth_mask(res->error, refresh);
+}
+
+
+/* a result with no token yet (its rc is the caller's) */
+
+static void
+smarty_oauth_clear(smarty_oauth_result_t *res, long status)
+{
+    res->status = status;
+    res->access_len = 0;
+    res->refresh_len = 0;
+    res->expires_in = 0;
+    res->access[0] = '\0';
+    res->refresh[0] = '\0';
+    res->error[0] = '\0';
 }
 
 
