@@ -530,7 +530,7 @@ ngx_http_smarty_flow_reject(ngx_http_request_t *r, ngx_http_smarty_ctx_t *ctx,
 ngx_int_t
 ngx_http_smarty_flow_refuse(ngx_http_request_t *r, smarty_err_e e)
 {
-    u_char                      *q;
+    u_char                      *q, *src, *dst;
     ngx_str_t                    uri, *prefix;
     ngx_http_smarty_ctx_t       *ctx;
     ngx_http_smarty_error_t      err;
@@ -538,7 +538,8 @@ ngx_http_smarty_flow_refuse(ngx_http_request_t *r, smarty_err_e e)
 
     /*
      * The URI the client sent: error_page's redirect changed r->uri, not
-     * the request line's.  Empty when the request line itself was bad.
+     * the request line's (empty when the request line itself was bad).
+     * Its path percent-decoded, as nginx decodes r->uri for the flow.
      */
 
     uri = r->unparsed_uri;
@@ -546,6 +547,18 @@ ngx_http_smarty_flow_refuse(ngx_http_request_t *r, smarty_err_e e)
     q = ngx_strlchr(uri.data, uri.data + uri.len, '?');
     if (q) {
         uri.len = q - uri.data;
+    }
+
+    if (uri.len) {
+        dst = ngx_pnalloc(r->pool, uri.len);
+        if (dst == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        src = uri.data;
+        uri.data = dst;
+        ngx_unescape_uri(&dst, &src, uri.len, NGX_UNESCAPE_URI);
+        uri.len = dst - uri.data;
     }
 
     slcf = ngx_http_get_module_loc_conf(r, ngx_http_smarty_gateway_module);

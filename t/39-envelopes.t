@@ -9,7 +9,10 @@ use lib 't/lib';
 use SmartyTest qw(is_error);
 
 my $gw = SmartyTest::start_gateway(error_level => 'notice',
-    server => "        client_body_timeout 1s;\n");
+    # the clients file where the error location sees it too, as in the
+    # example configuration: nginx's refusals name their client
+    server => "        client_body_timeout 1s;\n"
+            . "        smarty_clients_file %%CLIENTS_FILE%%;\n");
 my $port = $gw->{ngx}{port};
 my $key = $gw->{keys}{demo};
 
@@ -108,6 +111,33 @@ is_error(SmartyTest::http('POST', "$gw->{url}/elsewhere"), 404,
              'internal_error', 'smarty_error; on a URI that names no code');
     like(SmartyTest::error_log($g->{ngx}), qr/names no smarty error code/,
          'the error log says why');
+}
+
+# nginx's refusal of an API request is one of the gateway's: its method,
+# from the URI the client sent, percent-decoded as nginx decodes paths,
+# and its client, from the key (the access log's method= and client=)
+{
+    my $pad = 'X-Pad: ' . ('p' x 9000) . "\r\n";
+    for my $c ([ '/api/v1/persons/set', 'persons/set' ],
+               [ '/api/v1/persons%2Fdelete', 'persons/delete' ],
+               [ '/elsewhere', '' ])
+    {
+        my ($path, $method) = @$c;
+        my $r = raw("POST $path HTTP/1.1\r\nHost: gw\r\n"
+                    . "Authorization: Bearer $key\r\n$pad$close\r\n",
+                    half_close => 1);
+        is_error($r, 400, 'headers_too_large', "$path: refused by nginx");
+        # no record outside the API: nginx's "-" of a variable not found
+        my ($who, $m) = $method ? ('demo', $method) : ('-', '-');
+        ok(SmartyTest::wait_until(sub {
+               SmartyTest::slurp("$gw->{ngx}{dir}/gateway.log")
+                   =~ m{"GET /_smarty_error/headers_too_large\?\S*" 400 client=\Q$who\E method=\Q$m\E }
+           }, 5), "$path: logged with client=$who method=$m");
+        # one line at a time: the next case's line is told apart
+        rename "$gw->{ngx}{dir}/gateway.log", "$gw->{ngx}{dir}/gateway.log.old";
+        kill 'USR1', $gw->{ngx}{pid};
+        SmartyTest::wait_until(sub { -e "$gw->{ngx}{dir}/gateway.log" }, 5);
+    }
 }
 
 done_testing;
